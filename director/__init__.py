@@ -1,0 +1,3 @@
+"""The director: a Pelican-compatible redirect service for data federations."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,291 @@
+"""The Django admin: the operator's registry of servers, namespaces, tokens and settings."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db import transaction
+from django.db.models import Count, QuerySet
+from django.http import HttpRequest, HttpResponseRedirect
+from django.urls import reverse
+from django.utils import timezone
+
+from director.models import (
+    Downtime,
+    Namespace,
+    RegistrationToken,
+    Server,
+    Source,
+    StatSettings,
+)
+from director.registry import registry_changed
+
+CAPABILITY_FIELDS = ("public_reads", "reads", "writes", "listings", "direct_reads", "copies")
+# What an advertisement sets: read-only for advertised servers (the next ad would undo an edit).
+ADVERTISED_SERVER_FIELDS = (
+    "name",
+    "kind",
+    "data_url",
+    "web_url",
+    "auth_url",
+    "broker_url",
+    "registry_prefix",
+    *CAPABILITY_FIELDS,
+    "latitude",
+    "longitude",
+    "status",
+    "version",
+    "storage_type",
+    "director_test_disabled",
+    "required_features",
+)
+
+
+class NamespaceInline(admin.TabularInline):
+    model = Namespace
+    extra = 0
+    fields = ("path", *CAPABILITY_FIELDS, "token_issuers", "token_generations")
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or obj.source == Source.ADMIN
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or obj.source == Source.ADMIN
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None or obj.source == Source.ADMIN
+
+
+class DowntimeInline(admin.TabularInline):
+    model = Downtime
+    extra = 0
+    fields = ("source", "downtime_class", "severity", "description", "starts_at", "ends_at")
+    readonly_fields = ("source",)
+
+
+@admin.register(Server)
+class ServerAdmin(admin.ModelAdmin):
+    list_display = (
+        "name",
+        "kind",
+        "status",
+        "enabled",
+        "source",
+        "data_url",
+        "namespace_count",
+        "routing_state",
+        "last_advertised_at",
+    )
+    list_filter = ("kind", "status", "enabled", "source")
+    search_fields = ("name", "data_url", "web_url", "registry_prefix", "namespaces__path")
+    inlines = (NamespaceInline, DowntimeInline)
+    actions = ("disable_servers", "enable_servers", "expire_now")
+    fieldsets = (
+        (None, {"fields": ("name", "kind", "enabled", "status", "source")}),
+        ("URLs", {"fields": ("data_url", "auth_url", "web_url", "broker_url", "registry_prefix")}),
+        ("Capabilities", {"fields": CAPABILITY_FIELDS}),
+        ("Location", {"fields": ("latitude", "longitude")}),
+        (
+            "Advertisement",
+            {
+                "fields": (
+                    "version",
+                    "storage_type",
+                    "director_test_disabled",
+                    "required_features",
+                    "expires_at",
+                    "last_advertised_at",
+                )
+            },
+        ),
+        ("Advanced", {"classes": ("collapse",), "fields": ("stat_concurrency_limit",)}),
+    )
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Server]:
+        return super().get_queryset(request).annotate(_namespace_count=Count("namespaces"))
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Server | None = None) -> Any:
+        always = ("source", "last_advertised_at")
+        if obj is not None and obj.source == Source.ADVERTISED:
+            return (*always, *ADVERTISED_SERVER_FIELDS, "expires_at")
+        return always
+
+    def save_model(self, request: HttpRequest, obj: Server, form: Any, change: bool) -> None:
+        if not change:
+            obj.source = Source.ADMIN
+        super().save_model(request, obj, form, change)
+
+    @admin.display(description="namespaces", ordering="_namespace_count")
+    def namespace_count(self, obj: Server) -> int:
+        return getattr(obj, "_namespace_count", 0)
+
+    @admin.display(description="routing")
+    def routing_state(self, obj: Server) -> str:
+        if not obj.enabled:
+            return "disabled"
+        if obj.expired:
+            return "expired"
+        if obj.status == "shutting down":
+            return "shutting down"
+        if any(downtime.active for downtime in obj.downtimes.all()):
+            return "in downtime"
+        return "routable"
+
+    def _update(self, request: HttpRequest, queryset: QuerySet[Server], **changes: Any) -> int:
+        with transaction.atomic():
+            count = queryset.update(**changes)
+            registry_changed()
+        return count
+
+    @admin.action(description="Disable selected servers (leave them out of routing)")
+    def disable_servers(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
+        count = self._update(request, queryset, enabled=False)
+        self.message_user(request, f"Disabled {count} server(s).", messages.SUCCESS)
+
+    @admin.action(description="Enable selected servers")
+    def enable_servers(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
+        count = self._update(request, queryset, enabled=True)
+        self.message_user(request, f"Enabled {count} server(s).", messages.SUCCESS)
+
+    @admin.action(description="Expire the advertisements of selected servers now")
+    def expire_now(self, request: HttpRequest, queryset: QuerySet[Server]) -> None:
+        advertised = queryset.filter(source=Source.ADVERTISED)
+        skipped = queryset.count() - advertised.count()
+        count = self._update(request, advertised, expires_at=timezone.now())
+        self.message_user(
+            request,
+            f"Expired {count} advertised server(s); they return when they advertise again.",
+            messages.SUCCESS,
+        )
+        if skipped:
+            self.message_user(
+                request,
+                f"{skipped} admin-defined server(s) have no advertisement to expire: "
+                "disable them instead.",
+                messages.WARNING,
+            )
+
+
+@admin.register(Namespace)
+class NamespaceAdmin(admin.ModelAdmin):
+    list_display = ("path", "server", "public_reads", "reads", "writes", "listings", "direct_reads")
+    list_filter = ("server__kind", "public_reads", "writes", "listings")
+    search_fields = ("path", "server__name")
+    list_select_related = ("server",)
+    autocomplete_fields = ("server",)
+
+
+@admin.register(Downtime)
+class DowntimeAdmin(admin.ModelAdmin):
+    list_display = (
+        "server",
+        "downtime_class",
+        "severity",
+        "starts_at",
+        "ends_at",
+        "source",
+        "is_active",
+    )
+    list_filter = ("source", "downtime_class")
+    search_fields = ("server__name", "description")
+    list_select_related = ("server",)
+    autocomplete_fields = ("server",)
+
+    @admin.display(boolean=True, description="active")
+    def is_active(self, obj: Downtime) -> bool:
+        return obj.active
+
+
+@admin.register(RegistrationToken)
+class RegistrationTokenAdmin(admin.ModelAdmin):
+    list_display = ("registry_prefix", "description", "created_at", "last_used_at", "is_live")
+    list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
+    search_fields = ("registry_prefix", "description")
+    actions = ("revoke",)
+    fields = ("registry_prefix", "description", "created_at", "last_used_at", "revoked_at")
+    readonly_fields = ("created_at", "last_used_at", "revoked_at")
+
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: RegistrationToken | None = None
+    ) -> Any:
+        if obj is not None:
+            return (*self.readonly_fields, "registry_prefix")
+        return self.readonly_fields
+
+    @admin.display(boolean=True, description="live")
+    def is_live(self, obj: RegistrationToken) -> bool:
+        return obj.revoked_at is None
+
+    def save_model(
+        self, request: HttpRequest, obj: RegistrationToken, form: Any, change: bool
+    ) -> None:
+        if change:
+            super().save_model(request, obj, form, change)
+            return
+        token, secret = RegistrationToken.issue(obj.registry_prefix, obj.description)
+        obj.pk = token.pk
+        obj.token_hash = token.token_hash
+        obj.created_at = token.created_at
+        self.message_user(
+            request,
+            f"Token for {token.registry_prefix}: {secret} (copy it now: it is stored only "
+            "as a hash and will not be shown again)",
+            messages.WARNING,
+        )
+
+    @admin.action(description="Revoke selected tokens")
+    def revoke(self, request: HttpRequest, queryset: QuerySet[RegistrationToken]) -> None:
+        count = queryset.filter(revoked_at__isnull=True).update(revoked_at=timezone.now())
+        self.message_user(request, f"Revoked {count} token(s).", messages.SUCCESS)
+
+
+@admin.register(StatSettings)
+class StatSettingsAdmin(admin.ModelAdmin):
+    """One row; the list page jumps straight to it."""
+
+    fieldsets = (
+        (
+            "Object presence (stat)",
+            {
+                "fields": (
+                    "check_origin_presence",
+                    "check_cache_presence",
+                    "assume_presence_at_single_origin",
+                    "stat_timeout",
+                    "min_stat_responses",
+                    "max_stat_responses",
+                    "cache_presence_ttl",
+                    "cache_presence_capacity",
+                )
+            },
+        ),
+        ("Selection", {"fields": ("sort_method", "filter_caches_in_error_state", "startup_grace")}),
+        (
+            "Advanced: bounds and deadlines",
+            {
+                "classes": ("collapse",),
+                "fields": (
+                    "redirect_timeout",
+                    "stat_concurrency_limit",
+                    "stat_max_wait",
+                    "stat_max_waiters",
+                    "max_inflight_requests",
+                    "ejection_consecutive_failures",
+                    "ejection_base_time",
+                    "ejection_max_time",
+                ),
+            },
+        ),
+    )
+    readonly_fields = ("updated_at",)
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+        StatSettings.load()
+        return HttpResponseRedirect(reverse("admin:director_statsettings_change", args=[1]))

@@ -1,0 +1,316 @@
+"""JSON API routers (django-ninja): registration, namespaces, directors, director_ui.
+
+Handlers are thin: they parse, call a service or read the snapshot, and shape the answer
+in Pelican's JSON. ``director_project.api`` mounts these routers and maps errors.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import time
+import uuid
+from typing import Any
+
+from django.conf import settings
+from django.http import HttpRequest, HttpResponse
+from django.utils import timezone
+from ninja import Router
+
+from director import __version__, registry
+from director.ads import AdRejected, AdvertisementIn, go_url_object, record_advertisement
+from director.models import Kind, Server, Source
+from director.responses import JSON_CONTENT_TYPE, json_bytes
+from director.snapshot import (
+    CAPABILITY_NAMES,
+    WIRE_CAPABILITY_KEYS,
+    Capability,
+    NamespaceView,
+    ServerKind,
+)
+from director.views import external_url
+
+INSTANCE_ID = uuid.uuid4().hex
+MONITORING_NAMESPACE = NamespaceView(
+    path="/pelican/monitoring", capabilities=Capability.PUBLIC_READS | Capability.READS
+)
+
+director_router = Router(tags=["director"])
+director_v2_router = Router(tags=["director"])
+ui_router = Router(tags=["director_ui"])
+
+
+def _json(payload: Any, status: int = 200) -> HttpResponse:
+    return HttpResponse(json_bytes(payload), status=status, content_type=JSON_CONTENT_TYPE)
+
+
+def _error(status: int, message: str) -> HttpResponse:
+    return _json({"status": "error", "msg": message}, status)
+
+
+# --- registration ----------------------------------------------------------------------
+
+
+def _register(request: HttpRequest, kind: str, ad: AdvertisementIn) -> HttpResponse:
+    try:
+        record_advertisement(
+            kind,
+            ad,
+            authorization=request.META.get("HTTP_AUTHORIZATION", ""),
+            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+        )
+    except AdRejected as rejected:
+        return _error(rejected.status, rejected.message)
+    return _json({"status": "success", "msg": "Successful registration"})
+
+
+@director_router.post(
+    "/registerOrigin",
+    summary="Advertise an origin (Pelican OriginAdvertise body, Bearer registration token)",
+    response={200: dict, 400: dict, 403: dict, 500: dict},
+)
+def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
+    return _register(request, Kind.ORIGIN, ad)
+
+
+@director_router.post(
+    "/registerCache",
+    summary="Advertise a cache (Pelican OriginAdvertise body, Bearer registration token)",
+    response={200: dict, 400: dict, 403: dict, 500: dict},
+)
+def register_cache(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
+    return _register(request, Kind.CACHE, ad)
+
+
+# --- namespaces --------------------------------------------------------------------------
+
+
+def wire_caps(capabilities: Capability) -> dict[str, bool]:
+    return {key: bool(capabilities & flag) for key, flag in WIRE_CAPABILITY_KEYS}
+
+
+def ui_caps(capabilities: Capability) -> dict[str, bool]:
+    return {name: bool(capabilities & flag) for name, flag in CAPABILITY_NAMES}
+
+
+def namespace_ad_json(namespace: NamespaceView) -> dict[str, Any]:
+    """A NamespaceAd in the ad's own JSON shape (issuer URLs as Go URL objects)."""
+    return {
+        "Caps": wire_caps(namespace.capabilities),
+        "path": namespace.path,
+        "token-generation": [
+            {
+                "strategy": generation.strategy,
+                "vault-server": generation.vault_server,
+                "max-scope-depth": generation.max_scope_depth,
+                "issuer": go_url_object(generation.issuer),
+            }
+            for generation in namespace.token_generations
+        ],
+        "token-issuer": [
+            {
+                "base-paths": list(issuer.base_paths),
+                "restricted-paths": list(issuer.restricted_paths),
+                "issuer": go_url_object(issuer.issuer),
+            }
+            for issuer in namespace.token_issuers
+        ],
+        "from-topology": namespace.from_topology,
+    }
+
+
+@director_router.get("/listNamespaces", summary="Deprecated: use /api/v2.0/director/listNamespaces")
+def list_namespaces_v1(request: HttpRequest) -> HttpResponse:
+    response = _error(299, "Deprecated API: use GET /api/v2.0/director/listNamespaces")
+    response["Warning"] = '299 - "Deprecated API: use GET /api/v2.0/director/listNamespaces"'
+    return response
+
+
+@director_v2_router.get("/listNamespaces", summary="Every namespace of every origin")
+def list_namespaces(request: HttpRequest) -> HttpResponse:
+    snapshot = registry.current()
+    now = time.time()
+    listing = [
+        namespace_ad_json(namespace)
+        for name, server in snapshot.servers.items()
+        if server.kind is ServerKind.ORIGIN and server.routable(now)
+        for namespace in snapshot.namespaces_by_server[name]
+    ]
+    listing.append(namespace_ad_json(MONITORING_NAMESPACE))
+    return _json(listing)
+
+
+@director_router.get("/namespaces/prefix/", include_in_schema=False)
+def namespace_prefix_empty(request: HttpRequest) -> HttpResponse:
+    return _error(400, "A path is required: /api/v1.0/director/namespaces/prefix/<path>")
+
+
+@director_router.get("/namespaces/prefix/{path:path}", summary="Longest origin namespace of a path")
+def namespace_prefix(request: HttpRequest, path: str) -> HttpResponse:
+    cleaned = "/" + path.strip("/")
+    if cleaned == "/":
+        return _error(400, "A path other than '/' is required")
+    prefix, _ = registry.current().longest_match(cleaned, time.time(), ServerKind.ORIGIN)
+    if not prefix:
+        return _error(404, f"No namespace found for path {cleaned}")
+    return _json({"prefix": prefix})
+
+
+@director_router.get("/directors", summary="This director's own advertisement")
+def directors(request: HttpRequest) -> HttpResponse:
+    expiry = timezone.now() + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
+    return _json(
+        [
+            {
+                "name": settings.DIRECTOR_NAME,
+                "startTime": int(registry.PROCESS_STARTED_AT),
+                "instanceID": INSTANCE_ID,
+                "generationID": 0,
+                "version": __version__,
+                "expiry": expiry.isoformat().replace("+00:00", "Z"),
+                "advertise_url": external_url(request),
+            }
+        ]
+    )
+
+
+# --- director_ui ---------------------------------------------------------------------------
+
+
+def _filtered_type(server: Server, now: dt.datetime) -> str:
+    if not server.enabled:
+        return "Disabled in the director admin"
+    if server.status == "shutting down":
+        return "Server is shutting down"
+    if any(
+        downtime.starts_at <= now and (downtime.ends_at is None or now <= downtime.ends_at)
+        for downtime in server.downtimes.all()
+    ):
+        return "In downtime"
+    return ""
+
+
+def _iso(value: dt.datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def downtime_json(downtime: Any) -> dict[str, Any]:
+    return {
+        "id": downtime.external_id or str(downtime.pk),
+        "serverName": downtime.server.name,
+        "source": downtime.source,
+        "class": downtime.downtime_class,
+        "severity": downtime.severity,
+        "description": downtime.description,
+        "startTime": int(downtime.starts_at.timestamp() * 1000),
+        "endTime": int(downtime.ends_at.timestamp() * 1000) if downtime.ends_at else -1,
+    }
+
+
+def server_json(server: Server, now: dt.datetime, *, full: bool = False) -> dict[str, Any]:
+    filtered_type = _filtered_type(server, now)
+    namespaces = list(server.namespaces.all())
+    coordinate = {
+        "Lat": server.latitude or 0.0,
+        "Long": server.longitude or 0.0,
+        "AccuracyRadius": 0,
+        "Source": "declared" if server.latitude is not None else "",
+        "FromTTLCache": False,
+    }
+    data: dict[str, Any] = {
+        "name": server.name,
+        "serverId": str(server.pk),
+        "storageType": server.storage_type,
+        "disableDirectorTest": server.director_test_disabled,
+        "authUrl": server.auth_url,
+        "brokerUrl": server.broker_url,
+        "url": server.data_url,
+        "webUrl": server.web_url,
+        "type": "Origin" if server.kind == Kind.ORIGIN else "Cache",
+        "coordinate": coordinate,
+        "latitude": server.latitude or 0.0,
+        "longitude": server.longitude or 0.0,
+        "capabilities": ui_caps(server.capabilities),
+        "filtered": bool(filtered_type),
+        "filteredType": filtered_type,
+        "downtimes": [downtime_json(downtime) for downtime in server.downtimes.all()],
+        "fromTopology": False,
+        "healthStatus": "Health Test Disabled" if server.director_test_disabled else "Unknown",
+        "serverStatus": server.status,
+        "ioLoad": 0.0,
+        "statusWeight": 1.0,
+        "statusWeightLastUpdate": 0,
+        "registryPrefix": server.registry_prefix,
+        "version": server.version,
+        "enabled": server.enabled,
+        "source": server.source,
+        "expiresAt": _iso(server.expires_at),
+        "lastAdvertisedAt": _iso(server.last_advertised_at),
+    }
+    if full:
+        data["namespaces"] = [ui_namespace_json(namespace) for namespace in namespaces]
+    else:
+        data["namespacePrefixes"] = [namespace.path for namespace in namespaces]
+    return data
+
+
+def ui_namespace_json(namespace: Any) -> dict[str, Any]:
+    return {
+        "path": namespace.path,
+        "capabilities": ui_caps(namespace.capabilities),
+        "tokenGeneration": namespace.token_generations,
+        "tokenIssuer": namespace.token_issuers,
+        "fromTopology": namespace.from_topology,
+    }
+
+
+def _listed_servers() -> Any:
+    """Servers whose ads have not lapsed (Pelican forgets lapsed ads), disabled included."""
+    return (
+        Server.objects.exclude(source=Source.ADVERTISED, expires_at__lte=timezone.now())
+        .prefetch_related("namespaces", "downtimes")
+        .order_by("kind", "name")
+    )
+
+
+@ui_router.get("/servers", summary="Origins and caches (server_type=origin|cache)")
+def ui_servers(request: HttpRequest, server_type: str | None = None) -> HttpResponse:
+    servers = _listed_servers()
+    if server_type is not None:
+        if server_type.lower() not in (Kind.ORIGIN, Kind.CACHE):
+            return _error(400, f"server_type must be 'origin' or 'cache', not {server_type!r}")
+        servers = servers.filter(kind=server_type.lower())
+    now = timezone.now()
+    return _json([server_json(server, now) for server in servers])
+
+
+def _one_server(name: str) -> Server | None:
+    return _listed_servers().filter(name=name).first()
+
+
+@ui_router.get("/servers/{name}", summary="One server with its namespaces")
+def ui_server(request: HttpRequest, name: str) -> HttpResponse:
+    server = _one_server(name)
+    if server is None:
+        return _error(404, f"No server named {name!r}")
+    return _json(server_json(server, timezone.now(), full=True))
+
+
+@ui_router.get("/servers/{name}/namespaces", summary="The namespaces of one server")
+def ui_server_namespaces(request: HttpRequest, name: str) -> HttpResponse:
+    server = _one_server(name)
+    if server is None:
+        return _error(404, f"No server named {name!r}")
+    return _json([ui_namespace_json(namespace) for namespace in server.namespaces.all()])
+
+
+@ui_router.get("/namespaces", summary="Namespaces with the origins and caches serving each")
+def ui_namespaces(request: HttpRequest) -> HttpResponse:
+    merged: dict[str, dict[str, Any]] = {}
+    for server in _listed_servers().filter(enabled=True):
+        for namespace in server.namespaces.all():
+            entry = merged.get(namespace.path)
+            if entry is None:
+                entry = ui_namespace_json(namespace) | {"origins": [], "caches": []}
+                merged[namespace.path] = entry
+            entry["origins" if server.kind == Kind.ORIGIN else "caches"].append(server.name)
+    return _json([merged[path] for path in sorted(merged)])

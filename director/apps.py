@@ -1,0 +1,15 @@
+from __future__ import annotations
+
+from django.apps import AppConfig
+
+
+class DirectorConfig(AppConfig):
+    name = "director"
+    verbose_name = "Director registry"
+    default_auto_field = "django.db.models.BigAutoField"
+
+    def ready(self) -> None:
+        from director import checks, signals
+
+        signals.connect()
+        checks.register()

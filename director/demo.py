@@ -1,0 +1,160 @@
+"""The local demo federation of ``make run``: two origins and two caches on loopback.
+
+The origins serve files from a generated data folder; the caches pull objects through the
+director. All four register through the real registration API with real tokens, and
+re-advertise every minute, as Pelican servers do.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import gevent
+import requests
+from django.db import transaction
+from django.utils import timezone
+
+from director.fileserver import FileServer
+from director.models import RegistrationToken, Server
+from director.registry import registry_changed
+
+logger = logging.getLogger(__name__)
+
+DEMO_TOKEN_DESCRIPTION = "demo federation (make run)"
+DEMO_NAMESPACE = "/demo"
+AD_LIFETIME = dt.timedelta(minutes=10)
+ADVERTISE_INTERVAL = 60.0
+# (name, kind, latitude, longitude): places whose order from a client is easy to check.
+DEMO_SERVERS = (
+    ("demo-origin-madison", "origin", 43.0731, -89.4012),
+    ("demo-origin-lincoln", "origin", 40.8136, -96.7026),
+    ("demo-cache-chicago", "cache", 41.8781, -87.6298),
+    ("demo-cache-sandiego", "cache", 32.7157, -117.1611),
+)
+DEMO_FILES = {
+    "demo/hello.txt": b"Hello from the director demo federation!\n",
+    "demo/data/numbers.csv": b"n,square\n"
+    + b"".join(f"{n},{n * n}\n".encode() for n in range(1, 11)),
+}
+
+
+def write_demo_data(data_dir: Path) -> None:
+    for relative, content in DEMO_FILES.items():
+        target = data_dir / relative
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(content)
+
+
+@dataclass
+class DemoServer:
+    name: str
+    kind: str
+    latitude: float
+    longitude: float
+    server: FileServer
+    secret: str = ""
+
+
+@dataclass
+class DemoFederation:
+    """Owner of the demo servers and of the one greenlet that re-advertises them."""
+
+    director_url: str
+    data_dir: Path
+    members: list[DemoServer] = field(default_factory=list)
+    _advertiser: gevent.Greenlet | None = None
+
+    def start(self) -> DemoFederation:
+        write_demo_data(self.data_dir)
+        secrets_by_name = _issue_tokens()
+        for name, kind, latitude, longitude in DEMO_SERVERS:
+            if kind == "origin":
+                server = FileServer(root=self.data_dir, name=name)
+            else:
+                server = FileServer(name=name, upstream_director=self.director_url)
+            self.members.append(
+                DemoServer(name, kind, latitude, longitude, server.start(), secrets_by_name[name])
+            )
+        self.advertise_all()
+        self._advertiser = gevent.spawn(self._readvertise)
+        self._advertiser.name = "demo-advertiser"
+        self._advertiser.link_exception(
+            lambda g: logger.error("demo advertiser died: %r", g.exception)
+        )
+        return self
+
+    def ad_for(self, member: DemoServer) -> dict[str, object]:
+        now = timezone.now()
+        caps = {
+            "PublicRead": True,
+            "Read": True,
+            "Write": False,
+            "Listing": True,
+            "FallBackRead": True,
+            "Copies": False,
+        }
+        return {
+            "name": member.name,
+            "registry-prefix": f"/{member.kind}s/{member.name}",
+            "data-url": member.server.url,
+            "web-url": member.server.url,
+            "capabilities": caps,
+            "namespaces": [{"Caps": caps, "path": DEMO_NAMESPACE}],
+            "coordinate": {"Lat": member.latitude, "Long": member.longitude, "Source": "declared"},
+            "status": "ok",
+            "version": "7.20.0",
+            "now": now.isoformat(),
+            "expiry": (now + AD_LIFETIME).isoformat(),
+            "directorTest": True,
+        }
+
+    def advertise_all(self) -> None:
+        for member in self.members:
+            endpoint = "registerOrigin" if member.kind == "origin" else "registerCache"
+            try:
+                answer = requests.post(
+                    f"{self.director_url}/api/v1.0/director/{endpoint}",
+                    json=self.ad_for(member),
+                    headers={
+                        "Authorization": f"Bearer {member.secret}",
+                        "User-Agent": f"pelican-{member.kind}/7.20.0",
+                    },
+                    timeout=10,
+                )
+            except requests.RequestException as error:
+                logger.warning("demo: %s could not advertise: %s", member.name, error)
+                continue
+            if answer.status_code != 200:
+                logger.warning("demo: %s advertisement refused: %s", member.name, answer.text)
+
+    def _readvertise(self) -> None:
+        while True:
+            gevent.sleep(ADVERTISE_INTERVAL)
+            self.advertise_all()
+
+    def stop(self) -> None:
+        if self._advertiser is not None:
+            self._advertiser.kill()
+        for member in self.members:
+            member.server.stop(timeout=0.5)
+        # Let the demo servers leave routing now rather than in ten minutes.
+        with transaction.atomic():
+            Server.objects.filter(name__in=[m.name for m in self.members]).update(
+                expires_at=timezone.now()
+            )
+            registry_changed()
+
+
+def _issue_tokens() -> dict[str, str]:
+    """Fresh tokens for the demo servers; tokens of earlier demo runs are revoked."""
+    with transaction.atomic():
+        RegistrationToken.objects.live().filter(description=DEMO_TOKEN_DESCRIPTION).update(
+            revoked_at=timezone.now()
+        )
+        return {
+            name: RegistrationToken.issue(f"/{kind}s/{name}", DEMO_TOKEN_DESCRIPTION)[1]
+            for name, kind, _, _ in DEMO_SERVERS
+        }

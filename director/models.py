@@ -1,0 +1,450 @@
+"""The registry: servers, their namespaces and downtimes, registration tokens, settings.
+
+The redirect path never reads these tables; ``director.registry`` turns them into an
+in-memory ``Snapshot`` whenever the change counter (``RegistryState``) moves.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from typing import ClassVar
+
+from django.core.exceptions import ValidationError
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+from django.utils import timezone
+
+from director.snapshot import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
+from director.validation import namespace_path_problem, registry_prefix_kind, url_problem
+
+
+class Kind(models.TextChoices):
+    ORIGIN = ServerKind.ORIGIN.value, "origin"
+    CACHE = ServerKind.CACHE.value, "cache"
+
+
+class Status(models.TextChoices):
+    OK = ServerStatus.OK.value, "ok"
+    WARNING = ServerStatus.WARNING.value, "warning"
+    DEGRADED = ServerStatus.DEGRADED.value, "degraded"
+    CRITICAL = ServerStatus.CRITICAL.value, "critical"
+    SHUTTING_DOWN = ServerStatus.SHUTTING_DOWN.value, "shutting down"
+    UNKNOWN = ServerStatus.UNKNOWN.value, "unknown"
+
+
+class Source(models.TextChoices):
+    ADVERTISED = "advertised", "advertised"
+    ADMIN = "admin", "defined in admin"
+
+
+class CapabilityFields(models.Model):
+    """The six Pelican capabilities as admin checkboxes, shared by servers and namespaces."""
+
+    public_reads = models.BooleanField("PublicReads", default=False)
+    reads = models.BooleanField("Reads", default=False)
+    writes = models.BooleanField("Writes", default=False)
+    listings = models.BooleanField("Listings", default=False)
+    direct_reads = models.BooleanField(
+        "DirectReads",
+        default=False,
+        help_text="Pelican's FallBackRead: clients may read here directly.",
+    )
+    copies = models.BooleanField("Copies", default=False)
+
+    CAPABILITY_FIELDS: ClassVar[tuple[tuple[str, Capability], ...]] = (
+        ("public_reads", Capability.PUBLIC_READS),
+        ("reads", Capability.READS),
+        ("writes", Capability.WRITES),
+        ("listings", Capability.LISTINGS),
+        ("direct_reads", Capability.DIRECT_READS),
+        ("copies", Capability.COPIES),
+    )
+
+    class Meta:
+        abstract = True
+
+    @property
+    def capabilities(self) -> Capability:
+        flags = Capability.NONE
+        for field_name, flag in self.CAPABILITY_FIELDS:
+            if getattr(self, field_name):
+                flags |= flag
+        return flags
+
+    def set_capabilities(self, flags: Capability) -> None:
+        for field_name, flag in self.CAPABILITY_FIELDS:
+            setattr(self, field_name, bool(flags & flag))
+
+    def capability_names(self) -> list[str]:
+        return [name for name, flag in CAPABILITY_NAMES if self.capabilities & flag]
+
+
+class ServerQuerySet(models.QuerySet["Server"]):
+    def routable(self) -> ServerQuerySet:
+        """Enabled and not expired (downtime and status are applied in the snapshot)."""
+        return self.filter(enabled=True).filter(
+            Q(expires_at__isnull=True) | Q(expires_at__gt=timezone.now())
+        )
+
+
+class Server(CapabilityFields):
+    """An origin or cache, advertised through the API or defined in the admin."""
+
+    name = models.CharField(max_length=255, unique=True)
+    kind = models.CharField(max_length=10, choices=Kind.choices)
+    data_url = models.CharField(
+        "data URL", max_length=1000, help_text="Where objects are read: scheme://host:port[/path]."
+    )
+    web_url = models.CharField("web URL", max_length=1000, blank=True)
+    auth_url = models.CharField(
+        "auth URL",
+        max_length=1000,
+        blank=True,
+        help_text="Used instead of the data URL for protected namespaces.",
+    )
+    broker_url = models.CharField("broker URL", max_length=1000, blank=True)
+    registry_prefix = models.CharField(
+        max_length=255, blank=True, help_text="/origins/<site> or /caches/<site>."
+    )
+    latitude = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-90.0), MaxValueValidator(90.0)]
+    )
+    longitude = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-180.0), MaxValueValidator(180.0)]
+    )
+    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
+    version = models.CharField(max_length=100, default="unknown")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
+    enabled = models.BooleanField(
+        default=True, help_text="A disabled server is left out of all routing."
+    )
+    expires_at = models.DateTimeField(
+        null=True,
+        blank=True,
+        help_text="When the last advertisement lapses; empty for admin-defined servers.",
+    )
+    last_advertised_at = models.DateTimeField(null=True, blank=True)
+    storage_type = models.CharField(max_length=50, blank=True)
+    director_test_disabled = models.BooleanField(
+        default=False,
+        help_text="The server's ad says directorTest: true (no director health tests).",
+    )
+    required_features = models.JSONField(default=list, blank=True)
+    stat_concurrency_limit = models.PositiveIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="Per-server override of the stat concurrency limit; empty uses the global one.",
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    updated_at = models.DateTimeField(auto_now=True)
+
+    objects = ServerQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["kind", "name"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(kind__in=[Kind.ORIGIN, Kind.CACHE]), name="director_server_kind_valid"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.kind})"
+
+    def clean(self) -> None:
+        errors: dict[str, str] = {}
+        for field_name in ("data_url", "web_url", "auth_url", "broker_url"):
+            value = getattr(self, field_name)
+            if field_name == "data_url" or value:
+                problem = url_problem(value)
+                if problem:
+                    errors[field_name] = problem
+        if (self.latitude is None) != (self.longitude is None):
+            errors["longitude"] = "Give both latitude and longitude, or neither."
+        if errors:
+            raise ValidationError(errors)
+
+    @property
+    def expired(self) -> bool:
+        return self.expires_at is not None and self.expires_at <= timezone.now()
+
+
+class Namespace(CapabilityFields):
+    """A namespace one server serves, with the token metadata of its Pelican ad."""
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="namespaces")
+    path = models.CharField(max_length=1024, help_text="Absolute path without a trailing slash.")
+    token_issuers = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='List of {"issuer": url, "base-paths": [...], "restricted-paths": [...]}.',
+    )
+    token_generations = models.JSONField(
+        default=list,
+        blank=True,
+        help_text='List of {"strategy", "vault-server", "max-scope-depth", "issuer"}.',
+    )
+    from_topology = models.BooleanField(default=False)
+
+    class Meta:
+        ordering = ["server__name", "path"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["server", "path"], name="director_namespace_unique_path"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.path} on {self.server.name}"
+
+    def clean(self) -> None:
+        problem = namespace_path_problem(self.path)
+        if problem:
+            raise ValidationError({"path": problem})
+        self.path = self.path.rstrip("/") or "/"
+
+    @property
+    def require_token(self) -> bool:
+        return not self.public_reads
+
+
+class Downtime(models.Model):
+    """A window in which a server takes no part in routing (ads carry their own)."""
+
+    class DowntimeClass(models.TextChoices):
+        SCHEDULED = "SCHEDULED", "scheduled"
+        UNSCHEDULED = "UNSCHEDULED", "unscheduled"
+
+    server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="downtimes")
+    source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
+    external_id = models.CharField(
+        max_length=100, blank=True, help_text="The id in the server's ad."
+    )
+    downtime_class = models.CharField(
+        "class", max_length=20, choices=DowntimeClass.choices, default=DowntimeClass.SCHEDULED
+    )
+    severity = models.CharField(max_length=100, blank=True)
+    description = models.TextField(blank=True)
+    starts_at = models.DateTimeField()
+    ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty means indefinite.")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["server__name", "starts_at"]
+        constraints = [
+            models.CheckConstraint(
+                condition=Q(ends_at__isnull=True) | Q(ends_at__gte=models.F("starts_at")),
+                name="director_downtime_ends_after_start",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        end = self.ends_at.isoformat() if self.ends_at else "indefinite"
+        return f"{self.server.name}: {self.starts_at.isoformat()} to {end}"
+
+    def clean(self) -> None:
+        if self.ends_at is not None and self.starts_at and self.ends_at < self.starts_at:
+            raise ValidationError({"ends_at": "The downtime must end after it starts."})
+
+    @property
+    def active(self) -> bool:
+        now = timezone.now()
+        return self.starts_at <= now and (self.ends_at is None or now <= self.ends_at)
+
+
+def hash_token_secret(secret: str) -> str:
+    """SHA-256 of the secret: tokens are 32 random bytes, so a fast hash is enough."""
+    return hashlib.sha256(secret.encode("utf-8")).hexdigest()
+
+
+class RegistrationTokenQuerySet(models.QuerySet["RegistrationToken"]):
+    def live(self) -> RegistrationTokenQuerySet:
+        return self.filter(revoked_at__isnull=True)
+
+
+class RegistrationToken(models.Model):
+    """A bearer token that lets a server advertise under one registry prefix.
+
+    Only the SHA-256 of the secret is stored; the secret is shown once, when created.
+    """
+
+    registry_prefix = models.CharField(
+        max_length=255, help_text="/origins/<site> or /caches/<site>: the ads this token may send."
+    )
+    token_hash = models.CharField(max_length=64, unique=True, editable=False)
+    description = models.CharField(max_length=255, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
+    last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
+
+    objects = RegistrationTokenQuerySet.as_manager()
+
+    class Meta:
+        ordering = ["registry_prefix", "-created_at"]
+
+    def __str__(self) -> str:
+        state = "revoked" if self.revoked_at else "live"
+        return f"{self.registry_prefix} ({state}, #{self.pk})"
+
+    def clean(self) -> None:
+        if registry_prefix_kind(self.registry_prefix) is None:
+            raise ValidationError(
+                {"registry_prefix": "Use /origins/<site> or /caches/<site> (one path segment)."}
+            )
+
+    @property
+    def kind(self) -> str | None:
+        return registry_prefix_kind(self.registry_prefix)
+
+    @classmethod
+    def issue(cls, registry_prefix: str, description: str = "") -> tuple[RegistrationToken, str]:
+        """Create a token; return it and its secret (which is not stored)."""
+        secret = secrets.token_urlsafe(32)
+        token = cls(registry_prefix=registry_prefix, description=description)
+        token.full_clean(exclude=["token_hash"])
+        token.token_hash = hash_token_secret(secret)
+        token.save()
+        return token, secret
+
+    def matches(self, secret: str) -> bool:
+        return hmac.compare_digest(self.token_hash, hash_token_secret(secret))
+
+
+class StatSettings(models.Model):
+    """The single row of director and stat parameters (Pelican's Director.*).
+
+    Saved changes reach every running process within about a second.
+    """
+
+    class SortMethod(models.TextChoices):
+        DISTANCE = "distance", "distance"
+        DISTANCE_AND_LOAD = "distanceAndLoad", "distanceAndLoad (same as distance)"
+        RANDOM = "random", "random"
+        ADAPTIVE = "adaptive", "adaptive"
+
+    stat_timeout = models.FloatField(
+        default=2.0, validators=[MinValueValidator(0.01)], help_text="Seconds one HEAD may take."
+    )
+    stat_concurrency_limit = models.PositiveIntegerField(
+        default=100, validators=[MinValueValidator(1)], help_text="HEADs in flight per server."
+    )
+    stat_max_wait = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds a stat may wait for a free slot before the server counts as saturated.",
+    )
+    stat_max_waiters = models.PositiveIntegerField(
+        default=10,
+        help_text="Stats that may wait for a slot per server; beyond: saturated at once.",
+    )
+    redirect_timeout = models.FloatField(
+        default=2.5,
+        validators=[MinValueValidator(0.01)],
+        help_text="Hard deadline of a redirect request, in seconds.",
+    )
+    cache_presence_ttl = models.FloatField(
+        default=60.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds a stat answer is kept.",
+    )
+    cache_presence_capacity = models.PositiveIntegerField(
+        default=2000, validators=[MinValueValidator(1)], help_text="Stat answers kept per server."
+    )
+    check_origin_presence = models.BooleanField(default=True)
+    check_cache_presence = models.BooleanField(default=True)
+    assume_presence_at_single_origin = models.BooleanField(default=True)
+    min_stat_responses = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    max_stat_responses = models.PositiveIntegerField(
+        default=1,
+        validators=[MinValueValidator(1)],
+        help_text="The redirect returns once this many servers answered present.",
+    )
+    sort_method = models.CharField(
+        max_length=20, choices=SortMethod.choices, default=SortMethod.DISTANCE
+    )
+    startup_grace = models.FloatField(
+        default=300.0,
+        validators=[MinValueValidator(0.0)],
+        help_text=(
+            "Seconds after start during which an unknown path gets 429 instead of 404; 0 disables."
+        ),
+    )
+    filter_caches_in_error_state = models.BooleanField(
+        default=True,
+        help_text="Leave caches whose status is critical or shutting down out of redirects.",
+    )
+    ejection_consecutive_failures = models.PositiveIntegerField(
+        default=5,
+        validators=[MinValueValidator(1)],
+        help_text="Consecutive timeouts, errors or 5xx that eject a server.",
+    )
+    ejection_base_time = models.FloatField(
+        default=30.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds of the first ejection; multiplied by the times ejected.",
+    )
+    ejection_max_time = models.FloatField(
+        default=300.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Upper bound of one ejection, in seconds.",
+    )
+    max_inflight_requests = models.PositiveIntegerField(
+        default=1000,
+        validators=[MinValueValidator(1)],
+        help_text=(
+            "Requests one process serves at once; beyond that it answers 429 with Retry-After: 1."
+        ),
+    )
+    updated_at = models.DateTimeField(auto_now=True)
+
+    class Meta:
+        verbose_name = "director settings"
+        verbose_name_plural = "director settings"
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="director_statsettings_singleton"),
+            models.CheckConstraint(
+                condition=Q(max_stat_responses__gte=models.F("min_stat_responses")),
+                name="director_statsettings_max_ge_min",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return "Director settings"
+
+    def clean(self) -> None:
+        if self.max_stat_responses < self.min_stat_responses:
+            raise ValidationError({"max_stat_responses": "Must be at least min stat responses."})
+        if self.ejection_max_time < self.ejection_base_time:
+            raise ValidationError({"ejection_max_time": "Must be at least the base ejection time."})
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        self.pk = 1
+        super().save(*args, **kwargs)  # type: ignore[arg-type]
+
+    @classmethod
+    def load(cls) -> StatSettings:
+        settings_row, _ = cls.objects.get_or_create(pk=1)
+        return settings_row
+
+
+class RegistryState(models.Model):
+    """One row whose ``generation`` moves on every registry change.
+
+    Each director process compares it with its snapshot's generation (at most once per
+    second) and rebuilds the snapshot when it moved: that is how processes sharing one
+    database converge.
+    """
+
+    generation = models.BigIntegerField(default=0)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="director_registrystate_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return f"Registry generation {self.generation}"

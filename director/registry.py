@@ -1,0 +1,250 @@
+"""The process's routing snapshot and how it follows the database.
+
+1. Every registry change (an ad, an admin edit, a settings save) bumps
+   ``RegistryState.generation`` in the same transaction (``registry_changed``) and, once
+   committed, rebuilds this process's snapshot right away.
+2. A ``RegistryWatcher`` greenlet in each serving process reads the generation every
+   ``DIRECTOR_REGISTRY_POLL_INTERVAL`` (1 s) and rebuilds when it moved, so processes that
+   share one database converge within about a second.
+3. Redirects call ``current()``, which returns the snapshot without touching the database
+   (only the very first call in a process builds it).
+
+Expiry needs no rebuild: each ServerView carries its expiry and routing checks it.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable
+
+import gevent
+from django.db import close_old_connections, connection, transaction
+from django.db.models import F
+
+from director import models
+from director.snapshot import (
+    DirectorSettings,
+    DowntimeWindow,
+    NamespaceView,
+    ServerKind,
+    ServerStatus,
+    ServerView,
+    Snapshot,
+    TokenGeneration,
+    TokenIssuer,
+)
+
+logger = logging.getLogger(__name__)
+
+PROCESS_STARTED_AT = time.time()
+
+_snapshot: Snapshot | None = None
+_listeners: list[Callable[[Snapshot], None]] = []
+
+
+def current() -> Snapshot:
+    """The routing snapshot; built on first use, then only by changes and the watcher."""
+    snapshot = _snapshot
+    if snapshot is None:
+        snapshot = rebuild()
+    return snapshot
+
+
+def on_rebuild(listener: Callable[[Snapshot], None]) -> None:
+    """Call ``listener(snapshot)`` after each install (the stat engine resizes its pools)."""
+    _listeners.append(listener)
+
+
+def startup_grace_active(snapshot: Snapshot, now: float) -> bool:
+    grace = snapshot.settings.startup_grace
+    return grace > 0 and now - PROCESS_STARTED_AT < grace
+
+
+def read_generation() -> int:
+    state = models.RegistryState.objects.filter(pk=1).values_list("generation", flat=True).first()
+    return int(state or 0)
+
+
+def settings_view(row: models.StatSettings | None) -> DirectorSettings:
+    if row is None:
+        return DirectorSettings()
+    return DirectorSettings(
+        **{name: getattr(row, name) for name in DirectorSettings.__dataclass_fields__}
+    )
+
+
+def _server_view(server: models.Server) -> ServerView:
+    try:
+        status = ServerStatus(server.status)
+    except ValueError:
+        status = ServerStatus.UNKNOWN
+    return ServerView(
+        name=server.name,
+        kind=ServerKind(server.kind),
+        url=server.data_url.rstrip("/"),
+        auth_url=server.auth_url.rstrip("/"),
+        web_url=server.web_url.rstrip("/"),
+        broker_url=server.broker_url,
+        capabilities=server.capabilities,
+        latitude=server.latitude,
+        longitude=server.longitude,
+        status=status,
+        version=server.version,
+        expires_at=server.expires_at.timestamp() if server.expires_at else None,
+        downtimes=tuple(
+            DowntimeWindow(
+                start=downtime.starts_at.timestamp(),
+                end=downtime.ends_at.timestamp() if downtime.ends_at else None,
+            )
+            for downtime in server.downtimes.all()
+        ),
+        stat_concurrency_limit=server.stat_concurrency_limit,
+    )
+
+
+def _namespace_view(namespace: models.Namespace) -> NamespaceView:
+    issuers = tuple(
+        TokenIssuer(
+            issuer=str(item.get("issuer", "")),
+            base_paths=tuple(item.get("base-paths") or ()),
+            restricted_paths=tuple(item.get("restricted-paths") or ()),
+        )
+        for item in namespace.token_issuers or ()
+        if isinstance(item, dict)
+    )
+    generations = tuple(
+        TokenGeneration(
+            strategy=str(item.get("strategy", "")),
+            vault_server=str(item.get("vault-server", "")),
+            max_scope_depth=int(item.get("max-scope-depth") or 0),
+            issuer=str(item.get("issuer", "")),
+        )
+        for item in namespace.token_generations or ()
+        if isinstance(item, dict)
+    )
+    return NamespaceView(
+        path=namespace.path.rstrip("/") or "/",
+        capabilities=namespace.capabilities,
+        token_issuers=issuers,
+        token_generations=generations,
+        from_topology=namespace.from_topology,
+    )
+
+
+def build_snapshot() -> Snapshot:
+    """Read the registry. The generation is read first, so a change that lands while we
+    read is picked up by the next poll rather than lost."""
+    generation = read_generation()
+    settings = settings_view(models.StatSettings.objects.filter(pk=1).first())
+    servers = models.Server.objects.routable().prefetch_related("namespaces", "downtimes")
+    return Snapshot.build(
+        generation,
+        settings,
+        [
+            (_server_view(server), [_namespace_view(ns) for ns in server.namespaces.all()])
+            for server in servers
+        ],
+    )
+
+
+def install(snapshot: Snapshot) -> Snapshot:
+    """Make ``snapshot`` current unless a newer generation is already installed."""
+    global _snapshot
+    existing = _snapshot
+    if existing is not None and existing.generation > snapshot.generation:
+        return existing
+    _snapshot = snapshot
+    for listener in _listeners:
+        listener(snapshot)
+    return snapshot
+
+
+def rebuild() -> Snapshot:
+    return install(build_snapshot())
+
+
+def registry_changed() -> None:
+    """Record a registry change inside the caller's transaction.
+
+    Bumps the shared generation, then rebuilds this process's snapshot after commit (other
+    processes see the new generation on their next poll).
+    """
+    updated = models.RegistryState.objects.filter(pk=1).update(generation=F("generation") + 1)
+    if not updated:
+        models.RegistryState.objects.create(pk=1, generation=1)
+    transaction.on_commit(_rebuild_if_behind)
+
+
+def _rebuild_if_behind() -> None:
+    # One transaction may record several changes (and so several callbacks): only the
+    # first callback after commit finds the snapshot behind and rebuilds.
+    snapshot = _snapshot
+    if snapshot is None or read_generation() != snapshot.generation:
+        rebuild()
+
+
+class RegistryWatcher:
+    """Owner of the greenlet that follows the shared generation counter.
+
+    One per process. Its loop does one small query per interval and a rebuild when the
+    generation moved; a failing database is logged and retried, never fatal.
+    """
+
+    def __init__(self, interval: float) -> None:
+        self.interval = interval
+        self._greenlet: gevent.Greenlet | None = None
+
+    @property
+    def running(self) -> bool:
+        return self._greenlet is not None and not self._greenlet.dead
+
+    def start(self) -> None:
+        if self.running:
+            return
+        self._greenlet = gevent.spawn(self._run)
+        self._greenlet.name = "director-registry-watcher"
+        self._greenlet.link_exception(_log_greenlet_death)
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill(block=True, timeout=5)
+            self._greenlet = None
+
+    def check_once(self) -> bool:
+        """Rebuild if the shared generation differs from ours; True when rebuilt."""
+        try:
+            generation = read_generation()
+            snapshot = _snapshot
+            if snapshot is None or generation != snapshot.generation:
+                rebuild()
+                return True
+            return False
+        finally:
+            # Each check runs in this greenlet's own connection: close it so that no
+            # connection (or SQLite read lock) is held between polls.
+            close_old_connections()
+            connection.close()
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.check_once()
+            except Exception:
+                logger.exception("registry watcher: could not read the registry; retrying")
+            gevent.sleep(self.interval)
+
+
+def _log_greenlet_death(greenlet: gevent.Greenlet) -> None:
+    logger.error("%s died: %r", getattr(greenlet, "name", greenlet), greenlet.exception)
+
+
+watcher: RegistryWatcher | None = None
+
+
+def start_watcher(interval: float) -> RegistryWatcher:
+    global watcher
+    if watcher is None:
+        watcher = RegistryWatcher(interval)
+    watcher.start()
+    return watcher

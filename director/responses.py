@@ -1,0 +1,75 @@
+"""Django responses in the Pelican wire format.
+
+``PelicanResponse`` can carry the same header on several lines (one
+``X-Pelican-Authorization`` per issuer): Django's header dict holds one value per name,
+so the extra lines are appended in ``items()``, which is what the WSGI handler sends.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterator, Sequence
+
+from django.http import HttpResponse
+
+from director import __version__
+from director.headers import CORS_HEADERS
+
+SERVER_HEADER = f"pelican/{__version__}"
+JSON_CONTENT_TYPE = "application/json; charset=utf-8"
+
+
+class PelicanResponse(HttpResponse):
+    def __init__(
+        self,
+        content: bytes = b"",
+        *,
+        status: int,
+        header_lines: Sequence[tuple[str, str]] = (),
+        content_type: str | None = None,
+        cors: bool = True,
+    ) -> None:
+        super().__init__(content, status=status, content_type=content_type)
+        if content_type is None and not content:
+            del self.headers["Content-Type"]
+        self.repeated_lines: list[tuple[str, str]] = []
+        self.headers["Server"] = SERVER_HEADER
+        if cors:
+            for name, value in CORS_HEADERS:
+                self.headers[name] = value
+        for name, value in header_lines:
+            if name in self.headers and name not in ("Server",):
+                self.repeated_lines.append((name, value))
+            else:
+                self.headers[name] = value
+
+    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
+        yield from self.headers.items()
+        yield from self.repeated_lines
+
+    def header_values(self, name: str) -> list[str]:
+        """All values sent for ``name`` (tests and the debug view)."""
+        lowered = name.lower()
+        return [value for key, value in self.items() if key.lower() == lowered]
+
+
+def json_bytes(payload: object) -> bytes:
+    """Compact JSON as Go's encoding/json writes it (no spaces)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error_response(
+    status: int,
+    message: str,
+    *,
+    header_lines: Sequence[tuple[str, str]] = (),
+    cors: bool = True,
+) -> PelicanResponse:
+    """``{"status":"error","msg":...}``, the body of every director error."""
+    return PelicanResponse(
+        json_bytes({"status": "error", "msg": message}),
+        status=status,
+        header_lines=header_lines,
+        content_type=JSON_CONTENT_TYPE,
+        cors=cors,
+    )

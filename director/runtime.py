@@ -1,0 +1,22 @@
+"""Per-process background work, started by each entry point that serves requests.
+
+``manage.py serve``, gunicorn.conf.py (``post_worker_init``) and the test server fixture
+call ``start_background()``; library code never starts greenlets on import.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+
+from director import registry
+
+
+def start_background() -> None:
+    """Build the snapshot now and start following the registry (idempotent)."""
+    registry.current()
+    registry.start_watcher(settings.DIRECTOR_REGISTRY_POLL_INTERVAL)
+
+
+def stop_background() -> None:
+    if registry.watcher is not None:
+        registry.watcher.stop()

@@ -1,0 +1,242 @@
+"""The in-memory routing snapshot: frozen views of servers and namespaces.
+
+Plain Python, no Django. ``director.registry`` builds a Snapshot from the database; the
+redirect path reads only the snapshot, so a redirect never touches the database.
+Everything a redirect needs per namespace (header strings, issuer lines) is computed once
+here, when the snapshot is built, not per request.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+
+
+class Capability(enum.IntFlag):
+    """Server and namespace capabilities, as in Pelican's ``Capabilities`` struct."""
+
+    NONE = 0
+    PUBLIC_READS = 1
+    READS = 2
+    WRITES = 4
+    LISTINGS = 8
+    DIRECT_READS = 16
+    COPIES = 32
+
+
+# Pelican's wire names (ad JSON keys) for each capability, in its struct order.
+WIRE_CAPABILITY_KEYS: tuple[tuple[str, Capability], ...] = (
+    ("PublicRead", Capability.PUBLIC_READS),
+    ("Read", Capability.READS),
+    ("Write", Capability.WRITES),
+    ("Listing", Capability.LISTINGS),
+    ("FallBackRead", Capability.DIRECT_READS),
+    ("Copies", Capability.COPIES),
+)
+# Names shown in messages and the UI API.
+CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
+    ("PublicReads", Capability.PUBLIC_READS),
+    ("Reads", Capability.READS),
+    ("Writes", Capability.WRITES),
+    ("Listings", Capability.LISTINGS),
+    ("DirectReads", Capability.DIRECT_READS),
+    ("Copies", Capability.COPIES),
+)
+
+
+class ServerKind(enum.StrEnum):
+    ORIGIN = "origin"
+    CACHE = "cache"
+
+
+class ServerStatus(enum.StrEnum):
+    """Advertised health, ordered as Pelican orders it (shutting down is worst)."""
+
+    SHUTTING_DOWN = "shutting down"
+    CRITICAL = "critical"
+    DEGRADED = "degraded"
+    WARNING = "warning"
+    OK = "ok"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class DowntimeWindow:
+    """A downtime as epoch seconds; ``end`` None means indefinite."""
+
+    start: float
+    end: float | None
+
+    def active(self, now: float) -> bool:
+        return self.start <= now and (self.end is None or now <= self.end)
+
+
+@dataclass(frozen=True, slots=True)
+class ServerView:
+    """What routing needs to know about one server."""
+
+    name: str
+    kind: ServerKind
+    url: str  # data URL, scheme://host[:port][/path], no trailing slash
+    auth_url: str = ""
+    web_url: str = ""
+    broker_url: str = ""
+    capabilities: Capability = Capability.NONE
+    latitude: float | None = None
+    longitude: float | None = None
+    status: ServerStatus = ServerStatus.UNKNOWN
+    version: str = "unknown"
+    expires_at: float | None = None  # epoch seconds; None for servers defined in the admin
+    downtimes: tuple[DowntimeWindow, ...] = ()
+    stat_concurrency_limit: int | None = None  # per-server override of the stat limit
+
+    def routable(self, now: float) -> bool:
+        """Not expired, not shutting down and not in an active downtime.
+
+        Pelican's ``filteredServers`` in one predicate: such a server takes no part in
+        namespace matching at all. (Admin-disabled servers never enter the snapshot.)
+        """
+        if self.expires_at is not None and self.expires_at <= now:
+            return False
+        if self.status is ServerStatus.SHUTTING_DOWN:
+            return False
+        return not any(window.active(now) for window in self.downtimes)
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    issuer: str
+    base_paths: tuple[str, ...] = ()
+    restricted_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGeneration:
+    strategy: str = ""
+    vault_server: str = ""
+    max_scope_depth: int = 0
+    issuer: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class NamespaceView:
+    """One namespace as one server advertises it."""
+
+    path: str  # no trailing slash, except the root "/"
+    capabilities: Capability
+    token_issuers: tuple[TokenIssuer, ...] = ()
+    token_generations: tuple[TokenGeneration, ...] = ()
+    from_topology: bool = False
+
+    @property
+    def require_token(self) -> bool:
+        return not (self.capabilities & Capability.PUBLIC_READS)
+
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """A (server, namespace) pair: the unit that routing ranks."""
+
+    server: ServerView
+    namespace: NamespaceView
+
+
+@dataclass(frozen=True, slots=True)
+class DirectorSettings:
+    """The StatSettings row, frozen. Defaults are Pelican's and the issues'."""
+
+    stat_timeout: float = 2.0
+    stat_concurrency_limit: int = 100
+    stat_max_wait: float = 0.1
+    stat_max_waiters: int = 10
+    redirect_timeout: float = 2.5
+    cache_presence_ttl: float = 60.0
+    cache_presence_capacity: int = 2000
+    check_origin_presence: bool = True
+    check_cache_presence: bool = True
+    assume_presence_at_single_origin: bool = True
+    min_stat_responses: int = 1
+    max_stat_responses: int = 1
+    sort_method: str = "distance"
+    startup_grace: float = 300.0
+    filter_caches_in_error_state: bool = True
+    ejection_consecutive_failures: int = 5
+    ejection_base_time: float = 30.0
+    ejection_max_time: float = 300.0
+    max_inflight_requests: int = 1000
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """An immutable picture of the registry at one generation.
+
+    ``by_prefix`` maps a namespace path with a trailing slash ("/foo/") to every entry that
+    advertises exactly that namespace, origins before caches, each group in name order.
+    """
+
+    generation: int = -1
+    settings: DirectorSettings = field(default_factory=DirectorSettings)
+    servers: dict[str, ServerView] = field(default_factory=dict)
+    by_prefix: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
+    namespaces_by_server: dict[str, tuple[NamespaceView, ...]] = field(default_factory=dict)
+
+    @classmethod
+    def build(
+        cls,
+        generation: int,
+        settings: DirectorSettings,
+        servers: Iterable[tuple[ServerView, Sequence[NamespaceView]]],
+    ) -> Snapshot:
+        by_server: dict[str, ServerView] = {}
+        by_prefix: dict[str, list[Entry]] = {}
+        namespaces: dict[str, tuple[NamespaceView, ...]] = {}
+        ordered = sorted(
+            servers, key=lambda item: (item[0].kind != ServerKind.ORIGIN, item[0].name)
+        )
+        for server, server_namespaces in ordered:
+            by_server[server.name] = server
+            namespaces[server.name] = tuple(server_namespaces)
+            for namespace in server_namespaces:
+                by_prefix.setdefault(prefix_key(namespace.path), []).append(
+                    Entry(server, namespace)
+                )
+        return cls(
+            generation=generation,
+            settings=settings,
+            servers=by_server,
+            by_prefix={key: tuple(entries) for key, entries in by_prefix.items()},
+            namespaces_by_server=namespaces,
+        )
+
+    def longest_match(
+        self, path: str, now: float, kind: ServerKind | None = None
+    ) -> tuple[str, tuple[Entry, ...]]:
+        """Routable entries of the longest namespace that contains ``path``.
+
+        ``path`` is cleaned (see ``director.paths``). The trailing-slash rule: "/foo" matches
+        "/foo" and "/foo/x", never "/foobar". As in Pelican, origins and caches compete
+        together and only the longest prefix with a routable server wins. The cost is one
+        dict lookup per path level. ``kind`` restricts the match to origins or caches.
+        Returns ("", ()) when nothing matches.
+        """
+        key = path if path.endswith("/") else path + "/"
+        by_prefix = self.by_prefix
+        while True:
+            entries = by_prefix.get(key)
+            if entries:
+                live = tuple(
+                    entry
+                    for entry in entries
+                    if entry.server.routable(now) and (kind is None or entry.server.kind is kind)
+                )
+                if live:
+                    return (key[:-1] or "/"), live
+            if key == "/":
+                return "", ()
+            key = key[: key.rstrip("/").rfind("/") + 1]
+
+
+def prefix_key(namespace_path: str) -> str:
+    """The lookup key of a namespace path: always ends with exactly one '/'."""
+    return namespace_path.rstrip("/") + "/"

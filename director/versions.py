@@ -1,0 +1,49 @@
+"""User-Agent version gates (reference 1.4 step 2 and 1.6 step 2)."""
+
+from __future__ import annotations
+
+import re
+
+# pelican-<letters>/<n>.<n>.<n>, nothing else: a suffix makes it unparseable.
+_USER_AGENT = re.compile(r"pelican-([A-Za-z]+)/(\d+)\.(\d+)\.(\d+)")
+MAX_USER_AGENT_LENGTH = 50
+
+MIN_REDIRECT_VERSIONS: dict[str, tuple[int, int, int]] = {
+    "client": (7, 0, 0),
+    "origin": (7, 9, 0),
+    "cache": (7, 8, 2),
+}
+MIN_ADVERTISE_VERSIONS: dict[str, tuple[int, int, int]] = {
+    "origin": (7, 9, 0),
+    "cache": (7, 8, 2),
+}
+
+
+def parse_user_agent(user_agent: str) -> tuple[str, tuple[int, int, int]] | None:
+    """(service, version) when the User-Agent is exactly ``pelican-<svc>/<x.y.z>``."""
+    if len(user_agent) > MAX_USER_AGENT_LENGTH:
+        return None
+    match = _USER_AGENT.fullmatch(user_agent)
+    if match is None:
+        return None
+    return match.group(1), (int(match.group(2)), int(match.group(3)), int(match.group(4)))
+
+
+def user_agent_problem(user_agent: str, minimums: dict[str, tuple[int, int, int]]) -> str:
+    """A message when a recognised Pelican User-Agent is too old or of the wrong service."""
+    parsed = parse_user_agent(user_agent)
+    if parsed is None:
+        return ""
+    service, version = parsed
+    minimum = minimums.get(service)
+    if minimum is None:
+        return f"Unsupported service {service!r} in User-Agent {user_agent!r}"
+    if version < minimum:
+        wanted = ".".join(map(str, minimum))
+        return f"The {service} version {'.'.join(map(str, version))} is older than {wanted}"
+    return ""
+
+
+def user_agent_version(user_agent: str) -> str:
+    parsed = parse_user_agent(user_agent)
+    return ".".join(map(str, parsed[1])) if parsed else ""

@@ -1,0 +1,60 @@
+"""The one NinjaAPI of the project, mounted at /api/.
+
+Every error leaves as ``{"status":"error","msg":...}``: ninja's own 422 for a bad body
+becomes a 400 whose message names the offending field.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.http import HttpRequest, HttpResponse
+from ninja import NinjaAPI
+from ninja.errors import HttpError, ValidationError
+
+from director.api import director_router, director_v2_router, ui_router
+from director.responses import JSON_CONTENT_TYPE, json_bytes
+
+api = NinjaAPI(
+    title="director",
+    version="1.0",
+    description="Pelican-compatible director: registration, namespaces, servers, health.",
+    urls_namespace="api",
+)
+api.add_router("/v1.0/director", director_router)
+api.add_router("/v2.0/director", director_v2_router)
+api.add_router("/v1.0/director_ui", ui_router)
+
+
+def _field_name(location: Any) -> str:
+    parts = [str(part) for part in location if part not in ("body", "ad", "query", "path")]
+    return ".".join(parts) or "body"
+
+
+def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
+    described = []
+    for error in errors[:5]:
+        message = str(error.get("msg", "invalid"))
+        if message.startswith("Value error, "):
+            message = message[len("Value error, ") :]
+        described.append(f"field '{_field_name(error.get('loc', ()))}': {message}")
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return "Invalid request: " + "; ".join(described) + more
+
+
+def _json_error(status: int, message: str) -> HttpResponse:
+    return HttpResponse(
+        json_bytes({"status": "error", "msg": message}),
+        status=status,
+        content_type=JSON_CONTENT_TYPE,
+    )
+
+
+@api.exception_handler(ValidationError)
+def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
+    return _json_error(400, describe_validation_errors(list(exc.errors)))
+
+
+@api.exception_handler(HttpError)
+def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
+    return _json_error(exc.status_code, str(exc.message))

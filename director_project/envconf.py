@@ -1,0 +1,116 @@
+"""Typed readers for environment variables, and the DATABASE_URL parser.
+
+Settings come from the environment only. Each reader raises ImproperlyConfigured with
+the variable's name when a value cannot be parsed, so a typo fails at start-up with a
+message instead of silently taking a default.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from urllib.parse import parse_qsl, unquote, urlsplit
+
+from django.core.exceptions import ImproperlyConfigured
+
+_TRUE = {"1", "true", "yes", "on"}
+_FALSE = {"0", "false", "no", "off", ""}
+
+
+def env_str(name: str, default: str) -> str:
+    return os.environ.get(name, default)
+
+
+def env_bool(name: str, default: bool) -> bool:
+    raw = os.environ.get(name)
+    if raw is None:
+        return default
+    value = raw.strip().lower()
+    if value in _TRUE:
+        return True
+    if value in _FALSE:
+        return False
+    raise ImproperlyConfigured(f"{name}={raw!r} is not a boolean (use 1/0, true/false)")
+
+
+def env_float(name: str, default: float, *, minimum: float | None = None) -> float:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = float(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not a number") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def env_int(name: str, default: int, *, minimum: int | None = None) -> int:
+    raw = os.environ.get(name)
+    if raw is None or raw.strip() == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise ImproperlyConfigured(f"{name}={raw!r} is not an integer") from None
+    if minimum is not None and value < minimum:
+        raise ImproperlyConfigured(f"{name}={raw!r} must be at least {minimum}")
+    return value
+
+
+def env_list(name: str, default: list[str] | None = None) -> list[str]:
+    raw = os.environ.get(name)
+    if raw is None:
+        return list(default or [])
+    return [item.strip() for item in raw.split(",") if item.strip()]
+
+
+def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
+    """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry.
+
+    A relative SQLite path is taken relative to the repository root. Query parameters of a
+    PostgreSQL URL (``sslmode=require``...) become connection options.
+    """
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    common: dict[str, object] = {"CONN_MAX_AGE": 0, "ATOMIC_REQUESTS": False}
+    if scheme == "sqlite":
+        raw_path = unquote(parts.path)
+        if parts.netloc:  # sqlite://relative/path
+            raw_path = parts.netloc + raw_path
+        elif raw_path.startswith("/") and not raw_path.startswith("//"):
+            # sqlite:///db.sqlite3 names a relative path, sqlite:////abs/db an absolute one.
+            raw_path = raw_path[1:]
+        elif raw_path.startswith("//"):
+            raw_path = raw_path[1:]
+        if not raw_path:
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no SQLite file")
+        path = Path(raw_path)
+        if not path.is_absolute():
+            path = base_dir / path
+        return {
+            **common,
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": str(path),
+            # Wait for a writer instead of failing at once; the wait blocks the process
+            # (a C sleep), so it is kept short and writes are kept out of hot paths.
+            "OPTIONS": {"timeout": 5, "transaction_mode": "IMMEDIATE"},
+        }
+    if scheme in {"postgres", "postgresql", "pgsql"}:
+        name = unquote(parts.path.lstrip("/"))
+        if not name:
+            raise ImproperlyConfigured(f"DATABASE_URL={url!r} names no database")
+        return {
+            **common,
+            "ENGINE": "django.db.backends.postgresql",
+            "NAME": name,
+            "USER": unquote(parts.username or ""),
+            "PASSWORD": unquote(parts.password or ""),
+            "HOST": parts.hostname or "",
+            "PORT": str(parts.port or ""),
+            "OPTIONS": dict(parse_qsl(parts.query)),
+        }
+    raise ImproperlyConfigured(
+        f"DATABASE_URL={url!r}: unsupported scheme {scheme!r} (use sqlite:/// or postgres://)"
+    )

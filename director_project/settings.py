@@ -1,0 +1,114 @@
+"""Django settings for the director, read from the environment.
+
+Every variable is documented in the README with its default. Never import gevent or patch
+here: the entry points (manage.py, gunicorn.conf.py, the pytest plugin) do that first.
+"""
+
+from __future__ import annotations
+
+import socket
+from pathlib import Path
+
+from director_project.envconf import (
+    database_from_url,
+    env_bool,
+    env_float,
+    env_int,
+    env_list,
+    env_str,
+)
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+DEBUG = env_bool("DJANGO_DEBUG", False)
+# The default key is for a laptop; system check director.W001 warns when it is used
+# with DEBUG off. It signs admin sessions only: registration tokens are hashed, not signed.
+INSECURE_DEFAULT_SECRET_KEY = "director-insecure-development-key-change-me"
+SECRET_KEY = env_str("DJANGO_SECRET_KEY", INSECURE_DEFAULT_SECRET_KEY)
+# A director answers for many host names (virtual-host routing, proxies): all by default.
+ALLOWED_HOSTS = env_list("DJANGO_ALLOWED_HOSTS", ["*"])
+CSRF_TRUSTED_ORIGINS = env_list("DJANGO_CSRF_TRUSTED_ORIGINS", [])
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "django.contrib.staticfiles",
+    "ninja",
+    "director",
+]
+
+MIDDLEWARE = [
+    "director.middleware.FrontDoorMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "director_project.urls"
+WSGI_APPLICATION = "director_project.wsgi.application"
+
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+
+DATABASES = {
+    "default": database_from_url(
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), BASE_DIR
+    )
+}
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = "UTC"
+USE_I18N = False
+USE_TZ = True
+STATIC_URL = "static/"
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("DIRECTOR_LOG_LEVEL", "INFO").upper()},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+# --- Director ------------------------------------------------------------------------------
+# Public URL of this director (discovery, its own ad, messages). Empty: taken from each
+# request's scheme and Host.
+DIRECTOR_EXTERNAL_URL = env_str("DIRECTOR_EXTERNAL_URL", "").rstrip("/")
+DIRECTOR_NAME = env_str("DIRECTOR_NAME", socket.gethostname())
+# Lifetime of an advertisement that carries no expiry (Pelican's Director.AdvertisementTTL).
+DIRECTOR_AD_TTL = env_float("DIRECTOR_AD_TTL", 900.0, minimum=1.0)
+# Where root-path GET/HEAD go: "cache" or "origin" (Pelican's Director.DefaultResponse).
+DIRECTOR_DEFAULT_RESPONSE = env_str("DIRECTOR_DEFAULT_RESPONSE", "cache")
+DIRECTOR_ORIGIN_RESPONSE_HOSTNAMES = env_list("DIRECTOR_ORIGIN_RESPONSE_HOSTNAMES")
+DIRECTOR_CACHE_RESPONSE_HOSTNAMES = env_list("DIRECTOR_CACHE_RESPONSE_HOSTNAMES")
+# How often each process checks the registry's change counter (seconds).
+DIRECTOR_REGISTRY_POLL_INTERVAL = env_float("DIRECTOR_REGISTRY_POLL_INTERVAL", 1.0, minimum=0.05)
+# Idle keep-alive connections are closed after this many seconds (`manage.py serve`).
+DIRECTOR_KEEPALIVE_TIMEOUT = env_float("DIRECTOR_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1)
+# Connections a `manage.py serve` process accepts beyond max in-flight requests, so that
+# it can still answer 429, /metrics and health when all request slots are taken.
+DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimum=1)

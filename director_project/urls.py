@@ -1,0 +1,23 @@
+"""URL map. Order matters: the last pattern is Pelican's root-path shortcut, which sends
+any unmatched GET/HEAD to a cache redirect (``GET /foo/bar.txt`` = the object endpoint)."""
+
+from __future__ import annotations
+
+from django.contrib import admin
+from django.contrib.staticfiles.views import serve as serve_static
+from django.urls import path, re_path
+
+from director import views
+from director_project.api import api
+
+urlpatterns = [
+    re_path(r"^api/v1\.0/director/object(?P<path>/.*)?$", views.object_redirect),
+    re_path(r"^api/v1\.0/director/origin(?P<path>/.*)?$", views.origin_redirect),
+    path("api/", api.urls),
+    path(".well-known/pelican-configuration", views.pelican_configuration),
+    path(".well-known/issuer.jwks", views.issuer_jwks),
+    path("admin/", admin.site.urls),
+    # Admin assets straight from the app directories (no collectstatic step to forget).
+    re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
+    re_path(r"^(?P<path>.*)$", views.root_shortcut),
+]
