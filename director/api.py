@@ -16,8 +16,9 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router
 
-from director import __version__, registry
+from director import __version__, presence, registry
 from director.ads import AdRejected, AdvertisementIn, go_url_object, record_advertisement
+from director.health import assess
 from director.models import Kind, Server, Source
 from director.responses import JSON_CONTENT_TYPE, json_bytes
 from director.snapshot import (
@@ -37,6 +38,7 @@ MONITORING_NAMESPACE = NamespaceView(
 director_router = Router(tags=["director"])
 director_v2_router = Router(tags=["director"])
 ui_router = Router(tags=["director_ui"])
+health_router = Router(tags=["health"])
 
 
 def _json(payload: Any, status: int = 200) -> HttpResponse:
@@ -314,3 +316,57 @@ def ui_namespaces(request: HttpRequest) -> HttpResponse:
                 merged[namespace.path] = entry
             entry["origins" if server.kind == Kind.ORIGIN else "caches"].append(server.name)
     return _json([merged[path] for path in sorted(merged)])
+
+
+# --- stat pools and health -------------------------------------------------------------------
+
+
+def pool_json(state: Any) -> dict[str, Any]:
+    ejected_until = (
+        (timezone.now() + dt.timedelta(seconds=state.ejected_for)) if state.ejected else None
+    )
+    return {
+        "name": state.name,
+        "type": state.kind,
+        "url": state.url,
+        "limit": state.limit,
+        "active": state.active,
+        "waiting": state.waiting,
+        "maxWaiters": state.max_waiters,
+        "ejectedUntil": _iso(ejected_until),
+        "timesEjected": state.times_ejected,
+        "consecutiveFailures": state.consecutive_failures,
+        "cacheEntries": state.cache_entries,
+        "saturated": state.saturated_recently,
+        "outcomes": state.outcomes,
+        "cachedOutcomes": state.cached_outcomes,
+        "rejections": state.rejections,
+    }
+
+
+@ui_router.get("/stat/pools", summary="Per-server stat pools: limits, load, ejection, cache")
+def stat_pools(request: HttpRequest) -> HttpResponse:
+    states = sorted(presence.engine.states(), key=lambda state: (state.kind, state.name))
+    return _json([pool_json(state) for state in states])
+
+
+@health_router.get(
+    "/health",
+    summary="ok / degraded (a server saturated or ejected) / overloaded (503)",
+    response={200: dict, 503: dict},
+)
+def health(request: HttpRequest) -> HttpResponse:
+    verdict = assess(registry.current().settings.max_inflight_requests)
+    return _json(
+        {
+            "status": verdict.status,
+            "greenlets": verdict.greenlets,
+            "inflight": verdict.inflight,
+            "maxInflight": verdict.max_inflight,
+            "loopLagSeconds": verdict.loop_lag_seconds,
+            "saturatedServers": verdict.saturated_servers,
+            "ejectedServers": verdict.ejected_servers,
+            "reasons": verdict.reasons,
+        },
+        verdict.http_status,
+    )

@@ -1,18 +1,42 @@
 """The front door: the first thing every request meets.
 
-Adds ``Server: pelican/<version>`` (clients use it to tell a director from a proxy) and
-answers ``OPTIONS /api/v1.0/director/*`` with CORS headers, as Pelican does.
+1. Sheds load instead of queueing it: past ``max_inflight_requests`` requests in this
+   process, the answer is 429 with ``Retry-After: 1`` at once (Pelican clients retry on
+   429). Health and metrics are exempt, so they still answer under overload.
+2. Answers ``OPTIONS /api/v1.0/director/*`` with CORS headers, as Pelican does.
+3. Adds ``Server: pelican/<version>`` (clients tell a director from a proxy by it) and a
+   Content-Length, and records the request duration by route.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from director.responses import SERVER_HEADER, PelicanResponse
+from director import registry
+from director.metrics import INFLIGHT, REQUEST_DURATION
+from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
 DIRECTOR_PREFIX = "/api/v1.0/director/"
+HEALTH_PATH = "/api/v1.0/health"
+METRICS_PATH = "/metrics"
+UNLIMITED_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
+
+
+def route_label(path: str) -> str:
+    if path.startswith("/api/v1.0/director/object"):
+        return "object"
+    if path.startswith("/api/v1.0/director/origin"):
+        return "origin"
+    if path.startswith(("/api/", "/.well-known/")):
+        return "api" if path not in UNLIMITED_PATHS else "health"
+    if path == METRICS_PATH:
+        return "metrics"
+    if path.startswith(("/admin/", "/static/")):
+        return "admin"
+    return "shortcut"
 
 
 class FrontDoorMiddleware:
@@ -20,11 +44,32 @@ class FrontDoorMiddleware:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
-        if request.method == "OPTIONS" and request.path_info.startswith(DIRECTOR_PREFIX):
-            return PelicanResponse(status=200)
-        response = self.get_response(request)
+        started = time.perf_counter()
+        path = request.path_info
+        if path in UNLIMITED_PATHS:
+            response = self.get_response(request)
+        else:
+            limit = registry.current().settings.max_inflight_requests
+            if INFLIGHT.count >= limit:
+                response = error_response(
+                    429,
+                    f"The director is serving its maximum of {limit} requests; retry shortly.",
+                    header_lines=[("Retry-After", "1")],
+                )
+            else:
+                INFLIGHT.count += 1
+                try:
+                    response = self._serve(request, path)
+                finally:
+                    INFLIGHT.count -= 1
         if "Server" not in response:
             response["Server"] = SERVER_HEADER
         if not response.streaming and "Content-Length" not in response:
             response["Content-Length"] = str(len(response.content))
+        REQUEST_DURATION.labels(route_label(path)).observe(time.perf_counter() - started)
         return response
+
+    def _serve(self, request: HttpRequest, path: str) -> HttpResponse:
+        if request.method == "OPTIONS" and path.startswith(DIRECTOR_PREFIX):
+            return PelicanResponse(status=200)
+        return self.get_response(request)

@@ -40,6 +40,8 @@ logger = logging.getLogger(__name__)
 PROCESS_STARTED_AT = time.time()
 
 _snapshot: Snapshot | None = None
+_build_sequence = 0
+_installed_sequence = 0
 _listeners: list[Callable[[Snapshot], None]] = []
 
 
@@ -53,7 +55,8 @@ def current() -> Snapshot:
 
 def on_rebuild(listener: Callable[[Snapshot], None]) -> None:
     """Call ``listener(snapshot)`` after each install (the stat engine resizes its pools)."""
-    _listeners.append(listener)
+    if listener not in _listeners:
+        _listeners.append(listener)
 
 
 def startup_grace_active(snapshot: Snapshot, now: float) -> bool:
@@ -148,20 +151,34 @@ def build_snapshot() -> Snapshot:
     )
 
 
-def install(snapshot: Snapshot) -> Snapshot:
-    """Make ``snapshot`` current unless a newer generation is already installed."""
-    global _snapshot
-    existing = _snapshot
-    if existing is not None and existing.generation > snapshot.generation:
-        return existing
+def install(snapshot: Snapshot, build_sequence: int) -> Snapshot:
+    """Make ``snapshot`` current unless a build that started later is already installed.
+
+    Builds are ordered by when they started (they read the generation first), not by
+    generation: a generation can go back when a database is restored or flushed.
+    """
+    global _snapshot, _installed_sequence
+    if build_sequence < _installed_sequence and _snapshot is not None:
+        return _snapshot
     _snapshot = snapshot
+    _installed_sequence = build_sequence
     for listener in _listeners:
         listener(snapshot)
     return snapshot
 
 
 def rebuild() -> Snapshot:
-    return install(build_snapshot())
+    global _build_sequence
+    _build_sequence += 1
+    sequence = _build_sequence
+    return install(build_snapshot(), sequence)
+
+
+def reset() -> None:
+    """Forget the snapshot (tests, after the database was flushed)."""
+    global _snapshot, _installed_sequence
+    _snapshot = None
+    _installed_sequence = 0
 
 
 def registry_changed() -> None:

@@ -66,8 +66,8 @@ class RedirectRequest:
     path: str  # cleaned (director.paths.clean_path)
     to_origin: bool  # the /origin route (or a root path sent there)
     request_id: str
-    now: float
-    deadline: float
+    now: float  # wall clock (epoch seconds): expiry and token checks
+    deadline: float  # time.monotonic() value by which the answer must be on its way
     query: tuple[tuple[str, str], ...] = ()
     authorization: str = ""
     timeout_header: str = ""

@@ -9,14 +9,17 @@ from __future__ import annotations
 from django.conf import settings
 
 from director import registry
+from director.loopmonitor import monitor
 
 
 def start_background() -> None:
-    """Build the snapshot now and start following the registry (idempotent)."""
+    """Build the snapshot now, follow the registry, watch the loop lag (idempotent)."""
     registry.current()
     registry.start_watcher(settings.DIRECTOR_REGISTRY_POLL_INTERVAL)
+    monitor.start()
 
 
 def stop_background() -> None:
     if registry.watcher is not None:
         registry.watcher.stop()
+    monitor.stop()

@@ -15,9 +15,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
+from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from director import registry, routing
+from director import presence, registry, routing
 from director.headers import ROOT_OPTIONS_ALLOW, redirect_body
+from director.metrics import REDIRECTS
 from director.paths import PathError, clean_path
 from director.responses import PelicanResponse, error_response
 from director.selection import parse_coordinate_header
@@ -47,7 +49,13 @@ def _query_pairs(request: HttpRequest) -> tuple[tuple[str, str], ...]:
 
 
 def build_redirect_request(
-    request: HttpRequest, path: str, *, to_origin: bool, request_id: str, now: float, timeout: float
+    request: HttpRequest,
+    path: str,
+    *,
+    to_origin: bool,
+    request_id: str,
+    now: float,
+    deadline: float,
 ) -> routing.RedirectRequest:
     meta = request.META
     return routing.RedirectRequest(
@@ -56,7 +64,7 @@ def build_redirect_request(
         to_origin=to_origin,
         request_id=request_id,
         now=now,
-        deadline=now + timeout,
+        deadline=deadline,
         query=_query_pairs(request),
         authorization=meta.get("HTTP_AUTHORIZATION", ""),
         timeout_header=meta.get("HTTP_X_PELICAN_TIMEOUT", ""),
@@ -80,16 +88,20 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         to_origin=to_origin,
         request_id=request_id,
         now=now,
-        timeout=snapshot.settings.redirect_timeout,
+        deadline=time.monotonic() + snapshot.settings.redirect_timeout,
     )
     result = routing.decide(
         redirect_request,
         snapshot,
+        availability=presence.availability_for(snapshot),
         startup_grace_active=registry.startup_grace_active(snapshot, now),
         external_url=external_url(request),
         rng=_rng,
     )
-    return render_result(request, redirect_request, result)
+    response = render_result(request, redirect_request, result)
+    if not result.is_error:
+        REDIRECTS.labels(result.destination, str(response.status_code)).inc()
+    return response
 
 
 def render_result(
@@ -198,6 +210,11 @@ def pelican_configuration(request: HttpRequest) -> HttpResponse:
     )
     response["Content-Disposition"] = "attachment; filename=pelican-configuration.json"
     return response
+
+
+def metrics(request: HttpRequest) -> HttpResponse:
+    """``GET /metrics``: Prometheus text format."""
+    return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
 def issuer_jwks(request: HttpRequest) -> HttpResponse:

@@ -12,7 +12,7 @@ from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
-from director.api import director_router, director_v2_router, ui_router
+from director.api import director_router, director_v2_router, health_router, ui_router
 from director.responses import JSON_CONTENT_TYPE, json_bytes
 
 api = NinjaAPI(
@@ -24,6 +24,7 @@ api = NinjaAPI(
 api.add_router("/v1.0/director", director_router)
 api.add_router("/v2.0/director", director_v2_router)
 api.add_router("/v1.0/director_ui", ui_router)
+api.add_router("/v1.0", health_router)
 
 
 def _field_name(location: Any) -> str:

@@ -14,6 +14,7 @@ urlpatterns = [
     re_path(r"^api/v1\.0/director/object(?P<path>/.*)?$", views.object_redirect),
     re_path(r"^api/v1\.0/director/origin(?P<path>/.*)?$", views.origin_redirect),
     path("api/", api.urls),
+    path("metrics", views.metrics),
     path(".well-known/pelican-configuration", views.pelican_configuration),
     path(".well-known/issuer.jwks", views.issuer_jwks),
     path("admin/", admin.site.urls),

@@ -1,0 +1,62 @@
+"""The health verdict: unlike Pelican's, it reports the state of the stat path."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from director import presence
+from director.loopmonitor import monitor
+from director.metrics import INFLIGHT, live_greenlets
+
+OVERLOAD_INFLIGHT_FRACTION = 0.9
+OVERLOAD_LOOP_LAG = 1.0
+
+
+@dataclass
+class Health:
+    status: str  # "ok", "degraded" or "overloaded"
+    greenlets: int
+    inflight: int
+    max_inflight: int
+    loop_lag_seconds: float
+    saturated_servers: list[str] = field(default_factory=list)
+    ejected_servers: list[str] = field(default_factory=list)
+    reasons: list[str] = field(default_factory=list)
+
+    @property
+    def http_status(self) -> int:
+        return 503 if self.status == "overloaded" else 200
+
+
+def assess(max_inflight: int) -> Health:
+    """1. overloaded (503) when this process cannot serve: in-flight above 90 % of the
+    maximum, or the loop lagging more than 1 s; 2. degraded (200) when any server is
+    saturated (recently) or ejected; 3. ok otherwise."""
+    states = presence.engine.states()
+    saturated = sorted(state.name for state in states if state.saturated_recently)
+    ejected = sorted(state.name for state in states if state.ejected)
+    inflight = INFLIGHT.count
+    lag = monitor.lag
+    reasons = []
+    if inflight > OVERLOAD_INFLIGHT_FRACTION * max_inflight:
+        reasons.append(f"{inflight} requests in flight, limit {max_inflight}")
+    if lag > OVERLOAD_LOOP_LAG:
+        reasons.append(f"event loop lag {lag:.3f} s")
+    if reasons:
+        status = "overloaded"
+    elif saturated or ejected:
+        status = "degraded"
+        reasons.extend(f"server {name} saturated" for name in saturated)
+        reasons.extend(f"server {name} ejected" for name in ejected)
+    else:
+        status = "ok"
+    return Health(
+        status=status,
+        greenlets=live_greenlets(),
+        inflight=inflight,
+        max_inflight=max_inflight,
+        loop_lag_seconds=round(lag, 6),
+        saturated_servers=saturated,
+        ejected_servers=ejected,
+        reasons=reasons,
+    )

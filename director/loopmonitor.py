@@ -1,0 +1,48 @@
+"""How late a 100 ms timer fires: the event loop's lag, for metrics and health."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+
+import gevent
+
+logger = logging.getLogger(__name__)
+
+TICK = 0.1
+WINDOW = 10  # ticks kept: about one second
+
+
+class LoopMonitor:
+    """Owner of one greenlet that sleeps ``TICK`` and records how late it woke up."""
+
+    def __init__(self) -> None:
+        self.samples: deque[float] = deque(maxlen=WINDOW)
+        self._greenlet: gevent.Greenlet | None = None
+
+    @property
+    def lag(self) -> float:
+        """The worst lag over about the last second (0 before the first tick)."""
+        return max(self.samples, default=0.0)
+
+    def start(self) -> None:
+        if self._greenlet is not None and not self._greenlet.dead:
+            return
+        self._greenlet = gevent.spawn(self._run)
+        self._greenlet.name = "director-loop-monitor"
+        self._greenlet.link_exception(lambda g: logger.error("loop monitor died: %r", g.exception))
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill()
+            self._greenlet = None
+
+    def _run(self) -> None:
+        while True:
+            started = time.monotonic()
+            gevent.sleep(TICK)
+            self.samples.append(max(0.0, time.monotonic() - started - TICK))
+
+
+monitor = LoopMonitor()

@@ -1,0 +1,108 @@
+"""Prometheus metrics (``GET /metrics``).
+
+Counters that the request path updates live here; everything about the stat pools,
+in-flight requests, greenlets and loop lag is read from its owner at scrape time by
+``DirectorCollector``, so those figures are exact rather than maintained by hand.
+"""
+
+from __future__ import annotations
+
+import gc
+from collections.abc import Iterator
+from dataclasses import dataclass
+
+from greenlet import greenlet
+from prometheus_client import REGISTRY, Counter, Histogram
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client.registry import Collector
+
+from director import presence
+from director.loopmonitor import monitor
+
+REDIRECTS = Counter(
+    "pelican_director_redirects_total",
+    "Redirect responses produced (307, or 200 with redirect=false).",
+    ["destination", "status_code"],
+)
+REQUEST_DURATION = Histogram(
+    "pelican_director_request_duration_seconds",
+    "Time to answer a request, by route.",
+    ["route"],
+    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
+)
+
+
+@dataclass
+class InflightCounter:
+    """Requests inside the Django app of this process right now (front door)."""
+
+    count: int = 0
+
+
+INFLIGHT = InflightCounter()
+
+
+def live_greenlets() -> int:
+    """Started, not yet dead greenlets in this process, counted exactly (walks the heap:
+    fine at scrape time, not per request)."""
+    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and bool(obj))
+
+
+class DirectorCollector(Collector):
+    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+        states = presence.engine.states()
+        stat_total = CounterMetricFamily(
+            "pelican_director_stat",
+            "Stat outcomes per server (cached_result=true: answered from the result cache).",
+            labels=["server_name", "server_type", "result", "cached_result"],
+        )
+        active = GaugeMetricFamily(
+            "pelican_director_stat_active",
+            "HEADs in flight.",
+            labels=["server_name", "server_type"],
+        )
+        waiting = GaugeMetricFamily(
+            "pelican_director_stat_waiting",
+            "Stats waiting for a slot.",
+            labels=["server_name", "server_type"],
+        )
+        rejected = CounterMetricFamily(
+            "pelican_director_stat_rejected",
+            "Stats not sent: saturated, ejected, or out of time (deadline).",
+            labels=["server_name", "reason"],
+        )
+        ejected = GaugeMetricFamily(
+            "pelican_director_server_ejected",
+            "1 while the server is ejected.",
+            labels=["server_name"],
+        )
+        for state in states:
+            for outcome, number in state.outcomes.items():
+                cached = state.cached_outcomes.get(outcome, 0)
+                if number - cached:
+                    stat_total.add_metric(
+                        [state.name, state.kind, outcome, "false"], number - cached
+                    )
+                if cached:
+                    stat_total.add_metric([state.name, state.kind, outcome, "true"], cached)
+            active.add_metric([state.name, state.kind], state.active)
+            waiting.add_metric([state.name, state.kind], state.waiting)
+            for reason, number in state.rejections.items():
+                rejected.add_metric([state.name, reason], number)
+            ejected.add_metric([state.name], 1.0 if state.ejected else 0.0)
+        yield from (stat_total, active, waiting, rejected, ejected)
+        yield GaugeMetricFamily(
+            "pelican_director_inflight_requests", "Requests being served.", value=INFLIGHT.count
+        )
+        yield GaugeMetricFamily(
+            "pelican_director_greenlets", "Live greenlets in this process.", value=live_greenlets()
+        )
+        yield GaugeMetricFamily(
+            "pelican_director_loop_lag_seconds",
+            "How late a 100 ms timer fired (worst over about the last second).",
+            value=monitor.lag,
+        )
+
+
+_collector = DirectorCollector()
+REGISTRY.register(_collector)

@@ -1,0 +1,83 @@
+"""The per-server bulkhead: at most ``limit`` stats in flight, a short, bounded wait.
+
+A stat that finds every slot taken may wait, but only if fewer than ``max_waiters`` are
+already waiting and never longer than it is told (``min(max wait, time left)``). This is
+the piece whose absence caused Pelican #3495: there, the wait had no deadline.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+
+from gevent.event import Event
+
+
+class Bulkhead:
+    def __init__(self, limit: int, max_waiters: int) -> None:
+        self.limit = max(1, limit)
+        self.max_waiters = max(0, max_waiters)
+        self.active = 0
+        self._waiters: deque[Event] = deque()
+
+    @property
+    def waiting(self) -> int:
+        return len(self._waiters)
+
+    def resize(self, limit: int, max_waiters: int) -> None:
+        """New limits take effect at once; a shrink drains as stats finish."""
+        self.limit = max(1, limit)
+        self.max_waiters = max(0, max_waiters)
+        while self._waiters and self.active < self.limit:
+            self.active += 1
+            self._waiters.popleft().set()
+
+    def try_acquire(self) -> bool:
+        """Take a free slot without waiting."""
+        if self.active < self.limit and not self._waiters:
+            self.active += 1
+            return True
+        return False
+
+    def enqueue(self) -> Event | None:
+        """Take a place in the waiting line now (synchronously), or None if it is full.
+
+        The place is taken in the caller's greenlet, before any waiting greenlet runs, so
+        a burst can never put more than ``max_waiters`` in line.
+        """
+        if len(self._waiters) >= self.max_waiters:
+            return None
+        ticket = Event()
+        self._waiters.append(ticket)
+        return ticket
+
+    def wait_turn(self, ticket: Event, timeout: float) -> bool:
+        """Wait at most ``timeout`` for a slot handed to ``ticket``; False when none came.
+
+        A slot is handed over directly by ``release`` (``active`` is not decremented), so
+        a waiter that gives up at the very moment it is handed a slot passes it on.
+        """
+        granted = False
+        try:
+            if timeout > 0:
+                ticket.wait(timeout)
+            granted = ticket.is_set()
+            return granted
+        finally:
+            if not granted:
+                if ticket.is_set():  # handed a slot while leaving (killed or timed out)
+                    self.release()
+                else:
+                    self._waiters.remove(ticket)
+
+    def acquire(self, timeout: float) -> bool:
+        """A slot now, or after waiting at most ``timeout``; False when none came."""
+        if self.try_acquire():
+            return True
+        ticket = self.enqueue() if timeout > 0 else None
+        return ticket is not None and self.wait_turn(ticket, timeout)
+
+    def release(self) -> None:
+        if self.active > self.limit or not self._waiters:
+            self.active -= 1
+            return
+        self._waiters.popleft().set()  # the slot passes to the oldest waiter

@@ -1,0 +1,368 @@
+"""The stat engine: bounded, deadline-driven presence checks across servers.
+
+Plain Python and gevent; nothing here knows Django. ``director.presence`` feeds it the
+servers of the routing snapshot and the settings row.
+
+How one request's fan-out runs (``StatEngine.stat_many``), per candidate server in order:
+
+1. A cached ``present``/``absent`` answer is used as is.
+2. With no time left, the server is ``pending``.
+3. A HEAD already in flight for the same server, path and authorisation is joined.
+4. An ejected server is ``ejected`` at once (half-open: one probe at a time goes out).
+5. A free slot starts a HEAD greenlet at once. With no free slot, a place in the short
+   waiting line is taken synchronously (``saturated`` at once if the line is full) and
+   the greenlet waits at most ``min(max wait, time left)`` for a slot.
+6. Each HEAD runs under ``min(stat timeout, time left)``.
+
+The caller then waits for answers until ``want_present`` servers answered ``present``,
+or all answered, or its deadline passed; whatever is still running is ``pending`` and
+finishes on its own, bounded by its own timeout. So per server there are never more than
+``limit + max_waiters`` stat greenlets, and no caller waits past its deadline.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+
+import gevent
+from gevent.event import AsyncResult, Event
+from gevent.pool import Group
+
+from director.headers import go_path_escape
+from director.stat.bulkhead import Bulkhead
+from director.stat.cache import PresenceCache
+from director.stat.ejection import EjectionPolicy, OutlierDetector
+from director.stat.outcomes import Outcome, StatResult, rejected
+from director.stat.probe import HeadProbe, Probe
+
+logger = logging.getLogger(__name__)
+
+# How long after a saturated rejection a server is still reported as saturated.
+SATURATION_WINDOW = 10.0
+
+
+@dataclass(frozen=True, slots=True)
+class StatTarget:
+    name: str
+    kind: str  # "origin" or "cache"
+    url: str  # data URL without a trailing slash
+    limit: int | None = None  # per-server override of the concurrency limit
+
+
+@dataclass(frozen=True, slots=True)
+class StatConfig:
+    stat_timeout: float = 2.0
+    concurrency_limit: int = 100
+    max_wait: float = 0.1
+    max_waiters: int = 10
+    cache_ttl: float = 60.0
+    cache_capacity: int = 2000
+    ejection_threshold: int = 5
+    ejection_base_time: float = 30.0
+    ejection_max_time: float = 300.0
+
+    def ejection_policy(self) -> EjectionPolicy:
+        return EjectionPolicy(
+            self.ejection_threshold, self.ejection_base_time, self.ejection_max_time
+        )
+
+
+@dataclass(frozen=True)
+class PoolState:
+    """A copy of one server's pool state, for the API, metrics and health."""
+
+    name: str
+    kind: str
+    url: str
+    limit: int
+    active: int
+    waiting: int
+    max_waiters: int
+    ejected: bool
+    ejected_for: float  # seconds left, 0 when not ejected
+    times_ejected: int
+    consecutive_failures: int
+    cache_entries: int
+    saturated_recently: bool
+    outcomes: dict[str, int]  # outcome -> count, fresh and cached together
+    cached_outcomes: dict[str, int]
+    rejections: dict[str, int]  # saturated, ejected, deadline
+
+
+def cache_key(path: str, token: str, token_scoped: bool) -> tuple[str, str]:
+    """(path, token hash) for namespaces that need a token, so that one user's answer
+    never serves another; (path, "") for public ones."""
+    if token_scoped and token:
+        return path, hashlib.sha256(token.encode("utf-8")).hexdigest()
+    return path, ""
+
+
+class ServerPool:
+    """Everything the engine keeps for one server: bulkhead, ejection, cache, HEADs."""
+
+    def __init__(
+        self,
+        target: StatTarget,
+        config: StatConfig,
+        probe: Probe,
+        clock: Callable[[], float],
+    ) -> None:
+        self.target = target
+        self.config = config
+        self.probe = probe
+        self.clock = clock
+        self.bulkhead = Bulkhead(self.limit_for(target, config), config.max_waiters)
+        self.detector = OutlierDetector(config.ejection_policy(), clock)
+        self.cache = PresenceCache(config.cache_capacity, config.cache_ttl, clock)
+        self.group = Group()  # owner of this server's stat greenlets
+        self.inflight: dict[tuple[str, str], AsyncResult] = {}
+        self.outcomes: Counter[tuple[Outcome, bool]] = Counter()
+        self.rejections: Counter[str] = Counter()
+        self.last_saturated_at = float("-inf")
+
+    @staticmethod
+    def limit_for(target: StatTarget, config: StatConfig) -> int:
+        return target.limit or config.concurrency_limit
+
+    def configure(self, target: StatTarget, config: StatConfig) -> None:
+        self.target = target
+        self.config = config
+        limit = self.limit_for(target, config)
+        self.bulkhead.resize(limit, config.max_waiters)
+        self.detector.policy = config.ejection_policy()
+        self.cache.configure(config.cache_capacity, config.cache_ttl)
+        if isinstance(self.probe, HeadProbe):
+            self.probe.resize(limit)
+
+    def count(self, result: StatResult) -> None:
+        self.outcomes[(result.outcome, result.cached)] += 1
+
+    def reject(self, reason: str) -> None:
+        self.rejections[reason] += 1
+        if reason == "saturated":
+            self.last_saturated_at = self.clock()
+
+    def state(self) -> PoolState:
+        now = self.clock()
+        ejected_for = max(0.0, self.detector.ejected_until - now)
+        total: Counter[str] = Counter()
+        cached: Counter[str] = Counter()
+        for (outcome, was_cached), number in self.outcomes.items():
+            total[outcome.value] += number
+            if was_cached:
+                cached[outcome.value] += number
+        return PoolState(
+            name=self.target.name,
+            kind=self.target.kind,
+            url=self.target.url,
+            limit=self.bulkhead.limit,
+            active=self.bulkhead.active,
+            waiting=self.bulkhead.waiting,
+            max_waiters=self.bulkhead.max_waiters,
+            ejected=ejected_for > 0,
+            ejected_for=ejected_for,
+            times_ejected=self.detector.times_ejected,
+            consecutive_failures=self.detector.consecutive_failures,
+            cache_entries=len(self.cache),
+            saturated_recently=now - self.last_saturated_at < SATURATION_WINDOW,
+            outcomes=dict(total),
+            cached_outcomes=dict(cached),
+            rejections=dict(self.rejections),
+        )
+
+    # -- the stat greenlet ----------------------------------------------------------------
+    def run(
+        self,
+        key: tuple[str, str],
+        url: str,
+        token: str,
+        deadline: float,
+        answer: AsyncResult,
+        ticket: Event | None,
+        is_probe: bool,
+    ) -> None:
+        """One HEAD, in a greenlet of ``self.group``. Always sets ``answer``."""
+        result: StatResult | None = None
+        try:
+            if ticket is not None:
+                wait = min(self.config.max_wait, deadline - self.clock())
+                if not self.bulkhead.wait_turn(ticket, wait):
+                    self.reject("saturated")
+                    result = rejected(Outcome.SATURATED, "no free slot in time")
+                    return
+            try:
+                result = self._head(url, token, deadline, is_probe)
+            finally:
+                self.bulkhead.release()
+            self.cache.put(key, result)
+        except Exception:  # a bug, not a server answer: keep the engine alive, say so
+            logger.exception("stat of %s failed unexpectedly", url)
+            result = rejected(Outcome.ERROR, "internal error")
+        finally:
+            if is_probe and self.detector.probe_in_flight:
+                self.detector.abandon_probe()
+            if self.inflight.get(key) is answer:
+                del self.inflight[key]
+            if not answer.ready():
+                answer.set(result or rejected(Outcome.PENDING, "stopped"))
+
+    def _head(self, url: str, token: str, deadline: float, is_probe: bool) -> StatResult:
+        stat_timeout = self.config.stat_timeout
+        timeout = min(stat_timeout, deadline - self.clock())
+        if timeout <= 0:
+            return rejected(Outcome.PENDING, "no time left")
+        result = self.probe(url, token, timeout)
+        truncated = timeout < stat_timeout
+        if result.outcome is Outcome.TIMEOUT and truncated:
+            # Cut short by the request's deadline: no verdict on the server's health.
+            return StatResult(Outcome.TIMEOUT, latency=result.latency, detail="deadline")
+        self.detector.record(result.server_fault, is_probe)
+        return result
+
+
+class StatEngine:
+    """Per-server pools and the fan-out. One per process."""
+
+    def __init__(
+        self,
+        config: StatConfig | None = None,
+        *,
+        user_agent: str = "pelican-director",
+        probe_factory: Callable[[StatTarget, int], Probe] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.config = config or StatConfig()
+        self.user_agent = user_agent
+        self.clock = clock
+        self._probe_factory = probe_factory or (
+            lambda target, limit: HeadProbe(self.user_agent, limit)
+        )
+        self._pools: dict[str, ServerPool] = {}
+
+    # -- configuration ----------------------------------------------------------------------
+    def configure(self, config: StatConfig, targets: Iterable[StatTarget] | None = None) -> None:
+        """Apply new settings; with ``targets``, also forget servers no longer listed."""
+        self.config = config
+        if targets is not None:
+            wanted = {target.name: target for target in targets}
+            for name in list(self._pools):
+                if name not in wanted or wanted[name].url != self._pools[name].target.url:
+                    self._drop(name)
+            for target in wanted.values():
+                self.pool_for(target)
+        for pool in self._pools.values():
+            pool.configure(pool.target, config)
+
+    def _drop(self, name: str) -> None:
+        pool = self._pools.pop(name)
+        # Its stat greenlets end on their own, within the stat timeout.
+        if isinstance(pool.probe, HeadProbe):
+            pool.probe.close()
+
+    def pool_for(self, target: StatTarget) -> ServerPool:
+        pool = self._pools.get(target.name)
+        if pool is None or pool.target.url != target.url:
+            if pool is not None:
+                self._drop(target.name)
+            limit = ServerPool.limit_for(target, self.config)
+            pool = ServerPool(target, self.config, self._probe_factory(target, limit), self.clock)
+            self._pools[target.name] = pool
+        elif pool.target != target:
+            pool.configure(target, self.config)
+        return pool
+
+    def states(self) -> list[PoolState]:
+        return [pool.state() for pool in self._pools.values()]
+
+    def live_stat_greenlets(self) -> int:
+        return sum(len(pool.group) for pool in self._pools.values())
+
+    # -- the fan-out --------------------------------------------------------------------------
+    def stat_many(
+        self,
+        targets: Sequence[StatTarget],
+        path: str,
+        *,
+        deadline: float,
+        token: str = "",
+        token_scoped: bool = False,
+        want_present: int = 1,
+        use_cache: bool = True,
+    ) -> dict[str, StatResult]:
+        """Stat ``path`` on ``targets``; return one result per target name (see module doc)."""
+        key = cache_key(path, token, token_scoped)
+        escaped = go_path_escape(path)
+        results: dict[str, StatResult] = {}
+        waiting: dict[AsyncResult, str] = {}
+        pools: dict[str, ServerPool] = {}
+        for target in targets:
+            pool = pools[target.name] = self.pool_for(target)
+            answer = self._start(pool, key, target.url + escaped, token, deadline, use_cache)
+            if isinstance(answer, StatResult):
+                results[target.name] = answer
+                pool.count(answer)
+            else:
+                waiting[answer] = target.name
+        present = sum(1 for result in results.values() if result.outcome is Outcome.PRESENT)
+        while waiting and present < want_present:
+            remaining = deadline - self.clock()
+            if remaining <= 0:
+                break
+            done = gevent.wait(list(waiting), timeout=remaining, count=1)
+            for answer in done:
+                name = waiting.pop(answer)  # type: ignore[call-overload]
+                result = answer.get()
+                results[name] = result
+                pools[name].count(result)
+                if result.outcome is Outcome.PRESENT:
+                    present += 1
+        out_of_time = self.clock() >= deadline
+        for name in waiting.values():
+            results[name] = rejected(Outcome.PENDING, "still running")
+            pools[name].count(results[name])
+            if out_of_time:
+                pools[name].reject("deadline")
+        return {target.name: results[target.name] for target in targets}
+
+    def _start(
+        self,
+        pool: ServerPool,
+        key: tuple[str, str],
+        url: str,
+        token: str,
+        deadline: float,
+        use_cache: bool,
+    ) -> StatResult | AsyncResult:
+        """Steps 1-5 of the module doc: an immediate result, or an answer to wait for."""
+        if use_cache:
+            cached = pool.cache.get(key)
+            if cached is not None:
+                return cached
+            shared = pool.inflight.get(key)
+            if shared is not None:
+                return shared
+        if deadline - self.clock() <= 0:
+            pool.reject("deadline")
+            return rejected(Outcome.PENDING, "no time left")
+        admitted, is_probe = pool.detector.admit()
+        if not admitted:
+            pool.reject("ejected")
+            return rejected(Outcome.EJECTED, "ejected")
+        ticket: Event | None = None
+        if not pool.bulkhead.try_acquire():
+            ticket = pool.bulkhead.enqueue() if self.config.max_wait > 0 else None
+            if ticket is None:
+                if is_probe:
+                    pool.detector.abandon_probe()
+                pool.reject("saturated")
+                return rejected(Outcome.SATURATED, "all slots and waiting places taken")
+        answer = AsyncResult()
+        if use_cache:
+            pool.inflight[key] = answer
+        pool.group.spawn(pool.run, key, url, token, deadline, answer, ticket, is_probe)
+        return answer
