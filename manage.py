@@ -15,9 +15,15 @@ import sys  # noqa: E402
 
 def main() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "director_project.settings")
+    from django.core.exceptions import ImproperlyConfigured
     from django.core.management import execute_from_command_line
 
-    execute_from_command_line(sys.argv)
+    try:
+        execute_from_command_line(sys.argv)
+    except ImproperlyConfigured as error:
+        # A bad environment variable: say which, without a traceback.
+        sys.stderr.write(f"Configuration error: {error}\n")
+        sys.exit(2)
 
 
 if __name__ == "__main__":

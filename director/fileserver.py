@@ -72,6 +72,8 @@ class Behaviour:
     hang: bool = False  # accept, read the request, never answer
     required_token: str | None = None  # 403 unless "Authorization: Bearer <token>"
     missing: bool = False  # answer 404 for every object (the slow-has-it scenarios)
+    any_path: bytes | None = None  # every path not stored holds these bytes (unique-path load)
+    hang_seconds: float = HANG_SECONDS  # how long a hanging request is held
 
 
 @dataclass
@@ -182,7 +184,7 @@ class FileServer:
             )
         behaviour = self.behaviour
         if behaviour.hang:
-            gevent.sleep(HANG_SECONDS)
+            gevent.sleep(behaviour.hang_seconds)
         if behaviour.delay:
             gevent.sleep(behaviour.delay)
         if behaviour.status is not None:
@@ -209,6 +211,8 @@ class FileServer:
         if self.behaviour.missing:
             return self._reply(start_response, 404, b"not found\n")
         stored = self._lookup(path)
+        if stored is None and self.behaviour.any_path is not None:
+            stored = StoredObject(self.behaviour.any_path)
         age: int | None = None
         if stored is None and self.upstream_director and not head:
             stored = self._pull_through(path)

@@ -91,7 +91,12 @@ LOGGING = {
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
     "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
     "root": {"handlers": ["console"], "level": env_str("DIRECTOR_LOG_LEVEL", "INFO").upper()},
-    "loggers": {"django.db.backends": {"level": "WARNING"}},
+    # django.request would log every 4xx as a warning: a burst of 429s (load shedding)
+    # must not turn into a burst of blocking log writes. 5xx are still logged.
+    "loggers": {
+        "django.db.backends": {"level": "WARNING"},
+        "django.request": {"level": "ERROR"},
+    },
 }
 
 # --- Director ------------------------------------------------------------------------------

@@ -1,0 +1,159 @@
+"""``python manage.py stat <path>``: ask every candidate server for an object, now."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from dataclasses import replace
+from typing import Any
+
+from django.core.management.base import BaseCommand, CommandError
+
+from director import presence, registry, routing
+from director.paths import PathError, clean_path
+from director.routing import RedirectRequest
+from director.stat import Outcome, StatEngine, StatResult
+
+COLUMNS = ("server", "type", "outcome", "status", "ms", "size", "checksum", "age")
+
+
+class Command(BaseCommand):
+    help = (
+        "Stat every candidate server (origins and caches of the path's namespace) for PATH "
+        "right now, bypassing the result cache; print one row per server and the redirect "
+        "the director would give on its object (cache) and origin routes. Exit 0 when some "
+        "server has the object, 1 when none has it, 2 on bad input."
+    )
+
+    def add_arguments(self, parser: Any) -> None:
+        parser.add_argument("path", help="Object path, e.g. /ospool/data/file.txt")
+        parser.add_argument("--token", default="", help="Bearer token sent with each HEAD.")
+        parser.add_argument(
+            "--timeout", type=float, default=None, help="Seconds per HEAD (default: stat timeout)."
+        )
+        parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+
+    def handle(self, *args: Any, **options: Any) -> None:
+        try:
+            path = clean_path(options["path"])
+        except PathError as error:
+            raise CommandError(f"Bad path {options['path']!r}: {error}", returncode=2) from None
+        if not options["path"].startswith("/"):
+            raise CommandError(f"The path must start with '/': {options['path']!r}", returncode=2)
+        snapshot = registry.current()
+        timeout = (
+            options["timeout"] if options["timeout"] is not None else snapshot.settings.stat_timeout
+        )
+        if not 0 < timeout <= 300:
+            raise CommandError(
+                f"--timeout must be in (0, 300] seconds, not {timeout}", returncode=2
+            )
+        namespace_path, entries = snapshot.longest_match(path, time.time())
+        if not entries:
+            raise CommandError(f"No namespace of any server matches {path}", returncode=1)
+
+        # A private engine: nothing cached, no ejection carried over, this timeout.
+        engine = StatEngine(
+            replace(presence.stat_config(snapshot.settings), stat_timeout=timeout),
+            user_agent=presence.USER_AGENT,
+        )
+        servers = [entry.server for entry in entries]
+        results = engine.stat_many(
+            [presence.target_for(server) for server in servers],
+            path,
+            deadline=time.monotonic() + timeout + 0.5,
+            token=options["token"],
+            token_scoped=entries[0].namespace.require_token,
+            want_present=len(servers) + 1,  # wait for every answer
+            use_cache=False,
+        )
+        redirects = {
+            route: _would_redirect(snapshot, path, options["token"], servers, results, route)
+            for route in ("object", "origin")
+        }
+        rows = [_row(server.name, server.kind.value, results[server.name]) for server in servers]
+        if options["json"]:
+            document = {
+                "path": path,
+                "namespace": namespace_path,
+                "servers": rows,
+                "redirects": redirects,
+            }
+            self.stdout.write(json.dumps(document, indent=2))
+        else:
+            self.stdout.write(_table(rows))
+            self.stdout.write("")
+            for route, redirect in redirects.items():
+                if redirect["status"] == 307:
+                    self.stdout.write(f"{route} redirect: 307 Location: {redirect['location']}")
+                else:
+                    self.stdout.write(
+                        f"{route} redirect: {redirect['status']} {redirect['message']}"
+                    )
+        if not any(result.outcome is Outcome.PRESENT for result in results.values()):
+            raise CommandError(f"No server reported having {path}", returncode=1)
+
+
+def _row(name: str, kind: str, result: StatResult) -> dict[str, Any]:
+    return {
+        "server": name,
+        "type": kind,
+        "outcome": result.outcome.value,
+        "status": result.status_code,
+        "ms": round(result.latency * 1000, 1),
+        "size": result.size,
+        "checksum": result.checksum,
+        "age": result.age,
+        "detail": result.detail,
+    }
+
+
+def _would_redirect(
+    snapshot: Any,
+    path: str,
+    token: str,
+    servers: list[Any],
+    results: dict[str, StatResult],
+    route: str,
+) -> dict[str, Any]:
+    """What ``GET /api/v1.0/director/<route><path>`` would answer given these results."""
+
+    def known(servers_asked: Any, *_: Any) -> dict[str, routing.Presence]:
+        by_name = {server.name: server for server in servers}
+        return {
+            server.name: presence.presence_of(by_name[server.name], results[server.name])
+            for server in servers_asked
+            if server.name in results
+        }
+
+    request = RedirectRequest(
+        method="GET",
+        path=path,
+        to_origin=route == "origin",
+        request_id=str(uuid.uuid4()),
+        now=time.time(),
+        deadline=time.monotonic() + 1.0,
+        authorization=f"Bearer {token}" if token else "",
+    )
+    result = routing.decide(request, snapshot, availability=known)
+    return {
+        "status": result.status,
+        "location": result.location,
+        "message": result.message,
+        "servers": [server.name for server in result.servers],
+    }
+
+
+def _table(rows: list[dict[str, Any]]) -> str:
+    cells = [
+        [("" if row[column] is None else str(row[column])) for column in COLUMNS] for row in rows
+    ]
+    widths = [
+        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(COLUMNS)
+    ]
+    lines = ["  ".join(column.ljust(widths[i]) for i, column in enumerate(COLUMNS))]
+    lines.extend(
+        "  ".join(value.ljust(widths[i]) for i, value in enumerate(line)) for line in cells
+    )
+    return "\n".join(line.rstrip() for line in lines)

@@ -1,0 +1,275 @@
+"""The Django admin as the operator's registry: pages load, tokens, actions change routing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import re
+
+import pytest
+from conftest import create_server, make_ad
+from django.contrib import admin
+from django.contrib.auth.models import Group
+from django.urls import reverse
+from django.utils import timezone
+
+from director import registry
+from director.models import Downtime, Namespace, RegistrationToken, Server, StatSettings
+
+REGISTERED = sorted(model._meta.label_lower for model in admin.site._registry)
+
+
+def admin_url(label: str, view: str, *args: object) -> str:
+    app_label, model_name = label.split(".")
+    return reverse(f"admin:{app_label}_{model_name}_{view}", args=args)
+
+
+@pytest.fixture(autouse=True)
+def _fast_password_hashing(settings):
+    """admin_user hashes a password per test; the default hasher is slow on purpose."""
+    settings.PASSWORD_HASHERS = ["django.contrib.auth.hashers.MD5PasswordHasher"]
+
+
+@pytest.fixture
+def registry_rows(db, admin_user):
+    """One row of every registered model, keyed by model label."""
+    server = create_server("defined-origin", "origin", "http://127.0.0.1:9001", {"/test": {}})
+    downtime = Downtime.objects.create(
+        server=server,
+        starts_at=timezone.now(),
+        ends_at=timezone.now() + dt.timedelta(hours=1),
+        description="maintenance",
+    )
+    token, _ = RegistrationToken.issue("/origins/site", "for the test")
+    return {
+        "auth.group": Group.objects.create(name="operators"),
+        "auth.user": admin_user,
+        "director.server": server,
+        "director.namespace": Namespace.objects.get(server=server),
+        "director.downtime": downtime,
+        "director.registrationtoken": token,
+        "director.statsettings": StatSettings.load(),
+    }
+
+
+def test_the_admin_registers_every_director_model():
+    assert REGISTERED == [
+        "auth.group",
+        "auth.user",
+        "director.downtime",
+        "director.namespace",
+        "director.registrationtoken",
+        "director.server",
+        "director.statsettings",
+    ]
+
+
+@pytest.mark.parametrize(
+    "label", [label for label in REGISTERED if label != "director.statsettings"]
+)
+def test_the_changelist_loads(admin_client, registry_rows, label):
+    answer = admin_client.get(admin_url(label, "changelist"))
+
+    assert answer.status_code == 200
+    assert answer.context["cl"].result_count == 1
+
+
+@pytest.mark.parametrize("label", REGISTERED)
+def test_the_change_page_loads(admin_client, registry_rows, label):
+    answer = admin_client.get(admin_url(label, "change", registry_rows[label].pk))
+
+    assert answer.status_code == 200
+    assert answer.context["original"] == registry_rows[label]
+
+
+@pytest.mark.parametrize(
+    "query", ["q=defined", "kind__exact=origin", "enabled__exact=1", "source__exact=admin"]
+)
+def test_the_server_changelist_searches_and_filters(admin_client, registry_rows, query):
+    answer = admin_client.get(f"{admin_url('director.server', 'changelist')}?{query}")
+
+    assert answer.status_code == 200
+    assert [server.name for server in answer.context["cl"].result_list] == ["defined-origin"]
+
+
+def test_the_add_pages_load(admin_client, db):
+    for label in ("director.server", "director.registrationtoken", "director.downtime"):
+        assert admin_client.get(admin_url(label, "add")).status_code == 200
+
+
+def test_the_settings_changelist_redirects_to_its_single_change_page(admin_client, db):
+    answer = admin_client.get(admin_url("director.statsettings", "changelist"))
+
+    assert answer.status_code == 302
+    assert answer["Location"] == "/admin/director/statsettings/1/change/"
+    assert admin_client.get(answer["Location"]).status_code == 200
+
+
+def test_the_settings_row_cannot_be_added_or_deleted(admin_client, db):
+    StatSettings.load()
+
+    assert admin_client.get(admin_url("director.statsettings", "add")).status_code == 403
+    assert admin_client.get(admin_url("director.statsettings", "delete", 1)).status_code == 403
+
+
+def test_adding_a_token_shows_its_secret_once_and_stores_only_the_hash(admin_client, db):
+    answer = admin_client.post(
+        admin_url("director.registrationtoken", "add"),
+        {"registry_prefix": "/caches/site-x", "description": "new cache"},
+        follow=True,
+    )
+
+    assert answer.status_code == 200
+    texts = [str(message) for message in answer.context["messages"]]
+    secrets = [
+        match.group(1)
+        for text in texts
+        if (match := re.match(r"Token for /caches/site-x: (\S+) \(copy it now", text))
+    ]
+    assert len(secrets) == 1
+    secret = secrets[0]
+    token = RegistrationToken.objects.get()
+    assert (token.registry_prefix, token.description) == ("/caches/site-x", "new cache")
+    assert token.token_hash == hashlib.sha256(secret.encode()).hexdigest()
+    assert token.token_hash != secret
+    change_page = admin_client.get(admin_url("director.registrationtoken", "change", token.pk))
+    assert secret not in change_page.content.decode()
+
+
+def test_a_token_with_a_bad_prefix_is_refused_by_the_add_form(admin_client, db):
+    answer = admin_client.post(
+        admin_url("director.registrationtoken", "add"), {"registry_prefix": "/servers/x"}
+    )
+
+    assert answer.status_code == 200
+    assert answer.context["adminform"].form.errors["registry_prefix"] == [
+        "Use /origins/<site> or /caches/<site> (one path segment)."
+    ]
+    assert RegistrationToken.objects.count() == 0
+
+
+def run_action(client, label: str, action: str, *pks: int):
+    return client.post(
+        admin_url(label, "changelist"),
+        {"action": action, "_selected_action": [str(pk) for pk in pks]},
+        follow=True,
+    )
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_revoke_action_stops_a_token_from_registering(admin_client, live_director):
+    token, secret = RegistrationToken.issue("/origins/origin-a")
+    ad = make_ad("origin-a", "origin", "http://127.0.0.1:9001")
+
+    answer = run_action(admin_client, "director.registrationtoken", "revoke", token.pk)
+
+    assert [str(message) for message in answer.context["messages"]] == ["Revoked 1 token(s)."]
+    token.refresh_from_db()
+    assert token.revoked_at is not None
+    refused = live_director.advertise(ad, token=secret)
+    assert refused.status_code == 403
+    assert not Server.objects.exists()
+
+
+@pytest.mark.django_db(transaction=True)
+def test_disable_and_enable_actions_take_a_server_out_of_routing_and_back(
+    admin_client, live_director
+):
+    live_director.register("origin-a", "origin", "http://127.0.0.1:9001")
+    server = Server.objects.get(name="origin-a")
+    assert "origin-a" in registry.current().servers
+
+    run_action(admin_client, "director.server", "disable_servers", server.pk)
+
+    assert "origin-a" not in registry.current().servers
+    assert live_director.get("/api/v1.0/director/origin/test/f").status_code == 404
+
+    run_action(admin_client, "director.server", "enable_servers", server.pk)
+
+    assert "origin-a" in registry.current().servers
+    answer = live_director.get("/api/v1.0/director/origin/test/f")
+    assert answer.headers["Location"] == "http://127.0.0.1:9001/test/f"
+
+
+@pytest.mark.django_db(transaction=True)
+def test_expire_now_ends_an_advertisement_until_the_server_advertises_again(
+    admin_client, live_director
+):
+    live_director.register("origin-a", "origin", "http://127.0.0.1:9001")
+    defined = create_server("defined", "origin", "http://127.0.0.1:9002", {"/other": {}})
+    advertised = Server.objects.get(name="origin-a")
+
+    answer = run_action(admin_client, "director.server", "expire_now", advertised.pk, defined.pk)
+
+    messages = [str(message) for message in answer.context["messages"]]
+    assert messages[0].startswith("Expired 1 advertised server(s)")
+    assert messages[1].startswith("1 admin-defined server(s) have no advertisement to expire")
+    advertised.refresh_from_db()
+    assert advertised.expires_at <= timezone.now()
+    assert sorted(registry.current().servers) == ["defined"]
+    assert live_director.get("/api/v1.0/director/origin/test/f").status_code == 404
+    assert live_director.get("/api/v1.0/director/origin/other/f").status_code == 307
+
+    live_director.register("origin-a", "origin", "http://127.0.0.1:9001")
+    assert live_director.get("/api/v1.0/director/origin/test/f").status_code == 307
+
+
+def test_an_advertised_server_shows_its_ad_fields_read_only(admin_client, db):
+    server = Server.objects.create(
+        name="advertised",
+        kind="origin",
+        data_url="http://127.0.0.1:9001",
+        registry_prefix="/origins/advertised",
+        source="advertised",
+        expires_at=timezone.now() + dt.timedelta(minutes=10),
+    )
+
+    answer = admin_client.get(admin_url("director.server", "change", server.pk))
+
+    assert answer.status_code == 200
+    form = answer.context["adminform"].form
+    assert sorted(form.fields) == ["enabled", "stat_concurrency_limit"]
+    page = answer.content.decode()
+    assert 'name="data_url"' not in page
+    assert "http://127.0.0.1:9001" in page
+    inline = answer.context["inline_admin_formsets"][0]
+    assert (inline.has_add_permission, inline.has_change_permission) == (False, False)
+
+
+def test_an_admin_defined_server_is_editable(admin_client, registry_rows):
+    server = registry_rows["director.server"]
+
+    answer = admin_client.get(admin_url("director.server", "change", server.pk))
+
+    form = answer.context["adminform"].form
+    for field in ("name", "kind", "data_url", "auth_url", "public_reads", "expires_at"):
+        assert field in form.fields
+    assert "source" not in form.fields
+
+
+def test_an_edit_of_an_advertised_server_cannot_change_its_data_url(admin_client, db):
+    server = Server.objects.create(
+        name="advertised",
+        kind="origin",
+        data_url="http://127.0.0.1:9001",
+        registry_prefix="/origins/advertised",
+        source="advertised",
+        expires_at=timezone.now() + dt.timedelta(minutes=10),
+    )
+
+    answer = admin_client.post(
+        admin_url("director.server", "change", server.pk),
+        {
+            "enabled": "",
+            "data_url": "http://attacker.example",
+            "stat_concurrency_limit": "",
+            "namespaces-TOTAL_FORMS": "0",
+            "namespaces-INITIAL_FORMS": "0",
+            "downtimes-TOTAL_FORMS": "0",
+            "downtimes-INITIAL_FORMS": "0",
+        },
+    )
+
+    assert answer.status_code == 302
+    server.refresh_from_db()
+    assert (server.data_url, server.enabled) == ("http://127.0.0.1:9001", False)
