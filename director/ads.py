@@ -190,7 +190,7 @@ class AdvertisementIn(WireModel):
     @classmethod
     def _urls_are_absolute(cls, value: str, info: Any) -> str:
         if value or info.field_name == "data_url":
-            problem = url_problem(value)
+            problem = url_problem(value, allow_query=info.field_name == "broker_url")
             if problem:
                 raise ValueError(problem)
         return value

@@ -170,6 +170,13 @@ class FileServer:
 
     # -- WSGI --------------------------------------------------------------------------
     def app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        body = self._answer(environ, start_response)
+        if environ["REQUEST_METHOD"] == "HEAD":
+            # Headers only: a body left on a keep-alive connection corrupts the next answer.
+            return [b""]
+        return body
+
+    def _answer(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         method = environ["REQUEST_METHOD"]
         path = environ.get("PATH_INFO", "/")
         self.requests[method] += 1

@@ -5,7 +5,7 @@
    429). Health and metrics are exempt, so they still answer under overload.
 2. Answers ``OPTIONS /api/v1.0/director/*`` with CORS headers, as Pelican does.
 3. Adds ``Server: pelican/<version>`` (clients tell a director from a proxy by it) and a
-   Content-Length, and records the request duration by route.
+   Content-Length, drops the body of a HEAD answer, and records the duration by route.
 """
 
 from __future__ import annotations
@@ -66,6 +66,8 @@ class FrontDoorMiddleware:
             response["Server"] = SERVER_HEADER
         if not response.streaming and "Content-Length" not in response:
             response["Content-Length"] = str(len(response.content))
+        if request.method == "HEAD" and not response.streaming:
+            response.content = b""  # headers (Content-Length included) as for GET, no body
         REQUEST_DURATION.labels(route_label(path)).observe(time.perf_counter() - started)
         return response
 

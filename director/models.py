@@ -160,7 +160,7 @@ class Server(CapabilityFields):
         for field_name in ("data_url", "web_url", "auth_url", "broker_url"):
             value = getattr(self, field_name)
             if field_name == "data_url" or value:
-                problem = url_problem(value)
+                problem = url_problem(value, allow_query=field_name == "broker_url")
                 if problem:
                     errors[field_name] = problem
         if (self.latitude is None) != (self.longitude is None):

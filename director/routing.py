@@ -228,11 +228,13 @@ def decide(
     namespace_path, entries = snapshot.longest_match(request.path, request.now)
     origins = [entry for entry in entries if entry.server.kind is ServerKind.ORIGIN]
     caches = [entry for entry in entries if entry.server.kind is ServerKind.CACHE]
+    if any(not entry.namespace.from_topology for entry in origins):
+        # A Pelican origin outranks topology origins at the same prefix (reference 3.1).
+        origins = [entry for entry in origins if not entry.namespace.from_topology]
     if not origins:
         status = 429 if startup_grace_active else 404
         extra = (("Retry-After", "1"),) if startup_grace_active else ()
         return _error(status, f"No sources found for the requested path {request.path}.", *extra)
-    namespace = origins[0].namespace
 
     # 3. Capabilities.
     verb, verb_caps = _verb_requirement(request.method, request.depth)
@@ -242,6 +244,7 @@ def decide(
     if request.has_query("recursive"):
         query_caps |= Capability.LISTINGS
     capable = [entry for entry in origins if _origin_qualifies(entry, verb_caps, query_caps)]
+    namespace = (capable or origins)[0].namespace
     if not capable:
         where = f" See '{external_url}'." if external_url else ""
         return _error(
@@ -274,8 +277,11 @@ def decide(
         destination = "origin"
     else:
         usable = caches
+        if not namespace.require_token:
+            # Topology caches never serve public namespaces (cacheNotFromTopoIfPubReads).
+            usable = [entry for entry in usable if not entry.namespace.from_topology]
         if settings.filter_caches_in_error_state:
-            usable = [entry for entry in caches if entry.server.status not in CACHE_ERROR_STATES]
+            usable = [entry for entry in usable if entry.server.status not in CACHE_ERROR_STATES]
         usable = _sort(usable, request, settings.sort_method, rng)
         destination = "cache"
         if usable:

@@ -9,8 +9,12 @@ _REGISTRY_PREFIX = re.compile(r"/(origins|caches)/([^/\s]+)")
 KIND_BY_PREFIX = {"origins": "origin", "caches": "cache"}
 
 
-def url_problem(value: str) -> str:
-    """'' when ``value`` is an absolute http(s) URL with a host, else what is wrong."""
+def url_problem(value: str, *, allow_query: bool = False) -> str:
+    """'' when ``value`` is an absolute http(s) URL with a host, else what is wrong.
+
+    Server URLs are bases that paths are appended to, so they take no query; a broker
+    URL (``.../broker/reverse?origin=...&prefix=...``) does.
+    """
     if not value:
         return "A URL is required."
     if any(char.isspace() or ord(char) < 32 for char in value):
@@ -24,7 +28,7 @@ def url_problem(value: str) -> str:
         return f"{value!r} must start with http:// or https://."
     if not parts.hostname:
         return f"{value!r} has no host."
-    if parts.query or parts.fragment:
+    if parts.fragment or (parts.query and not allow_query):
         return f"{value!r} must not have a query or fragment."
     del port
     return ""

@@ -138,8 +138,8 @@ def object_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
     if request.method not in OBJECT_METHODS:
         return error_response(
             405,
-            f"The object endpoint takes GET and HEAD, not {request.method}; "
-            "use /api/v1.0/director/origin/ for other methods.",
+            f"The object endpoint takes GET and HEAD, not {request.method}; use "
+            f"/api/v1.0/director/origin/ for other methods. Request ID: {request_id_for(request)}",
             header_lines=[("Allow", "GET, HEAD, OPTIONS")],
         )
     return redirect(request, path, to_origin=False)
@@ -152,7 +152,8 @@ def origin_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
     if request.method not in routing.ORIGIN_METHODS:
         return error_response(
             405,
-            f"The origin endpoint does not take {request.method}.",
+            f"The origin endpoint does not take {request.method}. "
+            f"Request ID: {request_id_for(request)}",
             header_lines=[("Allow", "GET, HEAD, PUT, DELETE, PROPFIND, COPY, OPTIONS")],
         )
     return redirect(request, path, to_origin=True)
@@ -184,7 +185,11 @@ def root_shortcut(request: HttpRequest, path: str = "") -> HttpResponse:
     forced = _host_forces(request)
     if forced:
         if forced == "cache" and method not in OBJECT_METHODS:
-            return error_response(405, f"Cache redirects take GET and HEAD, not {method}.")
+            return error_response(
+                405,
+                f"Cache redirects take GET and HEAD, not {method}. "
+                f"Request ID: {request_id_for(request)}",
+            )
         return redirect(request, full_path, to_origin=forced == "origin")
     if method == "PROPFIND" or "directread" in dict(_query_pairs(request)):
         return redirect(request, full_path, to_origin=True)

@@ -28,7 +28,16 @@ api.add_router("/v1.0", health_router)
 
 
 def _field_name(location: Any) -> str:
-    parts = [str(part) for part in location if part not in ("body", "ad", "query", "path")]
+    """('body', 'ad', 'namespaces', 0, 'path') -> 'namespaces.0.path': the wire name.
+
+    The first part is where the value came from; for a body, the second is the name of
+    the handler's parameter.
+    """
+    parts = [str(part) for part in location]
+    if parts[:1] == ["body"]:
+        parts = parts[2:]
+    elif parts[:1] in (["query"], ["path"]):
+        parts = parts[1:]
     return ".".join(parts) or "body"
 
 
