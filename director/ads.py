@@ -253,13 +253,18 @@ def parse_status(raw: str) -> ServerStatus:
         return ServerStatus.UNKNOWN
 
 
-def check_token(kind: str, authorization: str, registry_prefix: str) -> models.RegistrationToken:
-    """The live token for ``registry_prefix`` that the bearer secret matches, or AdRejected."""
+def bearer_secret(authorization: str) -> str:
+    """The secret of ``Authorization: Bearer <secret>``, or AdRejected (403)."""
     if not authorization:
         raise AdRejected(403, "Missing Authorization header with a registration token")
     if not authorization.startswith("Bearer ") or not authorization[7:].strip():
         raise AdRejected(403, "The Authorization header must be 'Bearer <registration token>'")
-    secret = authorization[7:].strip()
+    return authorization[7:].strip()
+
+
+def check_token(kind: str, authorization: str, registry_prefix: str) -> models.RegistrationToken:
+    """The live token for ``registry_prefix`` that the bearer secret matches, or AdRejected."""
+    secret = bearer_secret(authorization)
     prefix_kind = registry_prefix_kind(registry_prefix)
     if prefix_kind is None:
         raise AdRejected(

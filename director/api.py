@@ -15,9 +15,16 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router
+from ninja.errors import HttpError
 
 from director import __version__, presence, registry
-from director.ads import AdRejected, AdvertisementIn, go_url_object, record_advertisement
+from director.ads import (
+    AdRejected,
+    AdvertisementIn,
+    bearer_secret,
+    go_url_object,
+    record_advertisement,
+)
 from director.health import assess
 from director.models import Kind, Server, Source
 from director.responses import JSON_CONTENT_TYPE, json_bytes
@@ -65,10 +72,20 @@ def _register(request: HttpRequest, kind: str, ad: AdvertisementIn) -> HttpRespo
     return _json({"status": "success", "msg": "Successful registration"})
 
 
+def advertise_bearer(request: HttpRequest) -> str:
+    """Runs before the body is read: without a bearer token the answer is 403, whatever
+    the body, so an anonymous caller learns nothing of the validation rules."""
+    try:
+        return bearer_secret(request.META.get("HTTP_AUTHORIZATION", ""))
+    except AdRejected as rejected:
+        raise HttpError(rejected.status, rejected.message) from None
+
+
 @director_router.post(
     "/registerOrigin",
     summary="Advertise an origin (Pelican OriginAdvertise body, Bearer registration token)",
     response={200: dict, 400: dict, 403: dict, 500: dict},
+    auth=advertise_bearer,
 )
 def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
     return _register(request, Kind.ORIGIN, ad)
@@ -78,6 +95,7 @@ def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
     "/registerCache",
     summary="Advertise a cache (Pelican OriginAdvertise body, Bearer registration token)",
     response={200: dict, 400: dict, 403: dict, 500: dict},
+    auth=advertise_bearer,
 )
 def register_cache(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
     return _register(request, Kind.CACHE, ad)
@@ -277,7 +295,7 @@ def _listed_servers() -> Any:
 @ui_router.get("/servers", summary="Origins and caches (server_type=origin|cache)")
 def ui_servers(request: HttpRequest, server_type: str | None = None) -> HttpResponse:
     servers = _listed_servers()
-    if server_type is not None:
+    if server_type:  # absent or empty: no filter
         if server_type.lower() not in (Kind.ORIGIN, Kind.CACHE):
             return _error(400, f"server_type must be 'origin' or 'cache', not {server_type!r}")
         servers = servers.filter(kind=server_type.lower())

@@ -410,14 +410,6 @@ def test_a_cache_redirect_without_a_cache_broker_sends_no_broker_header(live_dir
     assert answer.values("X-Pelican-Broker") == []
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: director/ads.py validates broker-url with url_problem(), which refuses any query, "
-        "so a real Pelican origin's broker URL (…/broker/reverse?origin=…&prefix=…, reference "
-        "2.6) makes the whole advertisement fail with 400"
-    ),
-)
 def test_a_pelican_broker_url_with_its_query_is_echoed_in_x_pelican_broker(
     live_director, file_servers
 ):
@@ -937,14 +929,6 @@ def test_the_user_agent_version_gate(live_director, file_servers, user_agent, st
         assert_error_body(answer.json(), "")
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: director/views.py answers a method the object/origin endpoint does not take "
-        "with a 405 whose msg has no 'Request ID: <uuid>' (object_redirect and "
-        "origin_redirect call error_response before a request id exists)"
-    ),
-)
 @pytest.mark.parametrize(
     ("method", "path"),
     [("PUT", "/api/v1.0/director/object/test/f"), ("POST", "/api/v1.0/director/origin/test/f")],

@@ -141,6 +141,26 @@ def test_an_ad_without_authorization_is_refused_and_nothing_stored(live_director
     assert_nothing_stored()
 
 
+@pytest.mark.parametrize(
+    ("body", "user_agent"),
+    [
+        pytest.param(b'{"name": ', ORIGIN_UA, id="malformed-body"),
+        pytest.param(
+            make_ad("origin-a", "origin", "http://127.0.0.1:1"),
+            "pelican-origin/7.0.0",
+            id="old-user-agent",
+        ),
+    ],
+)
+def test_a_missing_authorization_is_refused_before_anything_else_is_checked(
+    live_director, body, user_agent
+):
+    answer = post(live_director, "registerOrigin", body, secret=None, user_agent=user_agent)
+
+    assert_error(answer, 403, "Authorization")
+    assert_nothing_stored()
+
+
 def test_an_authorization_header_that_is_not_bearer_is_refused(live_director):
     secret = live_director.token_for("/origins/origin-a")
     ad = make_ad("origin-a", "origin", "http://127.0.0.1:1")
@@ -313,14 +333,6 @@ def test_a_malformed_ad_gets_400_naming_the_field_and_nothing_is_stored(
     assert_nothing_stored()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason=(
-        "BUG: director_project/api.py _field_name drops every location part equal to "
-        "'body', 'ad', 'query' or 'path', so a body field literally named 'path' is reported "
-        "as field 'namespaces.0' instead of 'namespaces.0.path'"
-    ),
-)
 def test_a_bad_namespace_path_is_reported_with_its_full_field_location(live_director):
     ad = make_ad("origin-a", "origin", "http://127.0.0.1:1", [namespace_ad("relative")])
 

@@ -858,11 +858,6 @@ def test_presence_is_checked_before_the_token_expiry():
 # Reference behaviour not yet implemented
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reference 3.1 step 5: topology origins are dropped whenever a Pelican "
-    "origin serves the same prefix; decide() keeps both",
-)
 def test_a_topology_origin_is_dropped_when_a_pelican_origin_serves_the_prefix():
     snap = snapshot(
         (origin("a-topology"), ns(from_topology=True)),
@@ -872,11 +867,6 @@ def test_a_topology_origin_is_dropped_when_a_pelican_origin_serves_the_prefix():
     assert names(decide(request(to_origin=True), snap)) == ["b-pelican"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: reference 3.2 (cacheNotFromTopoIfPubReads): topology caches are dropped "
-    "for a PublicReads namespace; decide() redirects to them",
-)
 def test_a_topology_cache_is_not_used_for_a_public_namespace():
     snap = snapshot((origin("o"), ns()), (cache("topo-cache"), ns(from_topology=True)))
     result = decide(request(), snap)

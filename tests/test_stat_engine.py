@@ -11,10 +11,12 @@ Every wait has a deadline, and an autouse guard fails any test that blocks for 5
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
 import gevent
 import pytest
@@ -22,7 +24,15 @@ from gevent.event import Event
 from requests.structures import CaseInsensitiveDict
 
 from director.fileserver import FileServer, crc32c
-from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget, cache_key
+from director.stat import (
+    Outcome,
+    PoolState,
+    StatConfig,
+    StatEngine,
+    StatResult,
+    StatTarget,
+    cache_key,
+)
 from director.stat.bulkhead import Bulkhead
 from director.stat.cache import PresenceCache
 from director.stat.ejection import EjectionPolicy, OutlierDetector
@@ -113,22 +123,22 @@ def make_engine(
     probe: FakeProbe | dict[str, FakeProbe],
     *,
     clock: Callable[[], float] = time.monotonic,
-    **config: float,
+    **config: Any,
 ) -> StatEngine:
     probes = probe if isinstance(probe, dict) else None
 
     def factory(target: StatTarget, limit: int) -> FakeProbe:
         return probes[target.name] if probes is not None else probe  # type: ignore[return-value]
 
-    return StatEngine(StatConfig(**config), probe_factory=factory, clock=clock)  # type: ignore[arg-type]
+    return StatEngine(StatConfig(**config), probe_factory=factory, clock=clock)
 
 
 def stat(
-    engine: StatEngine, targets: list[StatTarget], path: str, within: float = 1.0, **kw: object
+    engine: StatEngine, targets: list[StatTarget], path: str, within: float = 1.0, **kw: Any
 ) -> dict[str, StatResult]:
     """stat_many with a deadline ``within`` seconds from now, itself bounded in real time."""
     with gevent.Timeout(within + 2.0, AssertionError("stat_many overran its deadline by 2 s")):
-        return engine.stat_many(targets, path, deadline=engine.clock() + within, **kw)  # type: ignore[arg-type]
+        return engine.stat_many(targets, path, deadline=engine.clock() + within, **kw)
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, what: str = "") -> None:
@@ -142,13 +152,13 @@ def settle(engine: StatEngine, timeout: float = 1.0) -> None:
     wait_until(lambda: engine.live_stat_greenlets() == 0, timeout, "stat greenlets finished")
 
 
-def join_all(greenlets: list[gevent.Greenlet], timeout: float = 2.0) -> list[object]:
+def join_all(greenlets: list[gevent.Greenlet], timeout: float = 2.0) -> list[Any]:
     done = gevent.joinall(greenlets, timeout=timeout, raise_error=True)
     assert len(done) == len(greenlets), "some greenlets did not finish in time"
     return [greenlet.value for greenlet in greenlets]
 
 
-def state_of(engine: StatEngine, name: str):  # noqa: ANN201 - PoolState
+def state_of(engine: StatEngine, name: str) -> PoolState:
     (state,) = [state for state in engine.states() if state.name == name]
     return state
 
@@ -372,8 +382,14 @@ def test_cache_shrinking_capacity_evicts_the_least_recently_used() -> None:
 
 @pytest.mark.parametrize(
     "outcome",
-    [Outcome.DENIED, Outcome.ERROR, Outcome.TIMEOUT]
-    + [Outcome.SATURATED, Outcome.EJECTED, Outcome.PENDING],
+    [
+        Outcome.DENIED,
+        Outcome.ERROR,
+        Outcome.TIMEOUT,
+        Outcome.SATURATED,
+        Outcome.EJECTED,
+        Outcome.PENDING,
+    ],
 )
 def test_cache_stores_only_present_and_absent(outcome: Outcome) -> None:
     cache = PresenceCache(capacity=10, ttl=60.0, clock=FakeClock())
@@ -594,14 +610,58 @@ def test_head_probe_sends_the_token_as_bearer_and_is_denied_without_the_right_on
     server = file_servers({"/test/hello.txt": DATA})
     server.behaviour.required_token = "secret"
     granted = probe(f"{server.url}/test/hello.txt", "secret", 1.0)
-    assert granted.outcome is Outcome.PRESENT
+    assert (granted.outcome, granted.size) == (Outcome.PRESENT, len(DATA))
     assert server.seen_headers[-1]["Authorization"] == "Bearer secret"
     refused = probe(f"{server.url}/test/hello.txt", "wrong", 1.0)
-    assert (refused.outcome, refused.status_code) == (Outcome.DENIED, 403)
+    assert (refused.outcome, refused.status_code, refused.server_fault) == (
+        Outcome.DENIED,
+        403,
+        False,
+    )
     assert server.seen_headers[-1]["Authorization"] == "Bearer wrong"
     anonymous = probe(f"{server.url}/test/hello.txt", "", 1.0)
-    assert anonymous.outcome is Outcome.DENIED
+    assert (anonymous.outcome, anonymous.status_code) == (Outcome.DENIED, 403)
     assert "Authorization" not in server.seen_headers[-1]
+    assert server.count("HEAD") == 3
+
+
+def test_a_404_answer_leaves_the_pooled_connection_usable_for_the_next_head(
+    file_servers: Callable[..., FileServer], probe: HeadProbe
+) -> None:
+    server = file_servers({"/test/hello.txt": DATA})
+    for _ in range(3):
+        assert probe(f"{server.url}/test/hello.txt", "", 1.0).outcome is Outcome.PRESENT
+        assert probe(f"{server.url}/test/missing.txt", "", 1.0).outcome is Outcome.ABSENT
+    result = probe(f"{server.url}/test/hello.txt", "", 1.0)
+    assert (result.outcome, result.detail) == (Outcome.PRESENT, "")
+    assert server.count("HEAD") == 7
+
+
+@pytest.mark.parametrize(
+    ("path", "behaviour", "status"),
+    [
+        pytest.param("/test/hello.txt", {}, b"200", id="200"),
+        pytest.param("/test/missing.txt", {}, b"404", id="404"),
+        pytest.param("/test/hello.txt", {"required_token": "t"}, b"403", id="403"),
+        pytest.param("/test/hello.txt", {"status": 500}, b"500", id="500"),
+    ],
+)
+def test_file_server_answers_head_without_a_body_so_pooled_connections_stay_usable(
+    file_servers: Callable[..., FileServer], path: str, behaviour: dict[str, object], status: bytes
+) -> None:
+    server = file_servers({"/test/hello.txt": DATA})
+    for name, value in behaviour.items():
+        setattr(server.behaviour, name, value)
+    received = b""
+    with socket.create_connection(("127.0.0.1", server.port), timeout=1.0) as connection:
+        connection.sendall(f"HEAD {path} HTTP/1.1\r\nHost: test\r\n\r\n".encode())
+        connection.settimeout(0.1)  # keep-alive: read whatever comes until it goes quiet
+        with contextlib.suppress(TimeoutError):
+            while chunk := connection.recv(4096):
+                received += chunk
+    head, _, body = received.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 " + status)
+    assert body == b""
 
 
 def test_head_probe_reports_absent_for_404(
@@ -677,7 +737,7 @@ def test_twenty_concurrent_callers_for_the_same_path_share_one_probe() -> None:
     results = join_all(callers)
     assert len(probe.calls) == 1
     assert probe.calls[0][0] == "http://origin.invalid/test/a"
-    assert all(result["origin"] == answer(Outcome.PRESENT) for result in results)  # type: ignore[index]
+    assert all(result["origin"] == answer(Outcome.PRESENT) for result in results)
     assert state_of(engine, "origin").outcomes == {"present": 20}
     settle(engine)
 
@@ -692,7 +752,7 @@ def test_different_tokens_on_a_token_scoped_namespace_do_not_share_a_probe() -> 
     results = join_all(callers)
     assert len(probe.calls) == 2
     assert sorted(token for _, token, _ in probe.calls) == ["alice", "bob"]
-    assert all(result["origin"].outcome is Outcome.PRESENT for result in results)  # type: ignore[index]
+    assert all(result["origin"].outcome is Outcome.PRESENT for result in results)
     settle(engine)
 
 
@@ -766,6 +826,24 @@ def test_a_token_scoped_cache_entry_never_serves_another_token() -> None:
     assert [token for _, token, _ in probe.calls] == ["alice", "bob", ""]
     assert state_of(engine, "origin").cache_entries == 3
     settle(engine)
+
+
+def test_a_caller_joining_a_head_cut_short_by_another_deadline_still_gets_its_own_time() -> None:
+    def healthy_but_slow(url: str, token: str, timeout: float) -> StatResult:
+        try:
+            with gevent.Timeout(timeout):
+                gevent.sleep(0.15)
+        except gevent.Timeout:
+            return StatResult(Outcome.TIMEOUT, latency=timeout, server_fault=True)
+        return answer(Outcome.PRESENT)
+
+    engine = make_engine(FakeProbe(respond=healthy_but_slow), stat_timeout=1.0)
+    hurried = gevent.spawn(stat, engine, [ORIGIN], "/test/a", within=0.05)
+    gevent.sleep(0)
+    patient = stat(engine, [ORIGIN], "/test/a", within=1.0)["origin"]
+    join_all([hurried])
+    settle(engine)
+    assert patient.outcome is Outcome.PRESENT
 
 
 # -- StatEngine.stat_many: deadlines and bounds ------------------------------------------------
@@ -853,7 +931,7 @@ def test_a_blocked_server_holds_limit_active_and_max_waiters_waiting_the_rest_sa
     assert [callers[n].value.outcome for n in sorted(finished)] == [Outcome.SATURATED] * 5
 
     results = join_all(callers)
-    assert [result.outcome for result in results] == (  # type: ignore[attr-defined]
+    assert [result.outcome for result in results] == (
         [Outcome.PENDING] * 3 + [Outcome.SATURATED] * 7
     )
     # The two waiters gave up after max wait, the three active callers at their deadline.
@@ -877,7 +955,7 @@ def test_a_waiter_handed_a_slot_in_time_sends_its_probe() -> None:
     engine = make_engine(probe, concurrency_limit=1, max_waiters=1, max_wait=0.3)
     callers = [gevent.spawn(stat, engine, [ORIGIN], f"/test/{n}") for n in range(2)]
     results = join_all(callers)
-    assert [r["origin"].outcome for r in results] == [Outcome.PRESENT] * 2  # type: ignore[index]
+    assert [r["origin"].outcome for r in results] == [Outcome.PRESENT] * 2
     assert (len(probe.calls), probe.peak) == (2, 1)
     assert state_of(engine, "origin").active == 0
     settle(engine)
@@ -923,7 +1001,7 @@ def test_five_full_length_timeouts_eject_the_server_at_once_with_no_probe_and_no
     # Costs no slot: more callers than slots + waiting places are all "ejected", none
     # "saturated", and no stat greenlet is started for them.
     callers = [gevent.spawn(stat, engine, [SLOW], f"/test/burst/{n}") for n in range(10)]
-    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.EJECTED] * 10  # type: ignore[index]
+    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.EJECTED] * 10
     assert len(probes["slow"].calls) == 5
     assert engine.live_stat_greenlets() == 0
     state = state_of(engine, "slow")
@@ -981,12 +1059,12 @@ def test_after_an_ejection_one_probe_at_a_time_decides_and_a_failed_probe_double
     assert others == [Outcome.EJECTED] * 3  # only one probe while half-open
     assert len(probe.calls) == 7
     gate.set()
-    assert join_all([half_open_probe])[0]["slow"].outcome is Outcome.PRESENT  # type: ignore[index]
+    assert join_all([half_open_probe])[0]["slow"].outcome is Outcome.PRESENT
     state = state_of(engine, "slow")
     assert (state.ejected, state.times_ejected, state.consecutive_failures) == (False, 0, 0)
 
     callers = [gevent.spawn(stat, engine, [SLOW], f"/test/open/{n}") for n in range(3)]
-    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.PRESENT] * 3  # type: ignore[index]
+    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.PRESENT] * 3
     assert len(probe.calls) == 10
     settle(engine)
 
@@ -1011,7 +1089,7 @@ def test_configure_with_a_new_limit_resizes_pools_and_wakes_their_waiters(gate: 
     gevent.sleep(0.01)
     assert len(probe.calls) == 3
     gate.set()
-    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.PRESENT] * 3  # type: ignore[index]
+    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.PRESENT] * 3
     settle(engine)
     assert state_of(engine, "slow").active == 0
 
@@ -1059,7 +1137,7 @@ def test_states_report_outcomes_cached_outcomes_and_rejection_reasons(gate: Even
     held = gevent.spawn(stat, engine, [SLOW], "/test/a", within=0.1)
     gevent.sleep(0)
     assert stat(engine, [SLOW], "/test/b")["slow"].outcome is Outcome.SATURATED
-    assert join_all([held])[0]["slow"].outcome is Outcome.PENDING  # type: ignore[index]
+    assert join_all([held])[0]["slow"].outcome is Outcome.PENDING
 
     states = {state.name: state for state in engine.states()}
     assert list(states) == ["fast", "bad", "slow"]
@@ -1107,3 +1185,39 @@ def test_all_stat_greenlets_finish_shortly_after_the_probes_end(gate: Event) -> 
     settle(engine, 0.1)
     for state in engine.states():
         assert (state.active, state.waiting) == (0, 0), state.name
+
+
+def test_a_straggler_success_after_ejection_does_not_end_half_open_probing() -> None:
+    outliers, clock = detector()
+    eject(outliers)
+    outliers.record(fault=False, probe=False)  # a HEAD sent before the ejection
+    assert outliers.ejected and outliers.times_ejected == 1
+    clock.now += 30.0
+    assert outliers.admit() == (True, True)  # half-open: one probe
+    assert outliers.admit() == (False, False)  # and only one
+    outliers.record(fault=False, probe=True)
+    assert (outliers.times_ejected, outliers.consecutive_failures) == (0, 0)
+    assert outliers.admit() == (True, False)
+
+
+def test_a_ticket_whose_greenlet_never_ran_gives_back_a_slot_handed_to_it() -> None:
+    bulkhead = Bulkhead(limit=1, max_waiters=2)
+    assert bulkhead.try_acquire()
+    ticket = bulkhead.enqueue()
+    assert ticket is not None
+    bulkhead.release()  # hands the slot to the ticket, whose owner never runs
+    assert bulkhead.active == 1
+    bulkhead.abandon(ticket)
+    bulkhead.abandon(ticket)  # idempotent
+    assert bulkhead.active == 0
+    assert bulkhead.try_acquire()
+
+
+def test_a_ticket_abandoned_while_in_line_leaves_the_line() -> None:
+    bulkhead = Bulkhead(limit=1, max_waiters=1)
+    assert bulkhead.try_acquire()
+    ticket = bulkhead.enqueue()
+    assert ticket is not None and bulkhead.waiting == 1
+    bulkhead.abandon(ticket)
+    assert bulkhead.waiting == 0
+    assert bulkhead.enqueue() is not None

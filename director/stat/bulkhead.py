@@ -12,12 +12,20 @@ from collections import deque
 from gevent.event import Event
 
 
+class Ticket(Event):
+    """A place in the waiting line; ``consumed`` once its owner has seen the outcome."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.consumed = False
+
+
 class Bulkhead:
     def __init__(self, limit: int, max_waiters: int) -> None:
         self.limit = max(1, limit)
         self.max_waiters = max(0, max_waiters)
         self.active = 0
-        self._waiters: deque[Event] = deque()
+        self._waiters: deque[Ticket] = deque()
 
     @property
     def waiting(self) -> int:
@@ -38,7 +46,7 @@ class Bulkhead:
             return True
         return False
 
-    def enqueue(self) -> Event | None:
+    def enqueue(self) -> Ticket | None:
         """Take a place in the waiting line now (synchronously), or None if it is full.
 
         The place is taken in the caller's greenlet, before any waiting greenlet runs, so
@@ -46,11 +54,11 @@ class Bulkhead:
         """
         if len(self._waiters) >= self.max_waiters:
             return None
-        ticket = Event()
+        ticket = Ticket()
         self._waiters.append(ticket)
         return ticket
 
-    def wait_turn(self, ticket: Event, timeout: float) -> bool:
+    def wait_turn(self, ticket: Ticket, timeout: float) -> bool:
         """Wait at most ``timeout`` for a slot handed to ``ticket``; False when none came.
 
         A slot is handed over directly by ``release`` (``active`` is not decremented), so
@@ -63,11 +71,23 @@ class Bulkhead:
             granted = ticket.is_set()
             return granted
         finally:
+            ticket.consumed = True
             if not granted:
                 if ticket.is_set():  # handed a slot while leaving (killed or timed out)
                     self.release()
                 else:
                     self._waiters.remove(ticket)
+
+    def abandon(self, ticket: Ticket) -> None:
+        """For a ticket whose owner never waited (its greenlet was killed before it ran):
+        leave the line, or pass on a slot handed to it. Idempotent."""
+        if ticket.consumed:
+            return
+        ticket.consumed = True
+        if ticket.is_set():
+            self.release()
+        elif ticket in self._waiters:
+            self._waiters.remove(ticket)
 
     def acquire(self, timeout: float) -> bool:
         """A slot now, or after waiting at most ``timeout``; False when none came."""

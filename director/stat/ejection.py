@@ -7,6 +7,7 @@
    slot: its outcome is ``ejected`` at once.
 3. When the time is up the server is half-open: one probe at a time is let through. A
    success clears the count and the ejection multiplier; a fault ejects it again, longer.
+   Answers to stats sent before the ejection (stragglers) change nothing.
 """
 
 from __future__ import annotations
@@ -52,18 +53,31 @@ class OutlierDetector:
         return True, False
 
     def record(self, fault: bool, probe: bool) -> None:
+        """Take one verdict. Once a server has been ejected, only its half-open probe
+        decides: answers from stats sent before the ejection are stragglers."""
         if probe:
             self.probe_in_flight = False
+            if fault:
+                self.consecutive_failures += 1
+                self._eject()
+            else:
+                self.consecutive_failures = 0
+                self.times_ejected = 0
+                self.ejected_until = 0.0
+            return
+        if self.times_ejected:
+            return
         if not fault:
             self.consecutive_failures = 0
-            if probe or self.times_ejected:
-                self.times_ejected = 0
             return
         self.consecutive_failures += 1
-        if probe or (self.consecutive_failures >= self.policy.threshold and not self.ejected):
-            self.times_ejected += 1
-            duration = min(self.policy.base_time * self.times_ejected, self.policy.max_time)
-            self.ejected_until = self._clock() + duration
+        if self.consecutive_failures >= self.policy.threshold:
+            self._eject()
+
+    def _eject(self) -> None:
+        self.times_ejected += 1
+        duration = min(self.policy.base_time * self.times_ejected, self.policy.max_time)
+        self.ejected_until = self._clock() + duration
 
     def abandon_probe(self) -> None:
         """The probe ended without a verdict (cut short by a request's deadline)."""

@@ -7,7 +7,8 @@ How one request's fan-out runs (``StatEngine.stat_many``), per candidate server 
 
 1. A cached ``present``/``absent`` answer is used as is.
 2. With no time left, the server is ``pending``.
-3. A HEAD already in flight for the same server, path and authorisation is joined.
+3. A HEAD already in flight for the same server, path and authorisation is joined, if
+   it was given at least as much time as this caller would give its own.
 4. An ejected server is ``ejected`` at once (half-open: one probe at a time goes out).
 5. A free slot starts a HEAD greenlet at once. With no free slot, a place in the short
    waiting line is taken synchronously (``saturated`` at once if the line is full) and
@@ -30,11 +31,11 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 
 import gevent
-from gevent.event import AsyncResult, Event
+from gevent.event import AsyncResult
 from gevent.pool import Group
 
 from director.headers import go_path_escape
-from director.stat.bulkhead import Bulkhead
+from director.stat.bulkhead import Bulkhead, Ticket
 from director.stat.cache import PresenceCache
 from director.stat.ejection import EjectionPolicy, OutlierDetector
 from director.stat.outcomes import Outcome, StatResult, rejected
@@ -44,6 +45,10 @@ logger = logging.getLogger(__name__)
 
 # How long after a saturated rejection a server is still reported as saturated.
 SATURATION_WINDOW = 10.0
+# The probe is trusted to honour its timeout; past this much more it is cut off anyway.
+PROBE_GRACE = 0.05
+# A shared HEAD whose end is this close to a joiner's own is good enough to join.
+JOIN_TOLERANCE = 0.01
 
 
 @dataclass(frozen=True, slots=True)
@@ -120,7 +125,8 @@ class ServerPool:
         self.detector = OutlierDetector(config.ejection_policy(), clock)
         self.cache = PresenceCache(config.cache_capacity, config.cache_ttl, clock)
         self.group = Group()  # owner of this server's stat greenlets
-        self.inflight: dict[tuple[str, str], AsyncResult] = {}
+        # key -> (the HEAD's answer, the monotonic time by which it will have ended)
+        self.inflight: dict[tuple[str, str], tuple[AsyncResult, float]] = {}
         self.outcomes: Counter[tuple[Outcome, bool]] = Counter()
         self.rejections: Counter[str] = Counter()
         self.last_saturated_at = float("-inf")
@@ -183,17 +189,22 @@ class ServerPool:
         token: str,
         deadline: float,
         answer: AsyncResult,
-        ticket: Event | None,
+        ticket: Ticket | None,
         is_probe: bool,
     ) -> None:
         """One HEAD, in a greenlet of ``self.group``. Always sets ``answer``."""
         result: StatResult | None = None
         try:
             if ticket is not None:
-                wait = min(self.config.max_wait, deadline - self.clock())
+                time_left = deadline - self.clock()
+                wait = min(self.config.max_wait, time_left)
                 if not self.bulkhead.wait_turn(ticket, wait):
-                    self.reject("saturated")
-                    result = rejected(Outcome.SATURATED, "no free slot in time")
+                    if wait < self.config.max_wait:  # the caller's deadline cut the wait
+                        self.reject("deadline")
+                        result = rejected(Outcome.PENDING, "out of time waiting for a slot")
+                    else:
+                        self.reject("saturated")
+                        result = rejected(Outcome.SATURATED, "no free slot in time")
                     return
             try:
                 result = self._head(url, token, deadline, is_probe)
@@ -206,7 +217,8 @@ class ServerPool:
         finally:
             if is_probe and self.detector.probe_in_flight:
                 self.detector.abandon_probe()
-            if self.inflight.get(key) is answer:
+            shared = self.inflight.get(key)
+            if shared is not None and shared[0] is answer:
                 del self.inflight[key]
             if not answer.ready():
                 answer.set(result or rejected(Outcome.PENDING, "stopped"))
@@ -216,7 +228,14 @@ class ServerPool:
         timeout = min(stat_timeout, deadline - self.clock())
         if timeout <= 0:
             return rejected(Outcome.PENDING, "no time left")
-        result = self.probe(url, token, timeout)
+        result = gevent.with_timeout(
+            timeout + PROBE_GRACE,
+            self.probe,
+            url,
+            token,
+            timeout,
+            timeout_value=StatResult(Outcome.TIMEOUT, latency=timeout, server_fault=True),
+        )
         truncated = timeout < stat_timeout
         if result.outcome is Outcome.TIMEOUT and truncated:
             # Cut short by the request's deadline: no verdict on the server's health.
@@ -243,6 +262,9 @@ class StatEngine:
             lambda target, limit: HeadProbe(self.user_agent, limit)
         )
         self._pools: dict[str, ServerPool] = {}
+        # Pools of servers that left the registry while stats were still running: kept
+        # (and counted) until those end, and revived if the server comes back meanwhile.
+        self._draining: dict[str, ServerPool] = {}
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self, config: StatConfig, targets: Iterable[StatTarget] | None = None) -> None:
@@ -255,22 +277,41 @@ class StatEngine:
                     self._drop(name)
             for target in wanted.values():
                 self.pool_for(target)
+            self._prune_draining()
         for pool in self._pools.values():
             pool.configure(pool.target, config)
 
     def _drop(self, name: str) -> None:
         pool = self._pools.pop(name)
-        # Its stat greenlets end on their own, within the stat timeout.
-        if isinstance(pool.probe, HeadProbe):
+        if len(pool.group):
+            # Its stat greenlets end on their own, within the stat timeout.
+            self._draining[name] = pool
+        elif isinstance(pool.probe, HeadProbe):
             pool.probe.close()
+
+    def _prune_draining(self) -> None:
+        for name, pool in list(self._draining.items()):
+            if not len(pool.group):
+                del self._draining[name]
+                if isinstance(pool.probe, HeadProbe):
+                    pool.probe.close()
 
     def pool_for(self, target: StatTarget) -> ServerPool:
         pool = self._pools.get(target.name)
-        if pool is None or pool.target.url != target.url:
-            if pool is not None:
-                self._drop(target.name)
-            limit = ServerPool.limit_for(target, self.config)
-            pool = ServerPool(target, self.config, self._probe_factory(target, limit), self.clock)
+        if pool is not None and pool.target.url != target.url:
+            self._drop(target.name)
+            pool = None
+        if pool is None:
+            revived = self._draining.pop(target.name, None)
+            if revived is not None and revived.target.url == target.url:
+                pool = revived
+                pool.configure(target, self.config)
+            else:
+                if revived is not None:
+                    self._draining[target.name] = revived
+                limit = ServerPool.limit_for(target, self.config)
+                probe = self._probe_factory(target, limit)
+                pool = ServerPool(target, self.config, probe, self.clock)
             self._pools[target.name] = pool
         elif pool.target != target:
             pool.configure(target, self.config)
@@ -280,7 +321,8 @@ class StatEngine:
         return [pool.state() for pool in self._pools.values()]
 
     def live_stat_greenlets(self) -> int:
-        return sum(len(pool.group) for pool in self._pools.values())
+        pools = [*self._pools.values(), *self._draining.values()]
+        return sum(len(pool.group) for pool in pools)
 
     # -- the fan-out --------------------------------------------------------------------------
     def stat_many(
@@ -345,7 +387,11 @@ class StatEngine:
                 return cached
             shared = pool.inflight.get(key)
             if shared is not None:
-                return shared
+                answer, ends_at = shared
+                own_end = min(deadline, self.clock() + self.config.stat_timeout)
+                if ends_at >= own_end - JOIN_TOLERANCE:
+                    return answer
+                # That HEAD was cut short by an earlier deadline: send our own.
         if deadline - self.clock() <= 0:
             pool.reject("deadline")
             return rejected(Outcome.PENDING, "no time left")
@@ -353,7 +399,7 @@ class StatEngine:
         if not admitted:
             pool.reject("ejected")
             return rejected(Outcome.EJECTED, "ejected")
-        ticket: Event | None = None
+        ticket: Ticket | None = None
         if not pool.bulkhead.try_acquire():
             ticket = pool.bulkhead.enqueue() if self.config.max_wait > 0 else None
             if ticket is None:
@@ -363,6 +409,11 @@ class StatEngine:
                 return rejected(Outcome.SATURATED, "all slots and waiting places taken")
         answer = AsyncResult()
         if use_cache:
-            pool.inflight[key] = answer
-        pool.group.spawn(pool.run, key, url, token, deadline, answer, ticket, is_probe)
+            # The HEAD ends by the deadline, or after the stat timeout (plus a wait).
+            start_by = self.clock() + (self.config.max_wait if ticket is not None else 0.0)
+            pool.inflight[key] = (answer, min(deadline, start_by + self.config.stat_timeout))
+        greenlet = pool.group.spawn(pool.run, key, url, token, deadline, answer, ticket, is_probe)
+        if ticket is not None:
+            # Killed before it ran, the greenlet never reaches its own cleanup.
+            greenlet.link(lambda _: pool.bulkhead.abandon(ticket))
         return answer
