@@ -21,6 +21,7 @@ from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_valida
 
 from director import models
 from director.registry import registry_changed
+from director.selection import ewma_status_weight
 from director.snapshot import WIRE_CAPABILITY_KEYS, Capability, ServerStatus
 from director.validation import (
     namespace_path_problem,
@@ -326,7 +327,9 @@ def record_advertisement(
                 )
         else:
             server = models.Server(name=ad.name, source=models.Source.ADVERTISED, kind=kind)
-        _apply_ad(server, kind, ad, user_agent, received_at, expires_at)
+        row = models.StatSettings.objects.filter(pk=1).first()
+        time_constant = row.status_ewma_time_constant if row else 300.0
+        _apply_ad(server, kind, ad, user_agent, received_at, expires_at, time_constant)
         server.save()
         server.namespaces.all().delete()
         models.Namespace.objects.bulk_create(_namespace_rows(server, ad))
@@ -345,6 +348,7 @@ def _apply_ad(
     user_agent: str,
     received_at: dt.datetime,
     expires_at: dt.datetime,
+    time_constant: float,
 ) -> None:
     server.kind = kind
     server.data_url = normalise_server_url(ad.data_url)
@@ -357,7 +361,20 @@ def _apply_ad(
         server.latitude, server.longitude = coordinate.Lat, coordinate.Long
     else:
         server.latitude = server.longitude = None
-    server.status = parse_status(ad.status).value
+    status = parse_status(ad.status)
+    server.status = status.value
+    previous_at = server.status_weight_updated_at
+    server.status_weight = ewma_status_weight(
+        server.status_weight if previous_at else None,
+        (received_at - previous_at).total_seconds() if previous_at else None,
+        status,
+        time_constant,
+    )
+    server.status_weight_updated_at = received_at
+    if ad.director_test:
+        server.health_status = models.HealthStatus.DISABLED
+    elif server.health_status == models.HealthStatus.DISABLED:
+        server.health_status = models.HealthStatus.UNKNOWN
     server.version = ad.version or user_agent_version(user_agent) or "unknown"
     server.expires_at = expires_at
     server.last_advertised_at = received_at

@@ -27,6 +27,28 @@ def check_director_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
                 id="director.E002",
             )
         )
+    from director.locate import parse_networks, parse_region
+
+    try:
+        parse_networks(settings.DIRECTOR_TRUSTED_PROXIES)
+    except ValueError as error:
+        messages.append(
+            checks.Error(
+                f"DIRECTOR_TRUSTED_PROXIES: {error}.",
+                hint="A comma-separated list of addresses or CIDRs, e.g. 10.0.0.0/8,::1",
+                id="director.E003",
+            )
+        )
+    try:
+        parse_region(settings.DIRECTOR_DEFAULT_REGION)
+    except ValueError as error:
+        messages.append(
+            checks.Error(
+                f"DIRECTOR_DEFAULT_REGION={settings.DIRECTOR_DEFAULT_REGION!r}: {error}.",
+                hint="lat_min,lat_max,long_min,long_max, e.g. 30,50,-125,-65",
+                id="director.E004",
+            )
+        )
     return messages
 
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import ipaddress
 import secrets
 from typing import ClassVar
 
@@ -33,6 +34,16 @@ class Status(models.TextChoices):
     CRITICAL = ServerStatus.CRITICAL.value, "critical"
     SHUTTING_DOWN = ServerStatus.SHUTTING_DOWN.value, "shutting down"
     UNKNOWN = ServerStatus.UNKNOWN.value, "unknown"
+
+
+class HealthStatus(models.TextChoices):
+    """Director health tests (reference 7.4), as Pelican shows them in ``healthStatus``."""
+
+    UNKNOWN = "Unknown", "unknown"
+    INITIALIZING = "Initializing", "initializing"
+    OK = "OK", "ok"
+    ERROR = "Error", "error"
+    DISABLED = "Health Test Disabled", "disabled"
 
 
 class Source(models.TextChoices):
@@ -138,6 +149,18 @@ class Server(CapabilityFields):
         blank=True,
         validators=[MinValueValidator(1)],
         help_text="Per-server override of the stat concurrency limit; empty uses the global one.",
+    )
+    status_weight = models.FloatField(
+        default=1.0, help_text="EWMA of the advertised status (1 ok, 0.5 warning, 0.01 worse)."
+    )
+    status_weight_updated_at = models.DateTimeField(null=True, blank=True)
+    health_status = models.CharField(
+        max_length=30, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN
+    )
+    health_message = models.CharField(max_length=500, blank=True)
+    health_checked_at = models.DateTimeField(null=True, blank=True)
+    health_failing_since = models.DateTimeField(
+        null=True, blank=True, help_text="Start of the current run of failed health tests."
     )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
@@ -392,6 +415,36 @@ class StatSettings(models.Model):
         validators=[MinValueValidator(0.0)],
         help_text="Upper bound of one ejection, in seconds.",
     )
+    adaptive_working_set = models.PositiveIntegerField(
+        default=6,
+        validators=[MinValueValidator(3)],
+        help_text="Adaptive sort: the nearest servers that are statted and sampled (at least 3).",
+    )
+    status_ewma_time_constant = models.FloatField(
+        default=300.0,
+        validators=[MinValueValidator(1.0)],
+        help_text="Seconds: time constant of the status weight's moving average.",
+    )
+    health_test_interval = models.FloatField(
+        default=15.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds between director health tests of one server; 0 turns them off.",
+    )
+    health_test_timeout = models.FloatField(
+        default=10.0,
+        validators=[MinValueValidator(0.1)],
+        help_text="Deadline of one whole health test (all its requests).",
+    )
+    health_failure_grace = models.FloatField(
+        default=60.0,
+        validators=[MinValueValidator(0.0)],
+        help_text="Seconds of failing health tests before the server's weight is lowered.",
+    )
+    health_failure_weight = models.FloatField(
+        default=0.1,
+        validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
+        help_text="Factor on the status weight of a server failing its health tests.",
+    )
     max_inflight_requests = models.PositiveIntegerField(
         default=1000,
         validators=[MinValueValidator(1)],
@@ -429,6 +482,52 @@ class StatSettings(models.Model):
     def load(cls) -> StatSettings:
         settings_row, _ = cls.objects.get_or_create(pk=1)
         return settings_row
+
+
+class GeoIPOverride(models.Model):
+    """A client or server address range placed at a fixed coordinate (first match wins)."""
+
+    network = models.CharField(
+        max_length=64,
+        help_text="An IPv4 or IPv6 address or CIDR, e.g. 192.0.2.0/24 or 2001:db8::/32.",
+    )
+    latitude = models.FloatField(validators=[MinValueValidator(-90.0), MaxValueValidator(90.0)])
+    longitude = models.FloatField(validators=[MinValueValidator(-180.0), MaxValueValidator(180.0)])
+    position = models.PositiveIntegerField(
+        default=0, help_text="Rows are tried in ascending position; the first match wins."
+    )
+    description = models.CharField(max_length=255, blank=True)
+
+    class Meta:
+        ordering = ["position", "pk"]
+        verbose_name = "GeoIP override"
+
+    def __str__(self) -> str:
+        return f"{self.network} -> ({self.latitude}, {self.longitude})"
+
+    def clean(self) -> None:
+        try:
+            ipaddress.ip_network(self.network.strip(), strict=False)
+        except ValueError:
+            raise ValidationError(
+                {"network": f"{self.network!r} is not an IPv4/IPv6 address or CIDR."}
+            ) from None
+        self.network = self.network.strip()
+
+
+class HealthTestLease(models.Model):
+    """Which director process runs the health tests now (one per database)."""
+
+    holder = models.CharField(max_length=100, blank=True)
+    expires_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        constraints = [
+            models.CheckConstraint(condition=Q(pk=1), name="director_healthlease_singleton")
+        ]
+
+    def __str__(self) -> str:
+        return f"Health tests run by {self.holder or 'nobody'}"
 
 
 class RegistryState(models.Model):

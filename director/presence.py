@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from director import __version__
-from director.routing import Availability, Presence
+from director.routing import Presence
 from director.snapshot import DirectorSettings, NamespaceView, ServerKind, ServerView, Snapshot
 from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
 
@@ -79,7 +79,7 @@ class StatAvailability:
         token: str,
         deadline: float,
     ) -> Mapping[str, Presence]:
-        self.results = engine.stat_many(
+        results = engine.stat_many(
             [target_for(server) for server in servers],
             path,
             deadline=deadline,
@@ -87,8 +87,9 @@ class StatAvailability:
             token_scoped=namespace.require_token,
             want_present=self.settings.max_stat_responses,
         )
+        self.results.update(results)  # origins first, then (adaptive) the cache working set
         return {server.name: presence_of(server, self.results[server.name]) for server in servers}
 
 
-def availability_for(snapshot: Snapshot) -> Availability:
+def availability_for(snapshot: Snapshot) -> StatAvailability:
     return StatAvailability(snapshot.settings)

@@ -14,6 +14,8 @@ Expiry needs no rebuild: each ServerView carries its expiry and routing checks i
 
 from __future__ import annotations
 
+import datetime as dt
+import ipaddress
 import logging
 import time
 from collections.abc import Callable
@@ -21,8 +23,12 @@ from collections.abc import Callable
 import gevent
 from django.db import close_old_connections, connection, transaction
 from django.db.models import F
+from django.utils import timezone
 
 from director import models
+from director.geo import Override, once, server_coordinate
+from director.locate import geoip_database, server_address
+from director.selection import Coordinate
 from director.snapshot import (
     DirectorSettings,
     DowntimeWindow,
@@ -77,11 +83,53 @@ def settings_view(row: models.StatSettings | None) -> DirectorSettings:
     )
 
 
-def _server_view(server: models.Server) -> ServerView:
+def _overrides() -> list[Override]:
+    rows = []
+    for row in models.GeoIPOverride.objects.all():
+        try:
+            network = ipaddress.ip_network(row.network.strip(), strict=False)
+        except ValueError:
+            once.warn(
+                f"override:{row.pk}:{row.network}",
+                "GeoIP override %r is invalid; skipped",
+                row.network,
+            )
+            continue
+        rows.append(Override(network, Coordinate(row.latitude, row.longitude, "override")))
+    return rows
+
+
+def effective_status_weight(
+    server: models.Server, settings: DirectorSettings, now: dt.datetime
+) -> float:
+    """The ad's EWMA status weight, lowered while health tests fail beyond the grace."""
+    weight = server.status_weight if 0 < server.status_weight <= 1 else 1.0
+    failing_since = server.health_failing_since
+    if (
+        failing_since is not None
+        and (now - failing_since).total_seconds() >= settings.health_failure_grace
+    ):
+        weight *= settings.health_failure_weight
+    return weight
+
+
+def _server_view(
+    server: models.Server,
+    settings: DirectorSettings,
+    overrides: list[Override],
+    now: dt.datetime,
+) -> ServerView:
     try:
         status = ServerStatus(server.status)
     except ValueError:
         status = ServerStatus.UNKNOWN
+    coordinate = server_coordinate(
+        server.latitude,
+        server.longitude,
+        None if server.latitude is not None else server_address(server.data_url),
+        overrides,
+        geoip_database(),
+    )
     return ServerView(
         name=server.name,
         kind=ServerKind(server.kind),
@@ -90,8 +138,9 @@ def _server_view(server: models.Server) -> ServerView:
         web_url=server.web_url.rstrip("/"),
         broker_url=server.broker_url,
         capabilities=server.capabilities,
-        latitude=server.latitude,
-        longitude=server.longitude,
+        latitude=coordinate.latitude if coordinate else None,
+        longitude=coordinate.longitude if coordinate else None,
+        location_source=coordinate.source if coordinate else "",
         status=status,
         version=server.version,
         expires_at=server.expires_at.timestamp() if server.expires_at else None,
@@ -103,6 +152,9 @@ def _server_view(server: models.Server) -> ServerView:
             for downtime in server.downtimes.all()
         ),
         stat_concurrency_limit=server.stat_concurrency_limit,
+        status_weight=effective_status_weight(server, settings, now),
+        health_status=server.health_status,
+        health_tests=not server.director_test_disabled,
     )
 
 
@@ -140,14 +192,20 @@ def build_snapshot() -> Snapshot:
     read is picked up by the next poll rather than lost."""
     generation = read_generation()
     settings = settings_view(models.StatSettings.objects.filter(pk=1).first())
+    overrides = _overrides()
+    now = timezone.now()
     servers = models.Server.objects.routable().prefetch_related("namespaces", "downtimes")
     return Snapshot.build(
         generation,
         settings,
         [
-            (_server_view(server), [_namespace_view(ns) for ns in server.namespaces.all()])
+            (
+                _server_view(server, settings, overrides, now),
+                [_namespace_view(ns) for ns in server.namespaces.all()],
+            )
             for server in servers
         ],
+        overrides,
     )
 
 

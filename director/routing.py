@@ -13,11 +13,20 @@ from __future__ import annotations
 import enum
 import random
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from statistics import median
 
 from director import headers as fmt
 from director.paths import path_depth
-from director.selection import SERVER_LIMIT, Coordinate, sort_by_distance, sort_randomly
+from director.selection import (
+    AVAILABLE_WEIGHT,
+    SERVER_LIMIT,
+    UNAVAILABLE_WEIGHT,
+    Coordinate,
+    Weights,
+    nearest,
+    rank,
+)
 from director.snapshot import (
     Capability,
     Entry,
@@ -155,12 +164,86 @@ def _capability_names(verb_caps: tuple[Capability, ...], query_caps: Capability)
     return " AND ".join([verb, *extra])
 
 
+@dataclass
+class Trace:
+    """Why an answer came out as it did: for ``X-Pelican-Debug`` and ``manage.py explain``.
+
+    ``excluded`` maps a server name to the reason it was left out; ``weights`` holds every
+    weight of every server that was ranked; ``presence`` what the stat step learned.
+    """
+
+    method: str = ""
+    client: Coordinate | None = None
+    namespace: str = ""
+    excluded: dict[str, str] = field(default_factory=dict)
+    presence: dict[str, Presence] = field(default_factory=dict)
+    weights: dict[str, Weights] = field(default_factory=dict)
+    chosen: list[str] = field(default_factory=list)
+
+    def exclude(self, entries: Sequence[Entry], reason: str) -> None:
+        for entry in entries:
+            self.excluded.setdefault(entry.server.name, reason)
+
+
 def _sort(
-    entries: list[Entry], request: RedirectRequest, method: str, rng: random.Random
+    entries: list[Entry],
+    request: RedirectRequest,
+    method: str,
+    rng: random.Random,
+    trace: Trace,
+    availability: Mapping[str, float] | None = None,
 ) -> list[Entry]:
-    if method == "random":
-        return sort_randomly(entries, rng)
-    return sort_by_distance(request.client, entries, [entry.server for entry in entries])
+    order, weights = rank(
+        method, request.client, [entry.server for entry in entries], rng, availability
+    )
+    for entry, weight in zip(entries, weights, strict=True):
+        trace.weights[entry.server.name] = weight
+    ranked = [entries[index] for index in order]
+    if len(ranked) < len(entries):
+        kept = set(order)
+        trace.exclude([e for i, e in enumerate(entries) if i not in kept], "weight of zero")
+    return ranked
+
+
+def _note_availability(
+    trace: Trace, entries: list[Entry], presence: Mapping[str, Presence]
+) -> None:
+    """Origins are ranked by presence group first; within a group availability is equal.
+    The weights still show what the stat said, as Pelican's would."""
+    weights = _availability_weights(presence)
+    fill = median(weights.values()) if weights else 1.0
+    for entry in entries:
+        name = entry.server.name
+        if name in trace.weights:
+            trace.weights[name] = replace(trace.weights[name], availability=weights.get(name, fill))
+
+
+def _availability_weights(presence: Mapping[str, Presence]) -> dict[str, float]:
+    """2.0 for present, 0.5 for absent; servers with no verdict take the median later."""
+    weights = {}
+    for name, verdict in presence.items():
+        if verdict is Presence.PRESENT:
+            weights[name] = AVAILABLE_WEIGHT
+        elif verdict is Presence.ABSENT:
+            weights[name] = UNAVAILABLE_WEIGHT
+    return weights
+
+
+def _should_stat_caches(
+    request: RedirectRequest,
+    snapshot: Snapshot,
+    caches: Sequence[Entry],
+    namespace: NamespaceView,
+    token: str,
+) -> bool:
+    """Reference 4.2: caches are statted only by the adaptive sort, and not for these."""
+    if request.has_query("skipstat") or request.has_query("directread"):
+        return False
+    if not snapshot.settings.check_cache_presence or not caches:
+        return False
+    if request.method in NO_STAT_METHODS:
+        return False
+    return not (namespace.require_token and not token)
 
 
 def _should_stat_origins(
@@ -196,6 +279,7 @@ def decide(
     startup_grace_active: bool = False,
     external_url: str = "",
     rng: random.Random | None = None,
+    trace: Trace | None = None,
 ) -> RedirectResult:
     """Route one request. Numbered as the reference's ``redirectToCache``/``ToOrigin``:
 
@@ -205,13 +289,18 @@ def decide(
     3. Keep origins that support the verb and query capabilities (405 if none).
     4. Ask the availability step about the origins when the stat rules say so; drop the
        absent, order present > unknown > ejected; 404 only if every origin is absent.
-    5. Cache requests: drop caches in an error state, sort the rest; with none left, fall
-       back to the first origin with DirectReads (404 if there is none). Origin requests
-       (and ``directread``): sort the origins.
+    5. Cache requests: drop caches in an error state, sort the rest (adaptive: stat the
+       working set of the nearest caches and weigh them); with none left, fall back to
+       the first origin with DirectReads (404 if there is none). Origin requests (and
+       ``directread``): sort the origins, within each presence group.
     6. Refuse an expired JWT (401), then build Location, Link and the X-Pelican headers.
     """
     rng = rng or random.Random()
     settings = snapshot.settings
+    method = settings.sort_method
+    trace = trace if trace is not None else Trace()
+    trace.method = method
+    trace.client = request.client
 
     # 1. Validation.
     problem = user_agent_problem(request.user_agent, MIN_REDIRECT_VERSIONS)
@@ -226,10 +315,12 @@ def decide(
 
     # 2. Namespace match.
     namespace_path, entries = snapshot.longest_match(request.path, request.now)
+    trace.namespace = namespace_path
     origins = [entry for entry in entries if entry.server.kind is ServerKind.ORIGIN]
     caches = [entry for entry in entries if entry.server.kind is ServerKind.CACHE]
     if any(not entry.namespace.from_topology for entry in origins):
         # A Pelican origin outranks topology origins at the same prefix (reference 3.1).
+        trace.exclude([e for e in origins if e.namespace.from_topology], "topology origin")
         origins = [entry for entry in origins if not entry.namespace.from_topology]
     if not origins:
         status = 429 if startup_grace_active else 404
@@ -245,24 +336,32 @@ def decide(
         query_caps |= Capability.LISTINGS
     capable = [entry for entry in origins if _origin_qualifies(entry, verb_caps, query_caps)]
     namespace = (capable or origins)[0].namespace
+    needs = _capability_names(verb_caps, query_caps)
+    trace.exclude([e for e in origins if e not in capable], f"capability: needs {needs}")
     if not capable:
         where = f" See '{external_url}'." if external_url else ""
         return _error(
             405,
             f"Discovered sources for the namespace {namespace_path}, but none support the "
-            f"request (verb '{verb}', needs {_capability_names(verb_caps, query_caps)}).{where}",
+            f"request (verb '{verb}', needs {needs}).{where}",
         )
 
-    # 4. Origin presence.
+    # 4. Origin presence, then order.
     token = client_token(request.authorization, request.query_value("authz"))
     if to_origin:
-        capable = _sort(capable, request, settings.sort_method, rng)
+        capable = _sort(capable, request, method, rng, trace)
     collections_url = _collections_url(capable)
+    presence: Mapping[str, Presence] = {}
     if _should_stat_origins(request, snapshot, capable, namespace, token):
         presence = availability(
             [entry.server for entry in capable], request.path, namespace, token, request.deadline
         )
+        trace.presence.update(presence)
+        if to_origin:
+            _note_availability(trace, capable, presence)
+    if presence:
         ranked = _rank_by_presence(capable, presence)
+        trace.exclude([e for e in capable if e not in ranked], "stat: absent")
         if not ranked:
             return _error(
                 404,
@@ -274,18 +373,26 @@ def decide(
     # 5. Choose the servers to send the client to.
     if to_origin:
         chosen = capable[:SERVER_LIMIT]
+        trace.exclude(capable[SERVER_LIMIT:], f"beyond the first {SERVER_LIMIT}")
         destination = "origin"
     else:
         usable = caches
         if not namespace.require_token:
             # Topology caches never serve public namespaces (cacheNotFromTopoIfPubReads).
+            trace.exclude([e for e in usable if e.namespace.from_topology], "topology cache")
             usable = [entry for entry in usable if not entry.namespace.from_topology]
         if settings.filter_caches_in_error_state:
-            usable = [entry for entry in usable if entry.server.status not in CACHE_ERROR_STATES]
-        usable = _sort(usable, request, settings.sort_method, rng)
+            failing = [e for e in usable if e.server.status in CACHE_ERROR_STATES]
+            for entry in failing:
+                trace.excluded.setdefault(entry.server.name, f"status {entry.server.status}")
+            usable = [entry for entry in usable if entry not in failing]
+        usable = _order_caches(
+            request, snapshot, usable, namespace, token, availability, rng, trace
+        )
         destination = "cache"
         if usable:
             chosen = usable[:SERVER_LIMIT]
+            trace.exclude(usable[SERVER_LIMIT:], f"beyond the first {SERVER_LIMIT}")
         else:
             fallback = [
                 entry
@@ -300,6 +407,7 @@ def decide(
                 )
             chosen = fallback[:1]
             destination = "origin"
+    trace.chosen = [entry.server.name for entry in chosen]
 
     # 6. Token and headers.
     if token_expired(token, request.now):
@@ -309,6 +417,36 @@ def decide(
             ("WWW-Authenticate", EXPIRED_TOKEN_CHALLENGE),
         )
     return _redirect(request, chosen, namespace, namespace_path, collections_url, destination)
+
+
+def _order_caches(
+    request: RedirectRequest,
+    snapshot: Snapshot,
+    caches: list[Entry],
+    namespace: NamespaceView,
+    token: str,
+    availability: Availability,
+    rng: random.Random,
+    trace: Trace,
+) -> list[Entry]:
+    """Sort caches; under ``adaptive``, only the working set of the nearest N, weighed by
+    what a stat of those (and only those) says: a cache holds the object when its HEAD
+    carries Age > 0 (reference 3.4, 4.1)."""
+    method = snapshot.settings.sort_method
+    if method != "adaptive":
+        return _sort(caches, request, method, rng, trace)
+    size = max(3, snapshot.settings.adaptive_working_set)
+    picked = nearest(request.client, [entry.server for entry in caches], size)
+    working = [caches[index] for index in picked]
+    trace.exclude([e for e in caches if e not in working], "outside the adaptive working set")
+    weights = None
+    if _should_stat_caches(request, snapshot, working, namespace, token):
+        presence = availability(
+            [entry.server for entry in working], request.path, namespace, token, request.deadline
+        )
+        trace.presence.update(presence)
+        weights = _availability_weights(presence)
+    return _sort(working, request, method, rng, trace, weights)
 
 
 def _rank_by_presence(entries: list[Entry], presence: Mapping[str, Presence]) -> list[Entry]:

@@ -8,18 +8,22 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from director import registry
+from director import healthtests, registry
 from director.loopmonitor import monitor
 
 
 def start_background() -> None:
-    """Build the snapshot now, follow the registry, watch the loop lag (idempotent)."""
+    """Build the snapshot now, follow the registry, watch the loop lag, run the health
+    tests when this process holds their lease (idempotent)."""
     registry.current()
     registry.start_watcher(settings.DIRECTOR_REGISTRY_POLL_INTERVAL)
     monitor.start()
+    healthtests.start(settings.DIRECTOR_NAME)
 
 
 def stop_background() -> None:
     if registry.watcher is not None:
         registry.watcher.stop()
     monitor.stop()
+    if healthtests.tester is not None:
+        healthtests.tester.stop()

@@ -1,7 +1,9 @@
 """Ranking servers for a client (reference 3.4). Plain Python, no Django.
 
-Only what the core needs lives here so far: the distance weight and the ``distance`` and
-``random`` sorts. ``distanceAndLoad`` is Pelican's placeholder for ``distance``.
+Four methods: ``distance`` (deterministic, by 2^(-miles/200)), ``distanceAndLoad`` (Pelican's
+placeholder: the same), ``random`` (a shuffle) and ``adaptive`` (weighted random sampling
+by distance x load x status x availability). Every weight of every server is returned,
+so the debug header and ``manage.py explain`` can show why a list came out as it did.
 """
 
 from __future__ import annotations
@@ -9,12 +11,12 @@ from __future__ import annotations
 import math
 import random
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 from typing import TypeVar
 
-from director.snapshot import ServerView
+from director.snapshot import ServerStatus, ServerView
 
 EARTH_RADIUS_MILES = 3960.0
 SORT_METHODS = ("distance", "distanceAndLoad", "random", "adaptive")
@@ -105,3 +107,124 @@ def sort_randomly(items: Sequence[T], rng: random.Random) -> list[T]:
     shuffled = list(items)
     rng.shuffle(shuffled)
     return shuffled
+
+
+# --- weights and the four methods ---------------------------------------------------------
+
+MILES_TO_KM = 1.609344
+AVAILABLE_WEIGHT = 2.0
+UNAVAILABLE_WEIGHT = 0.5
+STATUS_RAW_WEIGHT = {
+    ServerStatus.OK: 1.0,
+    ServerStatus.UNKNOWN: 1.0,
+    ServerStatus.WARNING: 0.5,
+    ServerStatus.DEGRADED: 0.01,
+    ServerStatus.CRITICAL: 0.01,
+    ServerStatus.SHUTTING_DOWN: 0.01,
+}
+
+
+@dataclass(frozen=True, slots=True)
+class Weights:
+    """Why a server ranks where it does (Pelican's RedirectWeights, plus the distance)."""
+
+    distance_miles: float | None
+    distance: float
+    io_load: float
+    status: float
+    availability: float
+
+    @property
+    def total(self) -> float:
+        return self.distance * self.io_load * self.status * self.availability
+
+
+def ewma_status_weight(
+    previous: float | None, elapsed: float | None, status: ServerStatus, time_constant: float
+) -> float:
+    """Pelican's status weight: an EWMA of 1 (ok), 0.5 (warning), 0.01 (worse).
+
+    alpha = 1 - exp(-elapsed / tau); new = old + alpha (x - old). The first ad takes x.
+    """
+    raw = STATUS_RAW_WEIGHT.get(status, 1.0)
+    if previous is None or elapsed is None or not 0 < previous <= 1:
+        return raw
+    alpha = 1.0 - math.exp(-max(0.0, elapsed) / max(time_constant, 1e-9))
+    weight = previous + alpha * (raw - previous)
+    return weight if 0 < weight <= 1 else 1.0
+
+
+def _with_median(values: Sequence[float | None], default: float = 1.0) -> list[float]:
+    known = [value for value in values if value is not None]
+    fill = median(known) if known else default
+    return [fill if value is None else value for value in values]
+
+
+def server_weights(
+    client: Coordinate | None,
+    servers: Sequence[ServerView],
+    availability: Mapping[str, float] | None = None,
+) -> list[Weights]:
+    """Every weight of every server; unknown values take the median of the known ones."""
+    miles: list[float | None] = [
+        distance_miles(client, server.latitude, server.longitude)  # type: ignore[arg-type]
+        if client is not None and server_has_location(server)
+        else None
+        for server in servers
+    ]
+    distance = distance_weights(client, servers)
+    status = _with_median(
+        [server.status_weight if server.status_weight > 0 else None for server in servers]
+    )
+    if availability is None:
+        available = [1.0] * len(servers)
+    else:
+        available = _with_median([availability.get(server.name) for server in servers])
+    # The director has no load figures (Pelican's IO load is unavailable on caches too):
+    # every server gets the same, neutral load weight.
+    return [
+        Weights(miles[i], distance[i], 1.0, status[i], available[i]) for i in range(len(servers))
+    ]
+
+
+def weighted_sample(weights: Sequence[float], rng: random.Random) -> list[int]:
+    """Indices drawn one at a time with probability w_i / sum(w), without replacement.
+
+    Weights of zero or less are left out (a negative weight would be a bug upstream).
+    """
+    remaining = [(index, weight) for index, weight in enumerate(weights) if weight > 0]
+    order: list[int] = []
+    while remaining:
+        pick = rng.uniform(0.0, sum(weight for _, weight in remaining))
+        for position, (index, weight) in enumerate(remaining):
+            pick -= weight
+            if pick <= 0 or position == len(remaining) - 1:
+                order.append(index)
+                del remaining[position]
+                break
+    return order
+
+
+def rank(
+    method: str,
+    client: Coordinate | None,
+    servers: Sequence[ServerView],
+    rng: random.Random,
+    availability: Mapping[str, float] | None = None,
+) -> tuple[list[int], list[Weights]]:
+    """(indices of ``servers`` in ranked order, the weights of each server)."""
+    weights = server_weights(client, servers, availability)
+    if method == "random":
+        order = list(range(len(servers)))
+        rng.shuffle(order)
+    elif method == "adaptive":
+        order = weighted_sample([weight.total for weight in weights], rng)
+    else:  # distance, distanceAndLoad
+        order = sorted(range(len(servers)), key=lambda index: -weights[index].distance)
+    return order, weights
+
+
+def nearest(client: Coordinate | None, servers: Sequence[ServerView], count: int) -> list[int]:
+    """Indices of the ``count`` servers with the highest distance weight, in that order."""
+    weights = distance_weights(client, servers)
+    return sorted(range(len(servers)), key=lambda index: -weights[index])[:count]

@@ -11,6 +11,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 
 class Capability(enum.IntFlag):
@@ -90,6 +91,10 @@ class ServerView:
     expires_at: float | None = None  # epoch seconds; None for servers defined in the admin
     downtimes: tuple[DowntimeWindow, ...] = ()
     stat_concurrency_limit: int | None = None  # per-server override of the stat limit
+    status_weight: float = 1.0  # EWMA of the advertised status, times any health penalty
+    location_source: str = ""  # declared, override, maxmind, or "" (unknown)
+    health_status: str = "Unknown"
+    health_tests: bool = True  # False when the ad says directorTest: true
 
     def routable(self, now: float) -> bool:
         """Not expired, not shutting down and not in an active downtime.
@@ -164,6 +169,12 @@ class DirectorSettings:
     ejection_consecutive_failures: int = 5
     ejection_base_time: float = 30.0
     ejection_max_time: float = 300.0
+    adaptive_working_set: int = 6
+    status_ewma_time_constant: float = 300.0
+    health_test_interval: float = 15.0
+    health_test_timeout: float = 10.0
+    health_failure_grace: float = 60.0
+    health_failure_weight: float = 0.1
     max_inflight_requests: int = 1000
 
 
@@ -180,6 +191,7 @@ class Snapshot:
     servers: dict[str, ServerView] = field(default_factory=dict)
     by_prefix: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
     namespaces_by_server: dict[str, tuple[NamespaceView, ...]] = field(default_factory=dict)
+    overrides: tuple[Any, ...] = ()  # director.geo.Override rows, in match order
 
     @classmethod
     def build(
@@ -187,6 +199,7 @@ class Snapshot:
         generation: int,
         settings: DirectorSettings,
         servers: Iterable[tuple[ServerView, Sequence[NamespaceView]]],
+        overrides: Sequence[Any] = (),
     ) -> Snapshot:
         by_server: dict[str, ServerView] = {}
         by_prefix: dict[str, list[Entry]] = {}
@@ -207,6 +220,7 @@ class Snapshot:
             servers=by_server,
             by_prefix={key: tuple(entries) for key, entries in by_prefix.items()},
             namespaces_by_server=namespaces,
+            overrides=tuple(overrides),
         )
 
     def longest_match(

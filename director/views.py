@@ -17,12 +17,22 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from director import presence, registry, routing
-from director.headers import ROOT_OPTIONS_ALLOW, redirect_body
+from director import healthfiles, presence, registry, routing
+from director.headers import (
+    ROOT_OPTIONS_ALLOW,
+    go_path_escape,
+    link_header,
+    redirect_body,
+    redirect_query,
+)
+from director.healthfiles import MONITORING_PREFIX
+from director.locate import client_coordinate, client_ip
 from director.metrics import REDIRECTS
-from director.paths import PathError, clean_path
-from director.responses import PelicanResponse, error_response
-from director.selection import parse_coordinate_header
+from director.paths import PathError, clean_path, path_depth
+from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
+from director.selection import Coordinate
+from director.snapshot import Snapshot
+from director.stat import StatResult
 
 _rng = random.Random()
 OBJECT_METHODS = ("GET", "HEAD")
@@ -56,6 +66,7 @@ def build_redirect_request(
     request_id: str,
     now: float,
     deadline: float,
+    client: Coordinate | None = None,
 ) -> routing.RedirectRequest:
     meta = request.META
     return routing.RedirectRequest(
@@ -70,7 +81,7 @@ def build_redirect_request(
         timeout_header=meta.get("HTTP_X_PELICAN_TIMEOUT", ""),
         depth=meta.get("HTTP_DEPTH"),
         user_agent=meta.get("HTTP_USER_AGENT", ""),
-        client=parse_coordinate_header(meta.get("HTTP_X_PELICAN_COORDINATE", "")),
+        client=client,
     )
 
 
@@ -80,8 +91,11 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         path = clean_path(raw_path or "/")
     except PathError as error:
         return error_response(400, f"{error}. Request ID: {request_id}")
+    if to_origin and path.startswith(MONITORING_PREFIX):
+        return monitoring_redirect(request, path, request_id)
     snapshot = registry.current()
     now = time.time()
+    ip = client_ip(request)
     redirect_request = build_redirect_request(
         request,
         path,
@@ -89,19 +103,121 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         request_id=request_id,
         now=now,
         deadline=time.monotonic() + snapshot.settings.redirect_timeout,
+        client=client_coordinate(request, snapshot, ip),
     )
+    availability = presence.availability_for(snapshot)
+    trace = routing.Trace()
     result = routing.decide(
         redirect_request,
         snapshot,
-        availability=presence.availability_for(snapshot),
+        availability=availability,
         startup_grace_active=registry.startup_grace_active(snapshot, now),
         external_url=external_url(request),
         rng=_rng,
+        trace=trace,
     )
+    if request.META.get("HTTP_X_PELICAN_DEBUG", "").lower() == "true" and not result.is_error:
+        return debug_response(result, trace, snapshot, ip, availability.results)
     response = render_result(request, redirect_request, result)
     if not result.is_error:
         REDIRECTS.labels(result.destination, str(response.status_code)).inc()
     return response
+
+
+def coordinate_json(latitude: float, longitude: float, source: str) -> dict[str, object]:
+    return {
+        "Lat": latitude,
+        "Long": longitude,
+        "AccuracyRadius": 0,
+        "Source": source,
+        "FromTTLCache": source == "random",
+    }
+
+
+def debug_document(
+    trace: routing.Trace,
+    snapshot: Snapshot,
+    ip: str,
+    results: dict[str, StatResult] | None = None,
+) -> dict[str, object]:
+    """Reference 2.8 (clientInfo, serversInfo, directorSortMethod), plus why each server
+    was left out, what its stat said, and the final order."""
+    client = trace.client
+    servers_info = {}
+    for name, weights in trace.weights.items():
+        server = snapshot.servers[name]
+        servers_info[server.url] = {
+            "Coordinate": coordinate_json(
+                server.latitude or 0.0, server.longitude or 0.0, server.location_source
+            ),
+            "RedirectWeights": {
+                "distanceWeight": weights.distance,
+                "ioLoadWeight": weights.io_load,
+                "statusWeight": weights.status,
+                "availabilityWeight": weights.availability,
+            },
+        }
+    return {
+        "clientInfo": {
+            "Coordinate": coordinate_json(
+                client.latitude if client else 0.0,
+                client.longitude if client else 0.0,
+                client.source if client else "",
+            ),
+            "ipAddr": ip,
+        },
+        "serversInfo": servers_info,
+        "directorSortMethod": trace.method,
+        "namespace": trace.namespace,
+        "order": trace.chosen,
+        "excluded": trace.excluded,
+        "stat": {
+            name: (results[name].outcome.value if results and name in results else verdict.value)
+            for name, verdict in trace.presence.items()
+        },
+    }
+
+
+def debug_response(
+    result: routing.RedirectResult,
+    trace: routing.Trace,
+    snapshot: Snapshot,
+    ip: str,
+    results: dict[str, StatResult],
+) -> HttpResponse:
+    """``X-Pelican-Debug: true``: the 307 with the reasons as its JSON body."""
+    return PelicanResponse(
+        json_bytes(debug_document(trace, snapshot, ip, results)),
+        status=307,
+        header_lines=[("Location", result.location), *result.headers],
+        content_type=JSON_CONTENT_TYPE,
+    )
+
+
+def monitoring_redirect(request: HttpRequest, path: str, request_id: str) -> HttpResponse:
+    """Paths under /pelican/monitoring/ go to this director's own health-test files
+    (reference 1.5): that is how a cache fetches its director-test object."""
+    base = f"{external_url(request)}/api/v1.0/director/healthTest"
+    escaped = go_path_escape(path)
+    query = redirect_query(
+        _query_pairs(request),
+        request.META.get("HTTP_AUTHORIZATION", ""),
+        request.META.get("HTTP_X_PELICAN_TIMEOUT", ""),
+    )
+    location = f"{base}{escaped}" + (f"?{query}" if query else "")
+    lines = [
+        ("Location", location),
+        (
+            "Link",
+            link_header([f"{base}{escaped}"], path_depth(path, MONITORING_PREFIX.rstrip("/"))),
+        ),
+        ("X-Pelican-Namespace", "namespace=/pelican/monitoring, require-token=false"),
+        ("X-Pelican-JobId", request_id),
+    ]
+    body = redirect_body(location) if request.method == "GET" else b""
+    return PelicanResponse(
+        body, status=307, header_lines=lines, content_type="text/html; charset=utf-8"
+    )
 
 
 def render_result(
@@ -225,3 +341,32 @@ def metrics(request: HttpRequest) -> HttpResponse:
 def issuer_jwks(request: HttpRequest) -> HttpResponse:
     """This director signs no tokens: its key set is empty."""
     return HttpResponse(b'{"keys":[]}', content_type="application/json")
+
+
+@csrf_exempt
+def health_test_file(request: HttpRequest, path: str = "") -> HttpResponse:
+    """``GET|HEAD|PROPFIND /api/v1.0/director/healthTest/<path>`` (reference 7.3)."""
+    request_id = request_id_for(request)
+    if request.method not in ("GET", "HEAD", "PROPFIND"):
+        return error_response(
+            405,
+            f"The health-test endpoint takes GET, HEAD and PROPFIND. Request ID: {request_id}",
+            header_lines=[("Allow", "GET, HEAD, PROPFIND")],
+        )
+    test_file = healthfiles.parse_test_file(path or "")
+    if test_file is None:
+        return error_response(
+            400,
+            "The last path element must be director-test-<RFC 3339 time>.<ext> or "
+            f"self-test-<RFC 3339 time>.<ext>. Request ID: {request_id}",
+        )
+    body = healthfiles.test_file_body()
+    if request.method == "PROPFIND":
+        return PelicanResponse(
+            healthfiles.propfind_body(
+                "/api/v1.0/director/healthTest/" + path.lstrip("/"), test_file
+            ),
+            status=207,
+            content_type="application/xml; charset=utf-8",
+        )
+    return PelicanResponse(body, status=200, content_type="text/plain; charset=utf-8")

@@ -114,6 +114,13 @@ DIRECTOR_CACHE_RESPONSE_HOSTNAMES = env_list("DIRECTOR_CACHE_RESPONSE_HOSTNAMES"
 DIRECTOR_REGISTRY_POLL_INTERVAL = env_float("DIRECTOR_REGISTRY_POLL_INTERVAL", 1.0, minimum=0.05)
 # Idle keep-alive connections are closed after this many seconds (`manage.py serve`).
 DIRECTOR_KEEPALIVE_TIMEOUT = env_float("DIRECTOR_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1)
+# A MaxMind-format city database (GeoLite2-City.mmdb) for client and server locations.
+DIRECTOR_GEOIP_DB = env_str("DIRECTOR_GEOIP_DB", "")
+# Clients that cannot be located get a random, sticky point in this box:
+# lat_min,lat_max,long_min,long_max (the contiguous US, as in Pelican).
+DIRECTOR_DEFAULT_REGION = env_str("DIRECTOR_DEFAULT_REGION", "30,50,-125,-65")
+# Peers (addresses or CIDRs) whose X-Forwarded-For names the client.
+DIRECTOR_TRUSTED_PROXIES = env_list("DIRECTOR_TRUSTED_PROXIES")
 # Connections a `manage.py serve` process accepts beyond max in-flight requests, so that
 # it can still answer 429, /metrics and health when all request slots are taken.
 DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimum=1)

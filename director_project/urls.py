@@ -13,6 +13,7 @@ from director_project.api import api
 urlpatterns = [
     re_path(r"^api/v1\.0/director/object(?P<path>/.*)?$", views.object_redirect),
     re_path(r"^api/v1\.0/director/origin(?P<path>/.*)?$", views.origin_redirect),
+    re_path(r"^api/v1\.0/director/healthTest(?P<path>/.*)?$", views.health_test_file),
     path("api/", api.urls),
     path("metrics", views.metrics),
     path(".well-known/pelican-configuration", views.pelican_configuration),

@@ -1,0 +1,253 @@
+"""Where a client or server is (reference 3.5). Plain Python: no Django.
+
+A client's coordinate, in this order, always yields one:
+
+1. a valid ``X-Pelican-Coordinate: lat=<f>,long=<f>`` header (source ``declared``);
+2. the first GeoIP override whose network contains the address (``override``);
+3. a MaxMind-format city database, when one is configured (``maxmind``): an answer at
+   (0, 0) or with an accuracy radius of 900 km or more is rejected;
+4. a random point in the default region, the same for one address for 20 minutes
+   (``random``).
+
+Bad input never breaks a redirect: the next source is used, and the reason is logged
+once per source, not per request.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import os
+import random
+import time
+from collections import OrderedDict
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from director.selection import Coordinate, parse_coordinate_header
+
+logger = logging.getLogger(__name__)
+
+MAX_ACCURACY_RADIUS_KM = 900
+STICKY_SECONDS = 20 * 60
+STICKY_CAPACITY = 10_000
+RELOAD_CHECK_INTERVAL = 5.0
+
+IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
+IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+class OnceLog:
+    """Logs a warning the first time a key is seen, then stays quiet about it."""
+
+    def __init__(self, limit: int = 1000) -> None:
+        self._seen: set[str] = set()
+        self._limit = limit
+
+    def warn(self, key: str, message: str, *args: object) -> None:
+        if key in self._seen or len(self._seen) >= self._limit:
+            return
+        self._seen.add(key)
+        logger.warning(message, *args)
+
+
+once = OnceLog()
+
+
+@dataclass(frozen=True, slots=True)
+class Region:
+    """A latitude/longitude box; the default is the contiguous United States."""
+
+    lat_min: float = 30.0
+    lat_max: float = 50.0
+    long_min: float = -125.0
+    long_max: float = -65.0
+
+    @classmethod
+    def parse(cls, text: str) -> Region:
+        """``lat_min,lat_max,long_min,long_max``; ValueError with a reason otherwise."""
+        parts = [part.strip() for part in text.split(",")]
+        if len(parts) != 4:
+            raise ValueError("expected lat_min,lat_max,long_min,long_max")
+        lat_min, lat_max, long_min, long_max = (float(part) for part in parts)
+        if not (-90 <= lat_min < lat_max <= 90 and -180 <= long_min < long_max <= 180):
+            raise ValueError(
+                "latitudes must be within [-90, 90], longitudes within [-180, 180], min < max"
+            )
+        return cls(lat_min, lat_max, long_min, long_max)
+
+    def random_point(self, rng: random.Random) -> Coordinate:
+        return Coordinate(
+            rng.uniform(self.lat_min, self.lat_max),
+            rng.uniform(self.long_min, self.long_max),
+            source="random",
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class Override:
+    network: IPNetwork
+    coordinate: Coordinate
+
+
+def parse_address(text: str) -> IPAddress | None:
+    try:
+        return ipaddress.ip_address(text.strip().strip("[]"))
+    except ValueError:
+        return None
+
+
+def match_override(address: IPAddress, overrides: Sequence[Override]) -> Coordinate | None:
+    for override in overrides:
+        if address.version == override.network.version and address in override.network:
+            return override.coordinate
+    return None
+
+
+class GeoIPDatabase:
+    """A MaxMind-format city database, reopened when the file changes.
+
+    The file's identity (inode, size, mtime) is checked at most every 5 s, on lookup; an
+    unreadable file means "no answer", logged once per version of the file.
+    """
+
+    def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
+        self.path = path
+        self._clock = clock
+        self._reader: Any = None
+        self._identity: tuple[int, int, int] | None = None
+        self._checked_at = float("-inf")
+
+    def _identity_now(self) -> tuple[int, int, int] | None:
+        try:
+            stat = os.stat(self.path)
+        except OSError:
+            return None
+        return stat.st_ino, stat.st_size, stat.st_mtime_ns
+
+    def _refresh(self) -> None:
+        now = self._clock()
+        if now - self._checked_at < RELOAD_CHECK_INTERVAL:
+            return
+        self._checked_at = now
+        identity = self._identity_now()
+        if identity == self._identity:
+            return
+        self._identity = identity
+        old, self._reader = self._reader, None
+        if old is not None:
+            old.close()
+        if identity is None:
+            once.warn(f"geoip-missing:{self.path}", "GeoIP database %s is missing", self.path)
+            return
+        import maxminddb
+
+        try:
+            self._reader = maxminddb.open_database(self.path, maxminddb.MODE_MEMORY)
+        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as error:
+            once.warn(
+                f"geoip-bad:{self.path}:{identity}",
+                "GeoIP database %s cannot be read (%s); GeoIP lookups are off until it changes",
+                self.path,
+                error,
+            )
+        else:
+            logger.info("GeoIP database %s loaded", self.path)
+
+    def lookup(self, address: IPAddress) -> tuple[Coordinate | None, str]:
+        """(coordinate, "") or (None, why not)."""
+        self._refresh()
+        if self._reader is None:
+            return None, "no database"
+        try:
+            record = self._reader.get(str(address))
+        except (ValueError, TypeError) as error:
+            return None, f"lookup failed: {error}"
+        location = record.get("location") if isinstance(record, dict) else None
+        if not isinstance(location, dict):
+            return None, "address not in the database"
+        latitude, longitude = location.get("latitude"), location.get("longitude")
+        radius = location.get("accuracy_radius")
+        if not isinstance(latitude, int | float) or not isinstance(longitude, int | float):
+            return None, "no coordinate"
+        if latitude == 0 and longitude == 0:
+            return None, "coordinate (0, 0)"
+        if isinstance(radius, int | float) and radius >= MAX_ACCURACY_RADIUS_KM:
+            return None, f"accuracy radius {radius} km"
+        coordinate = Coordinate(float(latitude), float(longitude), source="maxmind")
+        return (coordinate, "") if coordinate.valid() else (None, "coordinate out of range")
+
+
+class ClientLocator:
+    """Resolves a client's coordinate (see the module docstring for the order)."""
+
+    def __init__(
+        self,
+        database: GeoIPDatabase | None = None,
+        region: Region | None = None,
+        *,
+        rng: random.Random | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        sticky_seconds: float = STICKY_SECONDS,
+        sticky_capacity: int = STICKY_CAPACITY,
+    ) -> None:
+        self.database = database
+        self.region = region or Region()
+        self._rng = rng or random.Random()
+        self._clock = clock
+        self._sticky_seconds = sticky_seconds
+        self._sticky_capacity = sticky_capacity
+        self._sticky: OrderedDict[str, tuple[float, Coordinate]] = OrderedDict()
+
+    def locate(self, header: str, client_ip: str, overrides: Sequence[Override] = ()) -> Coordinate:
+        if header:
+            declared = parse_coordinate_header(header)
+            if declared is not None:
+                return declared
+            once.warn(
+                "header", "ignoring malformed X-Pelican-Coordinate header(s), e.g. %r", header[:100]
+            )
+        address = parse_address(client_ip)
+        if address is not None:
+            override = match_override(address, overrides)
+            if override is not None:
+                return Coordinate(override.latitude, override.longitude, source="override")
+            if self.database is not None:
+                found, _ = self.database.lookup(address)
+                if found is not None:
+                    return found
+        return self._sticky_random(client_ip)
+
+    def _sticky_random(self, key: str) -> Coordinate:
+        now = self._clock()
+        entry = self._sticky.get(key)
+        if entry is not None and entry[0] > now:
+            return entry[1]
+        point = self.region.random_point(self._rng)
+        self._sticky[key] = (now + self._sticky_seconds, point)
+        self._sticky.move_to_end(key)
+        while len(self._sticky) > self._sticky_capacity:
+            self._sticky.popitem(last=False)
+        return point
+
+
+def server_coordinate(
+    latitude: float | None,
+    longitude: float | None,
+    address: IPAddress | None,
+    overrides: Sequence[Override],
+    database: GeoIPDatabase | None,
+) -> Coordinate | None:
+    """A server's coordinate: declared in its ad, else an override or GeoIP on its address."""
+    if latitude is not None and longitude is not None and (latitude, longitude) != (0.0, 0.0):
+        return Coordinate(latitude, longitude, source="declared")
+    if address is None:
+        return None
+    override = match_override(address, overrides)
+    if override is not None:
+        return Coordinate(override.latitude, override.longitude, source="override")
+    if database is not None:
+        found, _ = database.lookup(address)
+        return found
+    return None

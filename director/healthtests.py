@@ -1,0 +1,277 @@
+"""Director health tests (reference 7), bounded like everything else.
+
+1. One director process per database runs them: it holds a lease row
+   (``HealthTestLease``), renewed every 5 s and lasting 15 s, so several processes or
+   hosts do not test every server several times over.
+2. Every ``health_test_interval`` (15 s) each routable server whose ad does not say
+   ``directorTest: true`` is tested, with at most one test in flight per server, at most
+   ``MAX_CONCURRENT_TESTS`` in all, each under a ``health_test_timeout`` deadline.
+   - origin: PUT, GET, DELETE of ``/pelican/monitoring/directorTest/director-test-<time>.txt``;
+     passes when the bytes read back match.
+   - cache: GET ``/pelican/monitoring/directorTest/<director>/<day>/director-test-<time>.txt``,
+     which the cache pulls through this director from its own health-test endpoint;
+     passes when the body is the test text.
+3. Test greenlets touch no database: they hand results to the loop greenlet, which
+   records them (``healthStatus``) and rebuilds the routing snapshot only when a
+   server's verdict or its weight penalty changes.
+
+Deliberate differences from Pelican: the requests carry no token (this director issues
+none), and the director does not report results back to the servers.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import os
+import socket
+import time
+import uuid
+from dataclasses import dataclass
+
+import gevent
+import requests
+from django.db import IntegrityError, close_old_connections, transaction
+from django.db.models import Q
+from django.utils import timezone
+from gevent.pool import Pool
+from requests.adapters import HTTPAdapter
+
+from director import __version__, healthfiles, registry
+from director.headers import go_path_escape
+from director.models import HealthStatus, HealthTestLease, Server
+from director.snapshot import DirectorSettings, ServerKind, ServerView
+
+logger = logging.getLogger(__name__)
+
+MAX_CONCURRENT_TESTS = 20
+TICK = 1.0
+LEASE_SECONDS = 15.0
+LEASE_RENEW_SECONDS = 5.0
+USER_AGENT = f"pelican-director/{__version__}"
+
+
+@dataclass(frozen=True)
+class TestOutcome:
+    server: str
+    passed: bool
+    message: str
+    finished_at: dt.datetime
+
+
+class _Deadline:
+    def __init__(self, seconds: float) -> None:
+        self.ends_at = time.monotonic() + seconds
+
+    def left(self) -> float:
+        left = self.ends_at - time.monotonic()
+        if left <= 0:
+            raise requests.Timeout("out of time")
+        return left
+
+
+def origin_test(session: requests.Session, server: ServerView, timeout: float) -> tuple[bool, str]:
+    """PUT, GET and DELETE a test object; pass when the GET returns the PUT bytes."""
+    deadline = _Deadline(timeout)
+    url = server.url + go_path_escape(healthfiles.origin_test_path(timezone.now()))
+    body = healthfiles.TEST_TEXT.encode()
+    answer = session.put(url, data=body, timeout=deadline.left())
+    if answer.status_code > 299:
+        return False, f"PUT {url} answered {answer.status_code}"
+    answer = session.get(url, timeout=deadline.left())
+    read_back = answer.content
+    passed = answer.status_code <= 299 and read_back == body
+    deleted = session.delete(url, timeout=deadline.left())
+    if answer.status_code > 299:
+        return False, f"GET {url} answered {answer.status_code}"
+    if not passed:
+        return False, f"GET {url} returned {len(read_back)} bytes that differ from those PUT"
+    if deleted.status_code > 299:
+        return False, f"DELETE {url} answered {deleted.status_code}"
+    return True, "PUT, GET and DELETE of the test object succeeded"
+
+
+def cache_test(
+    session: requests.Session, server: ServerView, director_name: str, timeout: float
+) -> tuple[bool, str]:
+    """GET a director-test object through the cache; pass when the text comes back."""
+    deadline = _Deadline(timeout)
+    path = healthfiles.cache_test_path(director_name, timezone.now())
+    url = server.url + go_path_escape(path)
+    answer = session.get(url, timeout=deadline.left())
+    if answer.status_code != 200:
+        return False, f"GET {url} answered {answer.status_code}"
+    if answer.content.rstrip(b"\n") != healthfiles.TEST_TEXT.encode():
+        return False, f"GET {url} returned other bytes than the test text"
+    return True, "GET of the test object through the cache succeeded"
+
+
+def run_test(
+    session: requests.Session, server: ServerView, director_name: str, timeout: float
+) -> tuple[bool, str]:
+    """One whole test under one deadline; failures are values, never exceptions."""
+    test = (
+        (lambda: origin_test(session, server, timeout))
+        if server.kind is ServerKind.ORIGIN
+        else (lambda: cache_test(session, server, director_name, timeout))
+    )
+    try:
+        return gevent.with_timeout(
+            timeout, test, timeout_value=(False, f"no verdict within {timeout:g} s")
+        )
+    except requests.Timeout:
+        return False, f"no answer within {timeout:g} s"
+    except requests.RequestException as error:
+        return False, f"transport error: {type(error).__name__}"
+
+
+class HealthTester:
+    """Owner of this process's health-test loop and of its (bounded) test greenlets."""
+
+    def __init__(self, director_name: str) -> None:
+        self.director_name = director_name
+        self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
+        self.session = requests.Session()
+        adapter = HTTPAdapter(pool_maxsize=MAX_CONCURRENT_TESTS, max_retries=0)
+        self.session.mount("http://", adapter)
+        self.session.mount("https://", adapter)
+        self.session.headers["User-Agent"] = USER_AGENT
+        self._pool = Pool(MAX_CONCURRENT_TESTS)
+        self._running: set[str] = set()
+        self._last_started: dict[str, float] = {}
+        self._outcomes: list[TestOutcome] = []
+        self._lease_checked_at = float("-inf")
+        self._lease_held = False
+        self._greenlet: gevent.Greenlet | None = None
+
+    # -- lifecycle -------------------------------------------------------------------------
+    def start(self) -> None:
+        if self._greenlet is not None and not self._greenlet.dead:
+            return
+        self._greenlet = gevent.spawn(self._run)
+        self._greenlet.name = "director-health-tests"
+        self._greenlet.link_exception(lambda g: logger.error("health tests died: %r", g.exception))
+
+    def stop(self) -> None:
+        if self._greenlet is not None:
+            self._greenlet.kill()
+            self._greenlet = None
+        self._pool.kill(timeout=2)
+
+    def _run(self) -> None:
+        while True:
+            try:
+                self.tick()
+            except Exception:
+                logger.exception("health tests: one round failed; continuing")
+            finally:
+                close_old_connections()
+            gevent.sleep(TICK)
+
+    # -- one round -------------------------------------------------------------------------
+    def tick(self) -> None:
+        """Record finished tests, then start the tests that are due."""
+        self.record_outcomes()
+        snapshot = registry.current()
+        settings = snapshot.settings
+        if settings.health_test_interval <= 0 or not self.hold_lease():
+            return
+        now = time.monotonic()
+        wall = time.time()
+        for name, server in snapshot.servers.items():
+            if not server.health_tests or not server.routable(wall) or name in self._running:
+                continue
+            if now - self._last_started.get(name, float("-inf")) < settings.health_test_interval:
+                continue
+            if self._pool.full():
+                break
+            self._running.add(name)
+            self._last_started[name] = now
+            self._pool.spawn(self._test, server, settings)
+        for name in set(self._last_started) - set(snapshot.servers):
+            del self._last_started[name]
+
+    def _test(self, server: ServerView, settings: DirectorSettings) -> None:
+        try:
+            passed, message = run_test(
+                self.session, server, self.director_name, settings.health_test_timeout
+            )
+        finally:
+            self._running.discard(server.name)
+        self._outcomes.append(TestOutcome(server.name, passed, message, timezone.now()))
+
+    def hold_lease(self) -> bool:
+        """True while this process holds the health-test lease (checked every 5 s)."""
+        now = time.monotonic()
+        if now - self._lease_checked_at < LEASE_RENEW_SECONDS:
+            return self._lease_held
+        self._lease_checked_at = now
+        moment = timezone.now()
+        until = moment + dt.timedelta(seconds=LEASE_SECONDS)
+        free = Q(holder=self.holder) | Q(expires_at__isnull=True) | Q(expires_at__lt=moment)
+        updated = (
+            HealthTestLease.objects.filter(pk=1)
+            .filter(free)
+            .update(holder=self.holder, expires_at=until)
+        )
+        if not updated and not HealthTestLease.objects.filter(pk=1).exists():
+            try:
+                with transaction.atomic():
+                    HealthTestLease.objects.create(pk=1, holder=self.holder, expires_at=until)
+                updated = 1
+            except IntegrityError:
+                updated = 0
+        if bool(updated) != self._lease_held:
+            logger.info("health tests: %s the lease", "took" if updated else "do not hold")
+        self._lease_held = bool(updated)
+        return self._lease_held
+
+    def record_outcomes(self) -> None:
+        """Store finished tests; rebuild routing when a verdict or a penalty changes."""
+        outcomes, self._outcomes = self._outcomes, []
+        if not outcomes:
+            return
+        settings = registry.current().settings
+        changed = False
+        with transaction.atomic():
+            for outcome in outcomes:
+                server = Server.objects.filter(name=outcome.server).first()
+                if server is None:
+                    continue
+                before = (server.health_status, self._penalised(server, settings))
+                server.health_status = HealthStatus.OK if outcome.passed else HealthStatus.ERROR
+                server.health_message = outcome.message[:500]
+                server.health_checked_at = outcome.finished_at
+                if outcome.passed:
+                    server.health_failing_since = None
+                elif server.health_failing_since is None:
+                    server.health_failing_since = outcome.finished_at
+                Server.objects.filter(pk=server.pk).update(
+                    health_status=server.health_status,
+                    health_message=server.health_message,
+                    health_checked_at=server.health_checked_at,
+                    health_failing_since=server.health_failing_since,
+                )
+                if not outcome.passed:
+                    logger.warning("health test of %s failed: %s", server.name, outcome.message)
+                after = (server.health_status, self._penalised(server, settings))
+                changed = changed or after != before
+            if changed:
+                registry.registry_changed()
+
+    @staticmethod
+    def _penalised(server: Server, settings: DirectorSettings) -> bool:
+        return registry.effective_status_weight(server, settings, timezone.now()) < (
+            server.status_weight if 0 < server.status_weight <= 1 else 1.0
+        )
+
+
+tester: HealthTester | None = None
+
+
+def start(director_name: str) -> HealthTester:
+    global tester
+    if tester is None:
+        tester = HealthTester(director_name)
+    tester.start()
+    return tester

@@ -1,0 +1,108 @@
+"""This process's client locator and GeoIP database, built from the settings.
+
+The client's address is REMOTE_ADDR, or, only when that peer is a trusted proxy
+(DIRECTOR_TRUSTED_PROXIES), the right-most address of X-Forwarded-For that is not itself
+a trusted proxy.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import time
+from functools import cache
+from urllib.parse import urlsplit
+
+import gevent
+from django.conf import settings
+from django.http import HttpRequest
+
+from director.geo import ClientLocator, GeoIPDatabase, IPAddress, IPNetwork, Region, parse_address
+from director.selection import Coordinate
+from director.snapshot import Snapshot
+
+logger = logging.getLogger(__name__)
+
+DNS_TIMEOUT = 1.0
+DNS_CACHE_SECONDS = 600.0
+_dns_cache: dict[str, tuple[float, IPAddress | None]] = {}
+
+
+def parse_networks(values: list[str]) -> list[IPNetwork]:
+    return [ipaddress.ip_network(value, strict=False) for value in values]
+
+
+def parse_region(text: str) -> Region:
+    return Region.parse(text) if text else Region()
+
+
+@cache
+def geoip_database() -> GeoIPDatabase | None:
+    path = settings.DIRECTOR_GEOIP_DB
+    return GeoIPDatabase(path) if path else None
+
+
+@cache
+def locator() -> ClientLocator:
+    try:
+        region = parse_region(settings.DIRECTOR_DEFAULT_REGION)
+    except ValueError:  # reported by system check director.E004
+        region = Region()
+    return ClientLocator(geoip_database(), region)
+
+
+@cache
+def trusted_proxies() -> tuple[IPNetwork, ...]:
+    try:
+        return tuple(parse_networks(settings.DIRECTOR_TRUSTED_PROXIES))
+    except ValueError:  # reported by system check director.E003
+        return ()
+
+
+def _trusted(address: IPAddress | None, proxies: tuple[IPNetwork, ...]) -> bool:
+    return address is not None and any(
+        address.version == net.version and address in net for net in proxies
+    )
+
+
+def client_ip(request: HttpRequest) -> str:
+    peer = request.META.get("REMOTE_ADDR", "")
+    proxies = trusted_proxies()
+    if not proxies or not _trusted(parse_address(peer), proxies):
+        return peer
+    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    for hop in reversed([hop for hop in hops if hop]):
+        address = parse_address(hop)
+        if address is None:
+            return peer  # a malformed chain: trust nothing in it
+        if not _trusted(address, proxies):
+            return str(address)
+    return peer
+
+
+def client_coordinate(request: HttpRequest, snapshot: Snapshot, ip: str) -> Coordinate:
+    header = request.META.get("HTTP_X_PELICAN_COORDINATE", "")
+    return locator().locate(header, ip, snapshot.overrides)
+
+
+def server_address(url: str) -> IPAddress | None:
+    """The first address of a server URL's host; DNS answers are cached for 10 minutes
+    and a lookup gives up after 1 s (this runs when a snapshot is built)."""
+    host = urlsplit(url).hostname or ""
+    literal = parse_address(host)
+    if literal is not None or not host:
+        return literal
+    now = time.monotonic()
+    cached = _dns_cache.get(host)
+    if cached is not None and cached[0] > now:
+        return cached[1]
+    address: IPAddress | None = None
+    try:
+        infos = gevent.with_timeout(DNS_TIMEOUT, socket.getaddrinfo, host, None, timeout_value=[])
+        if infos:
+            address = parse_address(str(infos[0][4][0]))
+    except OSError as error:
+        logger.info("cannot resolve %s: %s", host, error)
+    _dns_cache[host] = (now + DNS_CACHE_SECONDS, address)
+    return address
