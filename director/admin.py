@@ -13,6 +13,7 @@ from django.utils import timezone
 
 from director.models import (
     Downtime,
+    GeoIPOverride,
     Namespace,
     RegistrationToken,
     Server,
@@ -75,9 +76,10 @@ class ServerAdmin(admin.ModelAdmin):
         "data_url",
         "namespace_count",
         "routing_state",
+        "health_status",
         "last_advertised_at",
     )
-    list_filter = ("kind", "status", "enabled", "source")
+    list_filter = ("kind", "status", "enabled", "source", "health_status")
     search_fields = ("name", "data_url", "web_url", "registry_prefix", "namespaces__path")
     inlines = (NamespaceInline, DowntimeInline)
     actions = ("disable_servers", "enable_servers", "expire_now")
@@ -99,6 +101,19 @@ class ServerAdmin(admin.ModelAdmin):
                 )
             },
         ),
+        (
+            "Health and weight",
+            {
+                "fields": (
+                    "health_status",
+                    "health_message",
+                    "health_checked_at",
+                    "health_failing_since",
+                    "status_weight",
+                    "status_weight_updated_at",
+                )
+            },
+        ),
         ("Advanced", {"classes": ("collapse",), "fields": ("stat_concurrency_limit",)}),
     )
 
@@ -106,7 +121,16 @@ class ServerAdmin(admin.ModelAdmin):
         return super().get_queryset(request).annotate(_namespace_count=Count("namespaces"))
 
     def get_readonly_fields(self, request: HttpRequest, obj: Server | None = None) -> Any:
-        always = ("source", "last_advertised_at")
+        always = (
+            "source",
+            "last_advertised_at",
+            "health_status",
+            "health_message",
+            "health_checked_at",
+            "health_failing_since",
+            "status_weight",
+            "status_weight_updated_at",
+        )
         if obj is not None and obj.source == Source.ADVERTISED:
             return (*always, *ADVERTISED_SERVER_FIELDS, "expires_at")
         return always
@@ -197,6 +221,16 @@ class DowntimeAdmin(admin.ModelAdmin):
         return obj.active
 
 
+@admin.register(GeoIPOverride)
+class GeoIPOverrideAdmin(admin.ModelAdmin):
+    """Address ranges placed at fixed coordinates; the form refuses invalid rows."""
+
+    list_display = ("network", "latitude", "longitude", "position", "description")
+    list_editable = ("position",)
+    search_fields = ("network", "description")
+    ordering = ("position", "pk")
+
+
 @admin.register(RegistrationToken)
 class RegistrationTokenAdmin(admin.ModelAdmin):
     list_display = ("registry_prefix", "description", "created_at", "last_used_at", "is_live")
@@ -260,7 +294,29 @@ class StatSettingsAdmin(admin.ModelAdmin):
                 )
             },
         ),
-        ("Selection", {"fields": ("sort_method", "filter_caches_in_error_state", "startup_grace")}),
+        (
+            "Selection",
+            {
+                "fields": (
+                    "sort_method",
+                    "adaptive_working_set",
+                    "status_ewma_time_constant",
+                    "filter_caches_in_error_state",
+                    "startup_grace",
+                )
+            },
+        ),
+        (
+            "Health tests",
+            {
+                "fields": (
+                    "health_test_interval",
+                    "health_test_timeout",
+                    "health_failure_grace",
+                    "health_failure_weight",
+                )
+            },
+        ),
         (
             "Advanced: bounds and deadlines",
             {

@@ -26,7 +26,7 @@ from director.ads import (
     record_advertisement,
 )
 from director.health import assess
-from director.models import Kind, Server, Source
+from director.models import Downtime, Kind, Server, Source
 from director.responses import JSON_CONTENT_TYPE, json_bytes
 from director.snapshot import (
     CAPABILITY_NAMES,
@@ -213,8 +213,11 @@ def _iso(value: dt.datetime | None) -> str | None:
     return value.isoformat().replace("+00:00", "Z") if value else None
 
 
-def downtime_json(downtime: Any) -> dict[str, Any]:
+def downtime_json(downtime: Downtime) -> dict[str, Any]:
+    now = timezone.now()
     return {
+        "active": downtime.starts_at <= now
+        and (downtime.ends_at is None or now <= downtime.ends_at),
         "id": downtime.external_id or str(downtime.pk),
         "serverName": downtime.server.name,
         "source": downtime.source,
@@ -254,11 +257,15 @@ def server_json(server: Server, now: dt.datetime, *, full: bool = False) -> dict
         "filteredType": filtered_type,
         "downtimes": [downtime_json(downtime) for downtime in server.downtimes.all()],
         "fromTopology": False,
-        "healthStatus": "Health Test Disabled" if server.director_test_disabled else "Unknown",
+        "healthStatus": server.health_status,
+        "healthMessage": server.health_message,
+        "healthCheckedAt": _iso(server.health_checked_at),
         "serverStatus": server.status,
         "ioLoad": 0.0,
-        "statusWeight": 1.0,
-        "statusWeightLastUpdate": 0,
+        "statusWeight": server.status_weight,
+        "statusWeightLastUpdate": int(server.status_weight_updated_at.timestamp())
+        if server.status_weight_updated_at
+        else 0,
         "registryPrefix": server.registry_prefix,
         "version": server.version,
         "enabled": server.enabled,
@@ -321,6 +328,20 @@ def ui_server_namespaces(request: HttpRequest, name: str) -> HttpResponse:
     if server is None:
         return _error(404, f"No server named {name!r}")
     return _json([ui_namespace_json(namespace) for namespace in server.namespaces.all()])
+
+
+@ui_router.get("/servers/{name}/downtimes", summary="The downtimes of one server")
+def ui_server_downtimes(request: HttpRequest, name: str) -> HttpResponse:
+    server = _one_server(name)
+    if server is None:
+        return _error(404, f"No server named {name!r}")
+    return _json([downtime_json(downtime) for downtime in server.downtimes.all()])
+
+
+@ui_router.get("/downtimes", summary="Every downtime, from ads and from the admin")
+def ui_downtimes(request: HttpRequest) -> HttpResponse:
+    downtimes = Downtime.objects.select_related("server").order_by("starts_at", "server__name")
+    return _json([downtime_json(downtime) for downtime in downtimes])
 
 
 @ui_router.get("/namespaces", summary="Namespaces with the origins and caches serving each")

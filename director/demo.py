@@ -108,7 +108,9 @@ class DemoFederation:
             "version": "7.20.0",
             "now": now.isoformat(),
             "expiry": (now + AD_LIFETIME).isoformat(),
-            "directorTest": True,
+            # The demo servers take the director's health tests (PUT/GET/DELETE on the
+            # origins, a pull-through GET on the caches).
+            "directorTest": False,
         }
 
     def advertise_all(self) -> None:

@@ -1,0 +1,165 @@
+"""Why a client would be sent where it would: ``manage.py explain`` (beyond Pelican).
+
+Runs the real redirect decision for one path and one client, with real stats, and then
+accounts for every server in the registry: its distance, every weight, its stat outcome,
+its place in the answer, or the reason it was left out (disabled, expired, downtime,
+status, namespace, capability, stat, working set...).
+"""
+
+from __future__ import annotations
+
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from director import models, presence, registry, routing
+from director.locate import locator
+from director.selection import MILES_TO_KM, Coordinate
+from director.snapshot import ServerStatus, prefix_key
+
+
+@dataclass
+class ServerLine:
+    name: str
+    kind: str
+    url: str
+    distance_km: float | None = None
+    weights: dict[str, float] | None = None
+    stat: str = ""
+    rank: int | None = None
+    excluded: str = ""
+
+
+@dataclass
+class Explanation:
+    path: str
+    route: str
+    client: Coordinate
+    client_ip: str
+    method: str
+    namespace: str
+    status: int
+    location: str
+    message: str
+    servers: list[ServerLine] = field(default_factory=list)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "path": self.path,
+            "route": self.route,
+            "client": {
+                "ip": self.client_ip,
+                "latitude": self.client.latitude,
+                "longitude": self.client.longitude,
+                "source": self.client.source,
+            },
+            "sortMethod": self.method,
+            "namespace": self.namespace,
+            "status": self.status,
+            "location": self.location,
+            "message": self.message,
+            "servers": [line.__dict__ for line in self.servers],
+        }
+
+
+def _unroutable_reason(view: Any, now: float) -> str:
+    if view.expires_at is not None and view.expires_at <= now:
+        return "advertisement expired"
+    if view.status is ServerStatus.SHUTTING_DOWN:
+        return "status shutting down"
+    if any(window.active(now) for window in view.downtimes):
+        return "in downtime"
+    return ""
+
+
+def explain(
+    path: str,
+    *,
+    client_ip: str = "",
+    coordinate: Coordinate | None = None,
+    to_origin: bool = False,
+    token: str = "",
+) -> Explanation:
+    snapshot = registry.current()
+    if coordinate is not None:
+        client = coordinate
+    else:
+        client = locator().locate("", client_ip, snapshot.overrides)
+    now = time.time()
+    request = routing.RedirectRequest(
+        method="GET",
+        path=path,
+        to_origin=to_origin,
+        request_id=str(uuid.uuid4()),
+        now=now,
+        deadline=time.monotonic() + snapshot.settings.redirect_timeout,
+        authorization=f"Bearer {token}" if token else "",
+        client=client,
+    )
+    availability = presence.availability_for(snapshot)
+    trace = routing.Trace()
+    result = routing.decide(request, snapshot, availability=availability, trace=trace)
+    explanation = Explanation(
+        path=path,
+        route="origin" if to_origin else "object",
+        client=client,
+        client_ip=client_ip,
+        method=snapshot.settings.sort_method,
+        namespace=trace.namespace,
+        status=result.status,
+        location=result.location,
+        message=result.message,
+    )
+    matched = {
+        entry.server.name
+        for entry in snapshot.by_prefix.get(prefix_key(trace.namespace), ())
+        if trace.namespace
+    }
+    for server in models.Server.objects.order_by("kind", "name"):
+        line = ServerLine(server.name, server.kind, server.data_url.rstrip("/"))
+        view = snapshot.servers.get(server.name)
+        weights = trace.weights.get(server.name)
+        if weights is not None:
+            line.weights = {
+                "distance": round(weights.distance, 6),
+                "ioLoad": weights.io_load,
+                "status": round(weights.status, 6),
+                "availability": weights.availability,
+                "total": round(weights.total, 6),
+            }
+            if weights.distance_miles is not None:
+                line.distance_km = round(weights.distance_miles * MILES_TO_KM, 1)
+        if server.name in availability.results:
+            line.stat = availability.results[server.name].outcome.value
+        if server.name in trace.chosen:
+            line.rank = trace.chosen.index(server.name) + 1
+        elif not server.enabled:
+            line.excluded = "disabled in the admin"
+        elif view is None:
+            line.excluded = "advertisement expired"
+        elif _unroutable_reason(view, now):
+            line.excluded = _unroutable_reason(view, now)
+        elif server.name not in matched:
+            line.excluded = "namespace: serves no namespace that wins for this path"
+        elif server.name in trace.excluded:
+            line.excluded = trace.excluded[server.name]
+        elif view.kind.value == "origin" and not to_origin:
+            line.excluded = "origin: the object route sends clients to caches"
+        elif view.kind.value == "cache" and to_origin:
+            line.excluded = "cache: the origin route sends clients to origins"
+        else:
+            line.excluded = "not chosen"
+        explanation.servers.append(line)
+    return explanation
+
+
+def parse_coordinate(text: str) -> Coordinate:
+    """``LAT,LONG``; ValueError with a reason otherwise."""
+    parts = text.split(",")
+    if len(parts) != 2:
+        raise ValueError("expected LAT,LONG, e.g. 40.81,-96.70")
+    coordinate = Coordinate(float(parts[0]), float(parts[1]), source="declared")
+    if not coordinate.valid():
+        raise ValueError("latitude must be within [-90, 90] and longitude within [-180, 180]")
+    return coordinate
