@@ -14,7 +14,14 @@ from django.urls import reverse
 from django.utils import timezone
 
 from director import registry
-from director.models import Downtime, Namespace, RegistrationToken, Server, StatSettings
+from director.models import (
+    Downtime,
+    GeoIPOverride,
+    Namespace,
+    RegistrationToken,
+    Server,
+    StatSettings,
+)
 
 REGISTERED = sorted(model._meta.label_lower for model in admin.site._registry)
 
@@ -47,6 +54,9 @@ def registry_rows(db, admin_user):
         "director.server": server,
         "director.namespace": Namespace.objects.get(server=server),
         "director.downtime": downtime,
+        "director.geoipoverride": GeoIPOverride.objects.create(
+            network="192.0.2.0/24", latitude=40.8, longitude=-96.7
+        ),
         "director.registrationtoken": token,
         "director.statsettings": StatSettings.load(),
     }
@@ -57,6 +67,7 @@ def test_the_admin_registers_every_director_model():
         "auth.group",
         "auth.user",
         "director.downtime",
+        "director.geoipoverride",
         "director.namespace",
         "director.registrationtoken",
         "director.server",
@@ -273,3 +284,34 @@ def test_an_edit_of_an_advertised_server_cannot_change_its_data_url(admin_client
     assert answer.status_code == 302
     server.refresh_from_db()
     assert (server.data_url, server.enabled) == ("http://127.0.0.1:9001", False)
+
+
+@pytest.mark.parametrize(
+    ("network", "latitude", "problem"),
+    [
+        ("not-an-ip", "10", "is not an IPv4/IPv6 address or CIDR"),
+        ("10.0.0.0/33", "10", "is not an IPv4/IPv6 address or CIDR"),
+        ("2001:db8::/32", "95", "Ensure this value is less than or equal to 90.0"),
+    ],
+)
+def test_the_override_form_refuses_invalid_rows_with_a_message(
+    admin_client, db, network, latitude, problem
+):
+    answer = admin_client.post(
+        admin_url("director.geoipoverride", "add"),
+        {"network": network, "latitude": latitude, "longitude": "-96.7", "position": "0"},
+    )
+
+    assert answer.status_code == 200  # the form again, with its errors
+    assert problem in answer.content.decode()
+    assert not GeoIPOverride.objects.exists()
+
+
+def test_the_override_form_accepts_v4_and_v6_networks(admin_client, db):
+    for network in ("192.0.2.0/24", "2001:db8::/32", "198.51.100.7"):
+        answer = admin_client.post(
+            admin_url("director.geoipoverride", "add"),
+            {"network": network, "latitude": "40.8", "longitude": "-96.7", "position": "0"},
+        )
+        assert answer.status_code == 302, answer.content.decode()[:500]
+    assert GeoIPOverride.objects.count() == 3
