@@ -3,7 +3,8 @@
 1. Sheds load instead of queueing it: past ``max_inflight_requests`` requests in this
    process, the answer is 429 with ``Retry-After: 1`` at once (Pelican clients retry on
    429). Health and metrics are exempt, so they still answer under overload.
-2. Answers ``OPTIONS /api/v1.0/director/*`` with CORS headers, as Pelican does.
+2. Answers ``OPTIONS /api/v1.0/director/*`` with CORS headers, as Pelican does, and
+   sends redirect requests straight to their view (the admin's middleware is not theirs).
 3. Adds ``Server: pelican/<version>`` (clients tell a director from a proxy by it) and a
    Content-Length, drops the body of a HEAD answer, and records the duration by route.
 """
@@ -15,7 +16,7 @@ from collections.abc import Callable
 
 from django.http import HttpRequest, HttpResponse
 
-from director import registry
+from director import registry, views
 from director.metrics import INFLIGHT, REQUEST_DURATION
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
@@ -23,6 +24,12 @@ DIRECTOR_PREFIX = "/api/v1.0/director/"
 HEALTH_PATH = "/api/v1.0/health"
 METRICS_PATH = "/metrics"
 UNLIMITED_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
+REDIRECT_ROUTES = (
+    ("/api/v1.0/director/object", views.object_redirect),
+    ("/api/v1.0/director/origin", views.origin_redirect),
+)
+# Paths that belong to the urlconf's own routes; every other path is a root-path redirect.
+NON_SHORTCUT_PREFIXES = ("/api/", "/admin/", "/static/", "/.well-known/")
 
 
 def route_label(path: str) -> str:
@@ -74,4 +81,15 @@ class FrontDoorMiddleware:
     def _serve(self, request: HttpRequest, path: str) -> HttpResponse:
         if request.method == "OPTIONS" and path.startswith(DIRECTOR_PREFIX):
             return PelicanResponse(status=200)
+        # Redirects need none of the admin's middleware (sessions, CSRF, auth, messages)
+        # nor the URL resolver: they go straight to their view. Same routes as the urlconf.
+        for prefix, view in REDIRECT_ROUTES:
+            if path.startswith(prefix):
+                rest = path[len(prefix) :]
+                if not rest:
+                    return view(request, None)
+                if rest[0] == "/":
+                    return view(request, rest)
+        if path != METRICS_PATH and not path.startswith(NON_SHORTCUT_PREFIXES):
+            return views.root_shortcut(request, path[1:])
         return self.get_response(request)

@@ -116,7 +116,9 @@ def _error(status: int, message: str, *extra: tuple[str, str]) -> RedirectResult
 
 
 def _server_supports(server: ServerView, namespace: NamespaceView, needed: Capability) -> bool:
-    return bool(server.capabilities & needed) and bool(namespace.capabilities & needed)
+    # Plain ints: IntFlag's own operators are slow, and this runs per server per request.
+    bits = int(needed)
+    return bool(int(server.capabilities) & bits) and bool(int(namespace.capabilities) & bits)
 
 
 def _verb_requirement(method: str, depth: str | None) -> tuple[str, tuple[Capability, ...]]:
@@ -277,7 +279,7 @@ def decide(
     *,
     availability: Availability = all_available,
     startup_grace_active: bool = False,
-    external_url: str = "",
+    external_url: str | Callable[[], str] = "",
     rng: random.Random | None = None,
     trace: Trace | None = None,
 ) -> RedirectResult:
@@ -339,7 +341,8 @@ def decide(
     needs = _capability_names(verb_caps, query_caps)
     trace.exclude([e for e in origins if e not in capable], f"capability: needs {needs}")
     if not capable:
-        where = f" See '{external_url}'." if external_url else ""
+        url = external_url() if callable(external_url) else external_url
+        where = f" See '{url}'." if url else ""
         return _error(
             405,
             f"Discovered sources for the namespace {namespace_path}, but none support the "

@@ -75,23 +75,35 @@ def server_has_location(server: ServerView) -> bool:
     )
 
 
+def _with_median(values: Sequence[float | None], default: float = 1.0) -> list[float]:
+    known = [value for value in values if value is not None]
+    fill = median(known) if known else default
+    return [fill if value is None else value for value in values]
+
+
+def _miles(client: Coordinate | None, servers: Sequence[ServerView]) -> list[float | None]:
+    if client is None:
+        return [None] * len(servers)
+    return [
+        distance_miles(client, server.latitude, server.longitude)  # type: ignore[arg-type]
+        if server_has_location(server)
+        else None
+        for server in servers
+    ]
+
+
+def _distance_weights(client: Coordinate | None, miles: Sequence[float | None]) -> list[float]:
+    if client is None:
+        return [1.0] * len(miles)
+    return _with_median([None if m is None else 2.0 ** (-m / 200.0) for m in miles])
+
+
 def distance_weights(client: Coordinate | None, servers: Sequence[ServerView]) -> list[float]:
     """2^(-miles/200) per server; servers without a location get the median of the others.
 
     With no client coordinate every weight is 1.0 (the order is left as it is).
     """
-    if client is None:
-        return [1.0] * len(servers)
-    weights: list[float | None] = []
-    for server in servers:
-        if server_has_location(server):
-            miles = distance_miles(client, server.latitude, server.longitude)  # type: ignore[arg-type]
-            weights.append(2.0 ** (-miles / 200.0))
-        else:
-            weights.append(None)
-    known = [weight for weight in weights if weight is not None]
-    fill = median(known) if known else 1.0
-    return [fill if weight is None else weight for weight in weights]
+    return _distance_weights(client, _miles(client, servers))
 
 
 def sort_by_distance(
@@ -154,25 +166,14 @@ def ewma_status_weight(
     return weight if 0 < weight <= 1 else 1.0
 
 
-def _with_median(values: Sequence[float | None], default: float = 1.0) -> list[float]:
-    known = [value for value in values if value is not None]
-    fill = median(known) if known else default
-    return [fill if value is None else value for value in values]
-
-
 def server_weights(
     client: Coordinate | None,
     servers: Sequence[ServerView],
     availability: Mapping[str, float] | None = None,
 ) -> list[Weights]:
     """Every weight of every server; unknown values take the median of the known ones."""
-    miles: list[float | None] = [
-        distance_miles(client, server.latitude, server.longitude)  # type: ignore[arg-type]
-        if client is not None and server_has_location(server)
-        else None
-        for server in servers
-    ]
-    distance = distance_weights(client, servers)
+    miles = _miles(client, servers)
+    distance = _distance_weights(client, miles)
     status = _with_median(
         [server.status_weight if server.status_weight > 0 else None for server in servers]
     )

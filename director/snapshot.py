@@ -46,6 +46,9 @@ CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
 )
 
 
+_PUBLIC_READS_BIT = int(Capability.PUBLIC_READS)
+
+
 class ServerKind(enum.StrEnum):
     ORIGIN = "origin"
     CACHE = "cache"
@@ -136,7 +139,7 @@ class NamespaceView:
 
     @property
     def require_token(self) -> bool:
-        return not (self.capabilities & Capability.PUBLIC_READS)
+        return not (int(self.capabilities) & _PUBLIC_READS_BIT)
 
 
 @dataclass(frozen=True, slots=True)

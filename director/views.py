@@ -112,7 +112,7 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         snapshot,
         availability=availability,
         startup_grace_active=registry.startup_grace_active(snapshot, now),
-        external_url=external_url(request),
+        external_url=lambda: external_url(request),
         rng=_rng,
         trace=trace,
     )
