@@ -340,7 +340,12 @@ def ui_server_downtimes(request: HttpRequest, name: str) -> HttpResponse:
 
 @ui_router.get("/downtimes", summary="Every downtime, from ads and from the admin")
 def ui_downtimes(request: HttpRequest) -> HttpResponse:
-    downtimes = Downtime.objects.select_related("server").order_by("starts_at", "server__name")
+    # As /servers: the servers of lapsed ads are forgotten, and so are their downtimes.
+    downtimes = (
+        Downtime.objects.select_related("server")
+        .filter(server__in=_listed_servers())
+        .order_by("starts_at", "server__name")
+    )
     return _json([downtime_json(downtime) for downtime in downtimes])
 
 

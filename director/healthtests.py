@@ -231,14 +231,16 @@ class HealthTester:
         outcomes, self._outcomes = self._outcomes, []
         if not outcomes:
             return
-        settings = registry.current().settings
+        snapshot = registry.current()
+        settings = snapshot.settings
         changed = False
         with transaction.atomic():
             for outcome in outcomes:
                 server = Server.objects.filter(name=outcome.server).first()
                 if server is None:
                     continue
-                before = (server.health_status, self._penalised(server, settings))
+                routed = snapshot.servers.get(server.name)
+                before = (server.health_status, routed.status_weight if routed else None)
                 server.health_status = HealthStatus.OK if outcome.passed else HealthStatus.ERROR
                 server.health_message = outcome.message[:500]
                 server.health_checked_at = outcome.finished_at
@@ -254,16 +256,17 @@ class HealthTester:
                 )
                 if not outcome.passed:
                     logger.warning("health test of %s failed: %s", server.name, outcome.message)
-                after = (server.health_status, self._penalised(server, settings))
-                changed = changed or after != before
+                # Compared with the weight routing uses now, so that a penalty whose grace
+                # ran out between two failed tests reaches routing at the next one.
+                weight = registry.effective_status_weight(server, settings, timezone.now())
+                after = (server.health_status, weight if routed else None)
+                changed = changed or after[0] != before[0] or not _same(after[1], before[1])
             if changed:
                 registry.registry_changed()
 
-    @staticmethod
-    def _penalised(server: Server, settings: DirectorSettings) -> bool:
-        return registry.effective_status_weight(server, settings, timezone.now()) < (
-            server.status_weight if 0 < server.status_weight <= 1 else 1.0
-        )
+
+def _same(a: float | None, b: float | None) -> bool:
+    return a is None or b is None or abs(a - b) < 1e-9
 
 
 tester: HealthTester | None = None

@@ -3,33 +3,15 @@
 from __future__ import annotations
 
 import signal
-import socket
-import sys
 from pathlib import Path
 from typing import Any
 
 import gevent
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
-from gevent.pool import Pool
-from gevent.pywsgi import WSGIHandler, WSGIServer
 
 from director import registry, runtime
-
-
-class KeepAliveTimeoutHandler(WSGIHandler):
-    """Closes a connection that stays silent for DIRECTOR_KEEPALIVE_TIMEOUT seconds, so an
-    idle or slow client cannot hold a connection greenlet for ever; and sends each write
-    at once (TCP_NODELAY): a response goes out as headers then body, and with Nagle the
-    body would wait for the client's delayed ACK, about 40 ms per keep-alive request."""
-
-    def handle(self) -> None:
-        self.socket.settimeout(settings.DIRECTOR_KEEPALIVE_TIMEOUT)
-        try:
-            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:  # not TCP (a Unix socket)
-            pass
-        super().handle()
+from director.wsgiserver import make_server
 
 
 class Command(BaseCommand):
@@ -57,12 +39,13 @@ class Command(BaseCommand):
         # /metrics and health when every request slot is taken.
         connections = snapshot.settings.max_inflight_requests + settings.DIRECTOR_CONNECTION_RESERVE
         try:
-            server = WSGIServer(
-                (host, port),
+            server = make_server(
+                host,
+                port,
                 application,
-                spawn=Pool(connections),
-                handler_class=KeepAliveTimeoutHandler,
-                log=sys.stderr if options["access_log"] else None,
+                connections=connections,
+                keepalive_timeout=settings.DIRECTOR_KEEPALIVE_TIMEOUT,
+                access_log=options["access_log"],
             )
             server.start()
         except OSError as error:
