@@ -116,7 +116,8 @@ class GeoIPDatabase:
         self.path = path
         self._clock = clock
         self._reader: Any = None
-        self._identity: tuple[int, int, int] | None = None
+        # Not a possible identity: the first check always (re)opens or reports.
+        self._identity: tuple[int, int, int] | None | str = "unchecked"
         self._checked_at = float("-inf")
 
     def _identity_now(self) -> tuple[int, int, int] | None:
@@ -145,7 +146,7 @@ class GeoIPDatabase:
 
         try:
             self._reader = maxminddb.open_database(self.path, maxminddb.MODE_MEMORY)
-        except (OSError, ValueError, maxminddb.InvalidDatabaseError) as error:
+        except Exception as error:  # any malformed file: OSError, ValueError, TypeError...
             once.warn(
                 f"geoip-bad:{self.path}:{identity}",
                 "GeoIP database %s cannot be read (%s); GeoIP lookups are off until it changes",
@@ -162,7 +163,13 @@ class GeoIPDatabase:
             return None, "no database"
         try:
             record = self._reader.get(str(address))
-        except (ValueError, TypeError) as error:
+        except Exception as error:  # a corrupt search tree raises InvalidDatabaseError
+            once.warn(
+                f"geoip-lookup:{self.path}:{self._identity}",
+                "GeoIP database %s fails lookups (%s); the next location source is used",
+                self.path,
+                error,
+            )
             return None, f"lookup failed: {error}"
         location = record.get("location") if isinstance(record, dict) else None
         if not isinstance(location, dict):

@@ -53,9 +53,10 @@ def presence_of(server: ServerView, result: StatResult) -> Presence:
     outcome = result.outcome
     if outcome is Outcome.PRESENT:
         # A cache answers 200 even when it would have to fetch from the origin; only a
-        # local copy carries Age > 0 (Pelican PR #3179).
+        # local copy carries Age > 0 (Pelican PR #3179). Without it the cache does not
+        # hold the object: weighed as absent (caches are weighed, never dropped).
         if server.kind is ServerKind.CACHE and not (result.age and result.age > 0):
-            return Presence.UNKNOWN
+            return Presence.ABSENT
         return Presence.PRESENT
     if outcome is Outcome.ABSENT:
         return Presence.ABSENT
@@ -79,13 +80,16 @@ class StatAvailability:
         token: str,
         deadline: float,
     ) -> Mapping[str, Presence]:
+        # Origins: stop at max_stat_responses answers of "present". Caches (the adaptive
+        # working set): every answer counts in the weights, so wait for all of them.
+        caches_only = all(server.kind is ServerKind.CACHE for server in servers)
         results = engine.stat_many(
             [target_for(server) for server in servers],
             path,
             deadline=deadline,
             token=token,
             token_scoped=namespace.require_token,
-            want_present=self.settings.max_stat_responses,
+            want_present=len(servers) if caches_only else self.settings.max_stat_responses,
         )
         self.results.update(results)  # origins first, then (adaptive) the cache working set
         return {server.name: presence_of(server, self.results[server.name]) for server in servers}

@@ -9,7 +9,13 @@ from django.db.models.signals import post_delete, post_save
 from director import models
 from director.registry import registry_changed
 
-REGISTRY_MODELS = (models.Server, models.Namespace, models.Downtime, models.StatSettings)
+REGISTRY_MODELS = (
+    models.Server,
+    models.Namespace,
+    models.Downtime,
+    models.StatSettings,
+    models.GeoIPOverride,
+)
 
 
 def _changed(sender: type, **kwargs: Any) -> None:
