@@ -9,6 +9,10 @@ DIRECTOR_DEMO ?= 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
 
+SCENARIO ?=
+DURATION ?=
+BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat bench/requirements.txt | cksum | cut -d' ' -f1)
+
 .PHONY: run test lint format install bench
 
 $(STAMP): requirements.txt requirements-dev.txt
@@ -32,3 +36,15 @@ test: $(STAMP)
 lint: $(STAMP)
 	$(VENV)/bin/ruff check --fix .
 	$(VENV)/bin/ruff format .
+
+$(BENCH_STAMP): $(STAMP) bench/requirements.txt
+	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
+	@command -v wrk >/dev/null || (command -v apt-get >/dev/null && \
+		{ [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk || sudo apt-get install -y -q wrk; }) || \
+		{ echo "wrk is needed: install it (Debian: apt-get install wrk)"; exit 1; }
+	@rm -f $(VENV)/.bench-installed-*
+	@touch $(BENCH_STAMP)
+
+# Every scenario in its quick form (about 5 minutes), or one: make bench SCENARIO=slow-origin DURATION=60
+bench: $(BENCH_STAMP)
+	$(PY) -m bench.run $(if $(SCENARIO),--scenario $(SCENARIO)) $(if $(DURATION),--duration $(DURATION))

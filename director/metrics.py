@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
+from itertools import compress
 
 from greenlet import greenlet
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -42,10 +43,27 @@ class InflightCounter:
 INFLIGHT = InflightCounter()
 
 
+def _greenlet_types() -> set[type]:
+    found = {greenlet}
+    pending = [greenlet]
+    while pending:
+        for sub in pending.pop().__subclasses__():
+            if sub not in found:
+                found.add(sub)
+                pending.append(sub)
+    return found
+
+
 def live_greenlets() -> int:
-    """Started, not yet dead greenlets in this process, counted exactly (walks the heap:
-    fine at scrape time, not per request)."""
-    return sum(1 for obj in gc.get_objects() if isinstance(obj, greenlet) and bool(obj))
+    """Started, not yet dead greenlets in this process, counted exactly.
+
+    It walks the heap (a few ms: at scrape time, never per request); the walk's filter
+    runs in C (``compress`` over ``map(type, ...)``), so Python only looks at greenlets.
+    """
+    types = _greenlet_types()
+    objects = gc.get_objects()
+    found = compress(objects, map(types.__contains__, map(type, objects)))
+    return sum(1 for candidate in found if candidate)
 
 
 class DirectorCollector(Collector):
