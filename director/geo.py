@@ -33,6 +33,7 @@ MAX_ACCURACY_RADIUS_KM = 900
 STICKY_SECONDS = 20 * 60
 STICKY_CAPACITY = 10_000
 RELOAD_CHECK_INTERVAL = 5.0
+RECENT_SECONDS = 5.0  # a resolved client address is reused this long
 
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
@@ -206,6 +207,7 @@ class ClientLocator:
         self._sticky_seconds = sticky_seconds
         self._sticky_capacity = sticky_capacity
         self._sticky: OrderedDict[str, tuple[float, Coordinate]] = OrderedDict()
+        self._recent: OrderedDict[str, tuple[float, object, Coordinate]] = OrderedDict()
 
     def locate(self, header: str, client_ip: str, overrides: Sequence[Override] = ()) -> Coordinate:
         if header:
@@ -215,6 +217,24 @@ class ClientLocator:
             once.warn(
                 "header", "ignoring malformed X-Pelican-Coordinate header(s), e.g. %r", header[:100]
             )
+        # Where an address is does not change between two requests a second apart: the
+        # answer is kept briefly, per address and override list (parsing and matching an
+        # address cost more than the rest of the lookup).
+        now = self._clock()
+        remembered = self._recent.get(client_ip)
+        if remembered is not None and remembered[0] > now and remembered[1] is overrides:
+            return remembered[2]
+        found = self._resolve(client_ip, overrides)
+        until = now + RECENT_SECONDS
+        if found.source == "random":  # never past the end of the sticky assignment
+            until = min(until, self._sticky[client_ip][0])
+        self._recent[client_ip] = (until, overrides, found)
+        self._recent.move_to_end(client_ip)
+        while len(self._recent) > self._sticky_capacity:
+            self._recent.popitem(last=False)
+        return found
+
+    def _resolve(self, client_ip: str, overrides: Sequence[Override]) -> Coordinate:
         address = parse_address(client_ip)
         if address is not None:
             override = match_override(address, overrides)

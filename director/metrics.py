@@ -11,6 +11,7 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress
+from typing import Any
 
 from greenlet import greenlet
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -31,6 +32,26 @@ REQUEST_DURATION = Histogram(
     ["route"],
     buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
 )
+
+
+_redirect_children: dict[tuple[str, str], Any] = {}
+_duration_children: dict[str, Any] = {}
+
+
+def count_redirect(destination: str, status_code: int) -> None:
+    """``REDIRECTS.labels(...).inc()``, with the labelled child looked up once."""
+    key = (destination, str(status_code))
+    child = _redirect_children.get(key)
+    if child is None:
+        child = _redirect_children[key] = REDIRECTS.labels(*key)
+    child.inc()
+
+
+def observe_duration(route: str, seconds: float) -> None:
+    child = _duration_children.get(route)
+    if child is None:
+        child = _duration_children[route] = REQUEST_DURATION.labels(route)
+    child.observe(seconds)
 
 
 @dataclass

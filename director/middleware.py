@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from director import registry, views
-from director.metrics import INFLIGHT, REQUEST_DURATION
+from director.metrics import INFLIGHT, observe_duration
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
 DIRECTOR_PREFIX = "/api/v1.0/director/"
@@ -75,7 +75,7 @@ class FrontDoorMiddleware:
             response["Content-Length"] = str(len(response.content))
         if request.method == "HEAD" and not response.streaming:
             response.content = b""  # headers (Content-Length included) as for GET, no body
-        REQUEST_DURATION.labels(route_label(path)).observe(time.perf_counter() - started)
+        observe_duration(route_label(path), time.perf_counter() - started)
         return response
 
     def _serve(self, request: HttpRequest, path: str) -> HttpResponse:

@@ -12,9 +12,11 @@ from __future__ import annotations
 
 import enum
 import random
+from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import median
+from typing import Any
 
 from director import headers as fmt
 from director.paths import path_depth
@@ -54,6 +56,31 @@ class Presence(enum.Enum):
     EJECTED = "ejected"  # kept, last
     ABSENT = "absent"  # dropped
 
+
+DETERMINISTIC_METHODS = frozenset({"distance", "distanceAndLoad"})
+
+
+class _LRU:
+    """A small least-recently-used map (rankings of recent clients)."""
+
+    def __init__(self, capacity: int) -> None:
+        self.capacity = capacity
+        self._data: OrderedDict[Any, Any] = OrderedDict()
+
+    def get(self, key: Any) -> Any:
+        value = self._data.get(key)
+        if value is not None:
+            self._data.move_to_end(key)
+        return value
+
+    def put(self, key: Any, value: Any) -> None:
+        self._data[key] = value
+        self._data.move_to_end(key)
+        if len(self._data) > self.capacity:
+            self._data.popitem(last=False)
+
+
+_rankings = _LRU(4096)
 
 # The seam: (ordered candidates, path, namespace, client token, deadline) -> presence by
 # server name. Servers missing from the answer count as UNKNOWN.
@@ -195,9 +222,19 @@ def _sort(
     trace: Trace,
     availability: Mapping[str, float] | None = None,
 ) -> list[Entry]:
-    order, weights = rank(
-        method, request.client, [entry.server for entry in entries], rng, availability
-    )
+    servers = [entry.server for entry in entries]
+    if method in DETERMINISTIC_METHODS and availability is None:
+        # Same client coordinate and same server views: same answer. Clients keep their
+        # coordinate (declared, GeoIP, or sticky random), so this is hit most of the time.
+        key = (request.client, tuple(id(server) for server in servers))
+        cached = _rankings.get(key)
+        if cached is None or any(a is not b for a, b in zip(cached[0], servers, strict=True)):
+            order, weights = rank(method, request.client, servers, rng, availability)
+            _rankings.put(key, (servers, order, weights))
+        else:
+            _, order, weights = cached
+    else:
+        order, weights = rank(method, request.client, servers, rng, availability)
     for entry, weight in zip(entries, weights, strict=True):
         trace.weights[entry.server.name] = weight
     ranked = [entries[index] for index in order]
@@ -218,6 +255,12 @@ def _note_availability(
         name = entry.server.name
         if name in trace.weights:
             trace.weights[name] = replace(trace.weights[name], availability=weights.get(name, fill))
+
+
+def _without(entries: Sequence[Entry], removed: Sequence[Entry]) -> list[Entry]:
+    """``entries`` minus ``removed``, by identity (Entry equality compares every field)."""
+    gone = {id(entry) for entry in removed}
+    return [entry for entry in entries if id(entry) not in gone]
 
 
 def _availability_weights(presence: Mapping[str, Presence]) -> dict[str, float]:
@@ -339,7 +382,7 @@ def decide(
     capable = [entry for entry in origins if _origin_qualifies(entry, verb_caps, query_caps)]
     namespace = (capable or origins)[0].namespace
     needs = _capability_names(verb_caps, query_caps)
-    trace.exclude([e for e in origins if e not in capable], f"capability: needs {needs}")
+    trace.exclude(_without(origins, capable), f"capability: needs {needs}")
     if not capable:
         url = external_url() if callable(external_url) else external_url
         where = f" See '{url}'." if url else ""
@@ -364,7 +407,7 @@ def decide(
             _note_availability(trace, capable, presence)
     if presence:
         ranked = _rank_by_presence(capable, presence)
-        trace.exclude([e for e in capable if e not in ranked], "stat: absent")
+        trace.exclude(_without(capable, ranked), "stat: absent")
         if not ranked:
             return _error(
                 404,
@@ -388,7 +431,7 @@ def decide(
             failing = [e for e in usable if e.server.status in CACHE_ERROR_STATES]
             for entry in failing:
                 trace.excluded.setdefault(entry.server.name, f"status {entry.server.status}")
-            usable = [entry for entry in usable if entry not in failing]
+            usable = _without(usable, failing)
         usable = _order_caches(
             request, snapshot, usable, namespace, token, availability, rng, trace
         )
@@ -441,7 +484,7 @@ def _order_caches(
     size = max(3, snapshot.settings.adaptive_working_set)
     picked = nearest(request.client, [entry.server for entry in caches], size)
     working = [caches[index] for index in picked]
-    trace.exclude([e for e in caches if e not in working], "outside the adaptive working set")
+    trace.exclude(_without(caches, working), "outside the adaptive working set")
     weights = None
     if _should_stat_caches(request, snapshot, working, namespace, token):
         presence = availability(

@@ -27,7 +27,7 @@ from director.headers import (
 )
 from director.healthfiles import MONITORING_PREFIX
 from director.locate import client_coordinate, client_ip
-from director.metrics import REDIRECTS
+from director.metrics import count_redirect
 from director.paths import PathError, clean_path, path_depth
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
 from director.selection import Coordinate
@@ -120,7 +120,7 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         return debug_response(result, trace, snapshot, ip, availability.results)
     response = render_result(request, redirect_request, result)
     if not result.is_error:
-        REDIRECTS.labels(result.destination, str(response.status_code)).inc()
+        count_redirect(result.destination, response.status_code)
     return response
 
 
