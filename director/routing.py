@@ -169,8 +169,11 @@ def _origin_qualifies(
     server, namespace = entry.server, entry.namespace
     if not any(_server_supports(server, namespace, cap) for cap in verb_caps):
         return False
+    query_bits = int(query_caps)
+    if not query_bits:
+        return True
     for cap in (Capability.DIRECT_READS, Capability.LISTINGS):
-        if query_caps & cap and not _server_supports(server, namespace, cap):
+        if query_bits & int(cap) and not _server_supports(server, namespace, cap):
             return False
     return True
 

@@ -99,6 +99,15 @@ class ServerView:
     health_status: str = "Unknown"
     health_tests: bool = True  # False when the ad says directorTest: true
 
+    def changes_after(self, now: float) -> list[float]:
+        """The moments after ``now`` at which ``routable`` may change its answer."""
+        moments = [self.expires_at] if self.expires_at is not None and self.expires_at > now else []
+        for window in self.downtimes:
+            moments.extend(
+                when for when in (window.start, window.end) if when is not None and when > now
+            )
+        return moments
+
     def routable(self, now: float) -> bool:
         """Not expired, not shutting down and not in an active downtime.
 
@@ -195,6 +204,10 @@ class Snapshot:
     by_prefix: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
     namespaces_by_server: dict[str, tuple[NamespaceView, ...]] = field(default_factory=dict)
     overrides: tuple[Any, ...] = ()  # director.geo.Override rows, in match order
+    # prefix key -> (valid from, valid until, routable entries): see _routable
+    _live: dict[str, tuple[float, float, tuple[Entry, ...]]] = field(
+        default_factory=dict, repr=False, compare=False
+    )
 
     @classmethod
     def build(
@@ -242,16 +255,25 @@ class Snapshot:
         while True:
             entries = by_prefix.get(key)
             if entries:
-                live = tuple(
-                    entry
-                    for entry in entries
-                    if entry.server.routable(now) and (kind is None or entry.server.kind is kind)
-                )
+                live = self._routable(key, entries, now)
+                if kind is not None:
+                    live = tuple(entry for entry in live if entry.server.kind is kind)
                 if live:
                     return (key[:-1] or "/"), live
             if key == "/":
                 return "", ()
             key = key[: key.rstrip("/").rfind("/") + 1]
+
+    def _routable(self, key: str, entries: tuple[Entry, ...], now: float) -> tuple[Entry, ...]:
+        """The routable entries of one prefix, remembered until the next moment at which
+        any of them could change (an expiry, a downtime starting or ending)."""
+        remembered = self._live.get(key)
+        if remembered is not None and remembered[0] <= now < remembered[1]:
+            return remembered[2]
+        live = tuple(entry for entry in entries if entry.server.routable(now))
+        changes = [when for entry in entries for when in entry.server.changes_after(now)]
+        self._live[key] = (now, min(changes, default=float("inf")), live)
+        return live
 
 
 def prefix_key(namespace_path: str) -> str:
