@@ -15,6 +15,8 @@ import os
 import queue
 import re
 import secrets
+import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -473,3 +475,63 @@ def test_bad_database_url_message_is_not_buried_in_a_traceback() -> None:
     assert result.returncode != 0
     assert "DATABASE_URL='mysql://x'" in result.stderr
     assert "Traceback (most recent call last)" not in result.stderr, result.stderr
+
+
+# --- 6. production: gunicorn ---------------------------------------------------------------
+
+
+def test_gunicorn_serves_redirects_with_one_pelican_server_header(
+    tmp_path: Path, origin_server: Callable[[dict[str, bytes]], FileServer]
+) -> None:
+    """``gunicorn -c gunicorn.conf.py`` as the README runs it in production."""
+    env = manage_env(sqlite_url(tmp_path))
+    run_manage_ok("migrate", "--noinput", env=env)
+    secret = issue_token("/origins/gunicorn-origin", env)
+    origin = origin_server({"/gu/file.txt": b"through gunicorn\n"})
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    gunicorn = Path(sys.executable).parent / "gunicorn"
+    stderr_path = tmp_path / "gunicorn.stderr"
+    with stderr_path.open("w") as stderr:
+        process = subprocess.Popen(
+            [str(gunicorn), "-c", "gunicorn.conf.py", "--bind", f"127.0.0.1:{port}"],
+            cwd=REPO_ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    url = f"http://127.0.0.1:{port}"
+    try:
+
+        def healthy() -> bool | None:
+            try:
+                answer = requests.get(f"{url}/api/v1.0/health", timeout=HTTP_TIMEOUT)
+            except requests.RequestException:
+                return None
+            return True if answer.status_code == 200 else None
+
+        ready, _ = poll_until(healthy, START_TIMEOUT)
+        assert ready, stderr_path.read_text()
+        register_origin(url, secret, origin_ad("gunicorn-origin", origin.url, "/gu"))
+        time.sleep(1.5)  # the worker that did not take the ad sees it at its next poll (1 s)
+
+        first_hop = requests.get(
+            f"{url}/api/v1.0/director/origin/gu/file.txt", allow_redirects=False, timeout=5
+        )
+        for _ in range(20):  # both workers answer
+            downloaded = requests.get(f"{url}/api/v1.0/director/origin/gu/file.txt", timeout=5)
+            assert downloaded.content == b"through gunicorn\n"
+        servers = first_hop.raw.headers.getlist("Server")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            process.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait(timeout=5)
+
+    assert first_hop.status_code == 307, first_hop.text
+    assert first_hop.headers["Location"] == f"{origin.url}/gu/file.txt"
+    assert servers == ["pelican/0.1.0"]
