@@ -120,6 +120,7 @@ class OpenLoop:
         status = int(lines[0].split(b" ", 2)[1])
         length = 0
         keep = True
+        retry_after = False
         for line in lines[1:]:
             name, _, value = line.partition(b":")
             lowered = name.strip().lower()
@@ -127,6 +128,10 @@ class OpenLoop:
                 length = int(value.strip())
             elif lowered == b"connection" and value.strip().lower() == b"close":
                 keep = False
+            elif lowered == b"retry-after":
+                retry_after = True
+        if status == 429 and not retry_after:
+            status = -429  # a 429 must say when to retry: counted apart
         while len(rest) < length:
             chunk = connection.sock.recv(65536)
             if not chunk:
