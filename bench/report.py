@@ -47,8 +47,16 @@ def plot(result: dict[str, Any]) -> Path:
         top.axhline(2.5, color="#d62728", linestyle="--", label="redirect deadline 2.5 s")
         top.set_ylabel("latency (s, from intended send)")
         top.legend(loc="upper right", fontsize=8)
-    else:
-        top.text(0.5, 0.5, "closed loop (wrk): see summary", ha="center", transform=top.transAxes)
+    else:  # closed loop (wrk): no per-request latencies; memory and CPU instead
+        series = result["series"]
+        top.plot(series["t"], series["rss_mb"], color="#8c564b", label="RSS MB")
+        top.set_ylim(0, max(series["rss_mb"], default=1) * 1.2)
+        top.set_ylabel("RSS (MB)")
+        cpu = top.twinx()
+        cpu.plot(series["t"], series["cpu_percent"], color="#7f7f7f", alpha=0.5, label="CPU %")
+        cpu.set_ylabel("CPU %")
+        top.legend(loc="lower left", fontsize=8)
+        cpu.legend(loc="lower right", fontsize=8)
     marks = result.get("marks", {})
     for axis in (top, bottom):
         for key, colour in (

@@ -169,12 +169,36 @@ def _wrk(url: str, duration: float, lua: bool = True) -> dict[str, Any]:
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     total = re.search(r"(\d+) requests in", output)
+    errors = re.search(
+        r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output
+    )
+    latency = {
+        f"p{quantile}": _wrk_seconds(value)
+        for quantile, value in re.findall(r"^\s+(50|75|90|99)%\s+(\S+)$", output, re.MULTILINE)
+    }
+    maximum = re.search(r"Latency\s+\S+\s+\S+\s+(\S+)", output)
+    if maximum:
+        latency["max"] = _wrk_seconds(maximum.group(1))
     return {
         "requests_per_second": rps,
         "requests": int(total.group(1)) if total else None,
         "non_2xx_3xx": int(bad.group(1)) if bad else 0,
+        "socket_errors": dict(
+            zip(("connect", "read", "write", "timeout"), map(int, errors.groups()), strict=True)
+        )
+        if errors
+        else {},
+        "latency": latency,
         "wrk": output,
     }
+
+
+def _wrk_seconds(text: str) -> float:
+    """wrk prints 512.00us, 3.20ms, 1.05s, 2.00m."""
+    for suffix, scale in (("us", 1e-6), ("ms", 1e-3), ("s", 1.0), ("m", 60.0)):
+        if text.endswith(suffix):
+            return float(text[: -len(suffix)]) * scale
+    return float(text)
 
 
 def _baseline(app: str, duration: float) -> dict[str, Any]:
@@ -433,6 +457,8 @@ def cache_churn(duration: float) -> dict[str, Any]:
         "requests": run["requests"],
         "requests_per_second": run["requests_per_second"],
         "non_2xx_3xx": run["non_2xx_3xx"],
+        "socket_errors": run["socket_errors"],
+        "latency": run["latency"],
         "rss_start_mb": during[0][1] if during else None,
         "rss_end_mb": during[-1][1] if during else None,
         "rss_growth_first_half_mb": round(growth_first, 2),

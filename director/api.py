@@ -310,31 +310,28 @@ def ui_servers(request: HttpRequest, server_type: str | None = None) -> HttpResp
     return _json([server_json(server, now) for server in servers])
 
 
-def _one_server(name: str) -> Server | None:
-    return _listed_servers().filter(name=name).first()
+def _one_server(name: str) -> Server:
+    server = _listed_servers().filter(name=name).first()
+    if server is None:
+        raise HttpError(404, f"No server named {name!r}")
+    return server
 
 
 @ui_router.get("/servers/{name}", summary="One server with its namespaces")
 def ui_server(request: HttpRequest, name: str) -> HttpResponse:
     server = _one_server(name)
-    if server is None:
-        return _error(404, f"No server named {name!r}")
     return _json(server_json(server, timezone.now(), full=True))
 
 
 @ui_router.get("/servers/{name}/namespaces", summary="The namespaces of one server")
 def ui_server_namespaces(request: HttpRequest, name: str) -> HttpResponse:
     server = _one_server(name)
-    if server is None:
-        return _error(404, f"No server named {name!r}")
     return _json([ui_namespace_json(namespace) for namespace in server.namespaces.all()])
 
 
 @ui_router.get("/servers/{name}/downtimes", summary="The downtimes of one server")
 def ui_server_downtimes(request: HttpRequest, name: str) -> HttpResponse:
     server = _one_server(name)
-    if server is None:
-        return _error(404, f"No server named {name!r}")
     return _json([downtime_json(downtime) for downtime in server.downtimes.all()])
 
 

@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 
 from director.explain import Explanation, explain, parse_coordinate
 from director.geo import parse_address
-from director.paths import PathError, clean_path
+from director.management.arguments import object_path
 
 COLUMNS = ("server", "type", "km", "distance", "status", "avail", "total", "stat", "rank / reason")
 
@@ -33,13 +33,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        raw = options["path"]
-        if not raw.startswith("/"):
-            raise CommandError(f"The path must start with '/': {raw!r}", returncode=2)
-        try:
-            path = clean_path(raw)
-        except PathError as error:
-            raise CommandError(f"Bad path {raw!r}: {error}", returncode=2) from None
+        path = object_path(options["path"])
         client_ip = options["client_ip"]
         if client_ip and parse_address(client_ip) is None:
             raise CommandError(f"--client-ip {client_ip!r} is not an IP address", returncode=2)

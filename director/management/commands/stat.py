@@ -11,7 +11,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError
 
 from director import presence, registry, routing
-from director.paths import PathError, clean_path
+from director.management.arguments import object_path
 from director.routing import RedirectRequest
 from director.stat import Outcome, StatEngine, StatResult
 
@@ -35,12 +35,7 @@ class Command(BaseCommand):
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
 
     def handle(self, *args: Any, **options: Any) -> None:
-        try:
-            path = clean_path(options["path"])
-        except PathError as error:
-            raise CommandError(f"Bad path {options['path']!r}: {error}", returncode=2) from None
-        if not options["path"].startswith("/"):
-            raise CommandError(f"The path must start with '/': {options['path']!r}", returncode=2)
+        path = object_path(options["path"])
         snapshot = registry.current()
         timeout = (
             options["timeout"] if options["timeout"] is not None else snapshot.settings.stat_timeout
