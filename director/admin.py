@@ -237,7 +237,14 @@ class RegistrationTokenAdmin(admin.ModelAdmin):
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("registry_prefix", "description")
     actions = ("revoke",)
-    fields = ("registry_prefix", "description", "created_at", "last_used_at", "revoked_at")
+    fields = (
+        "registry_prefix",
+        "namespace_prefixes",
+        "description",
+        "created_at",
+        "last_used_at",
+        "revoked_at",
+    )
     readonly_fields = ("created_at", "last_used_at", "revoked_at")
 
     def get_readonly_fields(
@@ -257,7 +264,9 @@ class RegistrationTokenAdmin(admin.ModelAdmin):
         if change:
             super().save_model(request, obj, form, change)
             return
-        token, secret = RegistrationToken.issue(obj.registry_prefix, obj.description)
+        token, secret = RegistrationToken.issue(
+            obj.registry_prefix, obj.description, obj.allowed_namespaces()
+        )
         obj.pk = token.pk
         obj.token_hash = token.token_hash
         obj.created_at = token.created_at

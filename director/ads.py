@@ -11,19 +11,20 @@ from __future__ import annotations
 import datetime as dt
 import logging
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from urllib.parse import urlsplit
 
 from django.conf import settings
-from django.db import transaction
+from django.db import IntegrityError, transaction
 from django.utils import timezone
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
+from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
 from director import models
 from director.registry import registry_changed
 from director.selection import ewma_status_weight
 from director.snapshot import WIRE_CAPABILITY_KEYS, Capability, ServerStatus
 from director.validation import (
+    header_safe_problem,
     namespace_path_problem,
     normalise_server_url,
     registry_prefix_kind,
@@ -37,6 +38,8 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW_TOLERANCE = dt.timedelta(milliseconds=100)
 GO_ZERO_TIME_YEAR = 1
 MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
+MAX_NAMESPACES = 1000  # namespaces in one ad
+MAX_AD_LIFETIME = dt.timedelta(days=7)  # an expiry further out is cut to this
 
 
 def go_url_to_string(value: Any) -> str:
@@ -87,6 +90,12 @@ def _none_to_list(value: Any) -> Any:
     return [] if value is None else value
 
 
+def _no_nul(value: Any) -> Any:
+    if isinstance(value, str) and "\x00" in value:
+        raise ValueError("must not contain NUL characters")
+    return value
+
+
 class WireModel(BaseModel):
     # Pelican adds fields over time; unknown keys are ignored, not refused.
     model_config = ConfigDict(populate_by_name=True, extra="ignore")
@@ -108,31 +117,51 @@ class CapabilitiesIn(WireModel):
         return flags
 
 
+def _url_or_empty(value: str) -> str:
+    if value:
+        problem = url_problem(value)
+        if problem:
+            raise ValueError(problem)
+    return value
+
+
+def _header_token(value: str) -> str:
+    """A value that goes into an X-Pelican header as is (strategy, base path)."""
+    problem = header_safe_problem(value, "Value", forbidden=",;=")
+    if problem:
+        raise ValueError(problem)
+    return value
+
+
+HeaderURL = Annotated[GoURL, AfterValidator(_url_or_empty)]
+HeaderToken = Annotated[str, Field(max_length=200), AfterValidator(_header_token)]
+
+
 class TokenIssuerIn(WireModel):
-    base_paths: Annotated[list[str], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list, alias="base-paths"
+    base_paths: Annotated[list[HeaderToken], BeforeValidator(_none_to_list)] = Field(
+        default_factory=list, alias="base-paths", max_length=100
     )
-    restricted_paths: Annotated[list[str], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list, alias="restricted-paths"
+    restricted_paths: Annotated[list[HeaderToken], BeforeValidator(_none_to_list)] = Field(
+        default_factory=list, alias="restricted-paths", max_length=100
     )
-    issuer: GoURL = ""
+    issuer: HeaderURL = ""
 
 
 class TokenGenerationIn(WireModel):
-    strategy: str = ""
-    vault_server: GoURL = Field(default="", alias="vault-server")
-    max_scope_depth: int = Field(default=0, alias="max-scope-depth", ge=0)
-    issuer: GoURL = ""
+    strategy: HeaderToken = ""
+    vault_server: HeaderURL = Field(default="", alias="vault-server")
+    max_scope_depth: int = Field(default=0, alias="max-scope-depth", ge=0, le=1000)
+    issuer: HeaderURL = ""
 
 
 class NamespaceAdIn(WireModel):
     caps: CapabilitiesIn = Field(default_factory=CapabilitiesIn, alias="Caps")
     path: str
     token_generation: Annotated[list[TokenGenerationIn], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list, alias="token-generation"
+        default_factory=list, alias="token-generation", max_length=20
     )
     token_issuer: Annotated[list[TokenIssuerIn], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list, alias="token-issuer"
+        default_factory=list, alias="token-issuer", max_length=20
     )
     from_topology: bool = Field(default=False, alias="from-topology")
 
@@ -153,10 +182,12 @@ class CoordinateIn(WireModel):
 
 
 class DowntimeIn(WireModel):
-    id: str | int = ""
-    downtime_class: str = Field(default="SCHEDULED", alias="class")
-    description: str = ""
-    severity: str = ""
+    id: Annotated[str | int, BeforeValidator(_no_nul)] = ""
+    downtime_class: Literal["SCHEDULED", "UNSCHEDULED", "scheduled", "unscheduled"] = Field(
+        default="SCHEDULED", alias="class"
+    )
+    description: Annotated[str, BeforeValidator(_no_nul)] = Field(default="", max_length=10_000)
+    severity: Annotated[str, BeforeValidator(_no_nul)] = Field(default="", max_length=100)
     startTime: int = Field(ge=0, le=MAX_EPOCH_MS)  # epoch milliseconds
     endTime: int = Field(default=-1, ge=-1, le=MAX_EPOCH_MS)  # -1 means indefinite
 
@@ -164,27 +195,29 @@ class DowntimeIn(WireModel):
 class AdvertisementIn(WireModel):
     """Pelican's ``OriginAdvertise`` body, used for origins and caches alike."""
 
-    name: str = Field(min_length=1, max_length=255)
+    name: Annotated[str, BeforeValidator(_no_nul)] = Field(min_length=1, max_length=255)
     data_url: str = Field(alias="data-url")
     web_url: str = Field(default="", alias="web-url")
     broker_url: str = Field(default="", alias="broker-url")
-    registry_prefix: str = Field(alias="registry-prefix")
+    registry_prefix: str = Field(alias="registry-prefix", max_length=255)
     capabilities: CapabilitiesIn = Field(default_factory=CapabilitiesIn)
     namespaces: Annotated[list[NamespaceAdIn], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list
+        default_factory=list, max_length=MAX_NAMESPACES
     )
     coordinate: CoordinateIn | None = None
-    status: str = ""
-    version: str = ""
+    status: str = Field(default="", max_length=50)
+    version: Annotated[str, BeforeValidator(_no_nul)] = Field(default="", max_length=100)
     expiry: dt.datetime | None = None
     now: dt.datetime | None = None
     downtimes: Annotated[list[DowntimeIn], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list
+        default_factory=list, max_length=100
     )
     director_test: bool = Field(default=False, alias="directorTest")
-    storage_type: str = Field(default="", alias="storageType")
+    storage_type: Annotated[str, BeforeValidator(_no_nul)] = Field(
+        default="", alias="storageType", max_length=50
+    )
     required_features: Annotated[list[str], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list, alias="requiredFeatures"
+        default_factory=list, alias="requiredFeatures", max_length=50
     )
 
     @field_validator("data_url", "web_url", "broker_url")
@@ -239,8 +272,10 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
     if not _is_go_zero(ad.now):
         sender_now = _aware(ad.now)  # type: ignore[arg-type]
         if abs(received_at - sender_now) > CLOCK_SKEW_TOLERANCE:
-            expiry = received_at + (expiry - sender_now)
-    return expiry
+            # Relative to our clock; a lifetime beyond MAX_AD_LIFETIME is cut to it first,
+            # so that far-future values cannot overflow the date range.
+            expiry = received_at + min(expiry - sender_now, MAX_AD_LIFETIME)
+    return min(expiry, received_at + MAX_AD_LIFETIME)
 
 
 def parse_status(raw: str) -> ServerStatus:
@@ -305,12 +340,40 @@ def record_advertisement(
     duplicates = sorted({path for path in paths if paths.count(path) > 1})
     if duplicates:
         raise AdRejected(400, f"namespaces: duplicate path(s) {', '.join(duplicates)}")
+    refused = [
+        path
+        for path in paths
+        # Caches always serve the federation's own /pelican/ paths (reference 1.6 step 5).
+        if not token.allows_namespace(path)
+        and not (kind == "cache" and path.startswith("/pelican/"))
+    ]
+    if refused:
+        raise AdRejected(
+            403,
+            f"The token for {ad.registry_prefix} may not advertise {', '.join(refused)} "
+            f"(allowed: {', '.join(token.allowed_namespaces())})",
+        )
     for downtime in ad.downtimes:
         if downtime.endTime != -1 and downtime.endTime < downtime.startTime:
             raise AdRejected(
                 400, f"downtimes: endTime is before startTime in downtime {downtime.id!r}"
             )
 
+    try:
+        return _store(kind, ad, token, user_agent, received_at, expires_at)
+    except IntegrityError:
+        # Two first advertisements of one name at once: the row did not exist to lock.
+        raise AdRejected(409, f"Server {ad.name!r} was registered concurrently; retry") from None
+
+
+def _store(
+    kind: str,
+    ad: AdvertisementIn,
+    token: models.RegistrationToken,
+    user_agent: str,
+    received_at: dt.datetime,
+    expires_at: dt.datetime,
+) -> RecordedAd:
     with transaction.atomic():
         server = models.Server.objects.select_for_update().filter(name=ad.name).first()
         created = server is None

@@ -26,7 +26,15 @@ from director.ads import (
     record_advertisement,
 )
 from director.health import assess
-from director.models import Downtime, Kind, Server, Source
+from director.models import (
+    Downtime,
+    Kind,
+    RegistrationToken,
+    Server,
+    Source,
+    hash_token_secret,
+)
+from director.paths import PathError, clean_path
 from director.responses import JSON_CONTENT_TYPE, json_bytes
 from director.snapshot import (
     CAPABILITY_NAMES,
@@ -38,6 +46,7 @@ from director.snapshot import (
 from director.views import external_url
 
 INSTANCE_ID = uuid.uuid4().hex
+MAX_AD_BYTES = 1024 * 1024
 MONITORING_NAMESPACE = NamespaceView(
     path="/pelican/monitoring", capabilities=Capability.PUBLIC_READS | Capability.READS
 )
@@ -73,18 +82,29 @@ def _register(request: HttpRequest, kind: str, ad: AdvertisementIn) -> HttpRespo
 
 
 def advertise_bearer(request: HttpRequest) -> str:
-    """Runs before the body is read: without a bearer token the answer is 403, whatever
-    the body, so an anonymous caller learns nothing of the validation rules."""
+    """Runs before the body is read or parsed: without a bearer token that is some live
+    registration token the answer is 403, and an oversized body 413, whatever the body.
+    So an anonymous caller can neither learn the validation rules nor make the director
+    parse megabytes. (Which prefix the token is for is checked once the body is read.)"""
     try:
-        return bearer_secret(request.META.get("HTTP_AUTHORIZATION", ""))
+        secret = bearer_secret(request.META.get("HTTP_AUTHORIZATION", ""))
     except AdRejected as rejected:
         raise HttpError(rejected.status, rejected.message) from None
+    try:
+        length = int(request.META.get("CONTENT_LENGTH") or 0)
+    except ValueError:
+        length = 0
+    if length > MAX_AD_BYTES:
+        raise HttpError(413, f"An advertisement must be at most {MAX_AD_BYTES} bytes")
+    if not RegistrationToken.objects.live().filter(token_hash=hash_token_secret(secret)).exists():
+        raise HttpError(403, "The token is not a live registration token")
+    return secret
 
 
 @director_router.post(
     "/registerOrigin",
     summary="Advertise an origin (Pelican OriginAdvertise body, Bearer registration token)",
-    response={200: dict, 400: dict, 403: dict, 500: dict},
+    response={200: dict, 400: dict, 403: dict, 413: dict, 500: dict},
     auth=advertise_bearer,
 )
 def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
@@ -94,7 +114,7 @@ def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
 @director_router.post(
     "/registerCache",
     summary="Advertise a cache (Pelican OriginAdvertise body, Bearer registration token)",
-    response={200: dict, 400: dict, 403: dict, 500: dict},
+    response={200: dict, 400: dict, 403: dict, 413: dict, 500: dict},
     auth=advertise_bearer,
 )
 def register_cache(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
@@ -166,7 +186,10 @@ def namespace_prefix_empty(request: HttpRequest) -> HttpResponse:
 
 @director_router.get("/namespaces/prefix/{path:path}", summary="Longest origin namespace of a path")
 def namespace_prefix(request: HttpRequest, path: str) -> HttpResponse:
-    cleaned = "/" + path.strip("/")
+    try:
+        cleaned = clean_path(path)
+    except PathError as error:
+        return _error(400, f"{error}.")
     if cleaned == "/":
         return _error(400, "A path other than '/' is required")
     prefix, _ = registry.current().longest_match(cleaned, time.time(), ServerKind.ORIGIN)

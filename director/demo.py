@@ -139,7 +139,7 @@ class DemoFederation:
 
     def stop(self) -> None:
         if self._advertiser is not None:
-            self._advertiser.kill()
+            self._advertiser.kill(timeout=2)
         for member in self.members:
             member.server.stop(timeout=0.5)
         # Let the demo servers leave routing now rather than in ten minutes.
@@ -157,6 +157,8 @@ def _issue_tokens() -> dict[str, str]:
             revoked_at=timezone.now()
         )
         return {
-            name: RegistrationToken.issue(f"/{kind}s/{name}", DEMO_TOKEN_DESCRIPTION)[1]
+            name: RegistrationToken.issue(
+                f"/{kind}s/{name}", DEMO_TOKEN_DESCRIPTION, [DEMO_NAMESPACE]
+            )[1]
             for name, kind, _, _ in DEMO_SERVERS
         }

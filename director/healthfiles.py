@@ -10,6 +10,7 @@ import datetime as dt
 import re
 from dataclasses import dataclass
 from email.utils import format_datetime
+from xml.sax.saxutils import escape
 
 MONITORING_PREFIX = "/pelican/monitoring/"
 TEST_DIRECTORY = "/pelican/monitoring/directorTest"
@@ -44,9 +45,10 @@ def parse_test_file(path: str) -> TestFile | None:
         return None
     try:
         created = dt.datetime.fromisoformat(match.group("stamp").replace("Z", "+00:00"))
-    except ValueError:
-        return None
-    if created.tzinfo is None:
+        if created.tzinfo is None:
+            return None
+        created = created.astimezone(dt.UTC)  # year 1 or 9999 with an offset overflows
+    except (ValueError, OverflowError):
         return None
     return TestFile(match.group("kind"), created)
 
@@ -61,7 +63,7 @@ def propfind_body(href: str, test_file: TestFile) -> bytes:
     return (
         '<?xml version="1.0" encoding="utf-8"?>\n'
         '<D:multistatus xmlns:D="DAV:"><D:response>'
-        f"<D:href>{href}</D:href><D:propstat><D:prop>"
+        f"<D:href>{escape(href)}</D:href><D:propstat><D:prop>"
         f"<D:getcontentlength>{length}</D:getcontentlength>"
         f"<D:getlastmodified>{modified}</D:getlastmodified>"
         "<D:iscollection>0</D:iscollection><D:resourcetype/>"

@@ -70,18 +70,29 @@ class _Deadline:
         return left
 
 
+def _read_some(answer: requests.Response, limit: int) -> bytes:
+    """At most ``limit`` bytes of the body, then the connection is closed: a server
+    answering with a huge body cannot fill the director's memory."""
+    try:
+        return answer.raw.read(limit, decode_content=True) or b""
+    finally:
+        answer.close()
+
+
 def origin_test(session: requests.Session, server: ServerView, timeout: float) -> tuple[bool, str]:
     """PUT, GET and DELETE a test object; pass when the GET returns the PUT bytes."""
     deadline = _Deadline(timeout)
     url = server.url + go_path_escape(healthfiles.origin_test_path(timezone.now()))
     body = healthfiles.TEST_TEXT.encode()
-    answer = session.put(url, data=body, timeout=deadline.left())
+    answer = session.put(url, data=body, timeout=deadline.left(), stream=True)
+    answer.close()
     if answer.status_code > 299:
         return False, f"PUT {url} answered {answer.status_code}"
-    answer = session.get(url, timeout=deadline.left())
-    read_back = answer.content
+    answer = session.get(url, timeout=deadline.left(), stream=True)
+    read_back = _read_some(answer, len(body) + 1)
     passed = answer.status_code <= 299 and read_back == body
-    deleted = session.delete(url, timeout=deadline.left())
+    deleted = session.delete(url, timeout=deadline.left(), stream=True)
+    deleted.close()
     if answer.status_code > 299:
         return False, f"GET {url} answered {answer.status_code}"
     if not passed:
@@ -98,10 +109,11 @@ def cache_test(
     deadline = _Deadline(timeout)
     path = healthfiles.cache_test_path(director_name, timezone.now())
     url = server.url + go_path_escape(path)
-    answer = session.get(url, timeout=deadline.left())
+    answer = session.get(url, timeout=deadline.left(), stream=True)
+    content = _read_some(answer, len(healthfiles.TEST_TEXT) + 2)
     if answer.status_code != 200:
         return False, f"GET {url} answered {answer.status_code}"
-    if answer.content.rstrip(b"\n") != healthfiles.TEST_TEXT.encode():
+    if content.rstrip(b"\n") != healthfiles.TEST_TEXT.encode():
         return False, f"GET {url} returned other bytes than the test text"
     return True, "GET of the test object through the cache succeeded"
 
@@ -154,7 +166,7 @@ class HealthTester:
 
     def stop(self) -> None:
         if self._greenlet is not None:
-            self._greenlet.kill()
+            self._greenlet.kill(timeout=2)
             self._greenlet = None
         self._pool.kill(timeout=2)
 

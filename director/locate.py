@@ -86,6 +86,14 @@ def client_coordinate(request: HttpRequest, snapshot: Snapshot, ip: str) -> Coor
     return locator().locate(header, ip, snapshot.overrides)
 
 
+def forget_addresses_except(urls: list[str]) -> None:
+    """Drop cached DNS answers of hosts no server uses any more (bounded by the registry)."""
+    hosts = {urlsplit(url).hostname or "" for url in urls}
+    for host in list(_dns_cache):
+        if host not in hosts:
+            del _dns_cache[host]
+
+
 def server_address(url: str) -> IPAddress | None:
     """The first address of a server URL's host; DNS answers are cached for 10 minutes
     and a lookup gives up after 1 s (this runs when a snapshot is built)."""

@@ -35,7 +35,7 @@ class LoopMonitor:
 
     def stop(self) -> None:
         if self._greenlet is not None:
-            self._greenlet.kill()
+            self._greenlet.kill(timeout=2)
             self._greenlet = None
 
     def _run(self) -> None:

@@ -17,6 +17,7 @@ from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 from django.utils import timezone
+from pydantic import ValidationError as PydanticValidationError
 
 from director.snapshot import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
 from director.validation import namespace_path_problem, registry_prefix_kind, url_problem
@@ -229,6 +230,24 @@ class Namespace(CapabilityFields):
         if problem:
             raise ValidationError({"path": problem})
         self.path = self.path.rstrip("/") or "/"
+        # The same checks as an advertisement's: these values end up in response headers.
+        from director.ads import NamespaceAdIn
+
+        try:
+            NamespaceAdIn.model_validate(
+                {
+                    "path": self.path,
+                    "token-issuer": self.token_issuers,
+                    "token-generation": self.token_generations,
+                }
+            )
+        except PydanticValidationError as error:
+            raise ValidationError(
+                "; ".join(
+                    f"{'.'.join(str(part) for part in item['loc'])}: {item['msg']}"
+                    for item in error.errors()
+                )
+            ) from None
 
     @property
     def require_token(self) -> bool:
@@ -300,6 +319,14 @@ class RegistrationToken(models.Model):
     )
     token_hash = models.CharField(max_length=64, unique=True, editable=False)
     description = models.CharField(max_length=255, blank=True)
+    namespace_prefixes = models.TextField(
+        blank=True,
+        help_text=(
+            "One namespace per line that ads sent with this token may serve (the namespace "
+            "itself or anything under it). Empty: any namespace, so any holder of the token "
+            "can claim any path of the federation."
+        ),
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     revoked_at = models.DateTimeField(null=True, blank=True, editable=False)
     last_used_at = models.DateTimeField(null=True, blank=True, editable=False)
@@ -318,16 +345,44 @@ class RegistrationToken(models.Model):
             raise ValidationError(
                 {"registry_prefix": "Use /origins/<site> or /caches/<site> (one path segment)."}
             )
+        problems = [
+            problem
+            for prefix in self.allowed_namespaces()
+            if (problem := namespace_path_problem(prefix))
+        ]
+        if problems:
+            raise ValidationError({"namespace_prefixes": problems})
+
+    def allowed_namespaces(self) -> list[str]:
+        return [
+            line.strip().rstrip("/") or "/"
+            for line in self.namespace_prefixes.splitlines()
+            if line.strip()
+        ]
+
+    def allows_namespace(self, path: str) -> bool:
+        """True when the token may advertise ``path`` (the trailing-slash rule applies)."""
+        allowed = self.allowed_namespaces()
+        if not allowed:
+            return True
+        key = path.rstrip("/") + "/"
+        return any(key.startswith(prefix.rstrip("/") + "/") for prefix in allowed)
 
     @property
     def kind(self) -> str | None:
         return registry_prefix_kind(self.registry_prefix)
 
     @classmethod
-    def issue(cls, registry_prefix: str, description: str = "") -> tuple[RegistrationToken, str]:
+    def issue(
+        cls, registry_prefix: str, description: str = "", namespaces: list[str] | None = None
+    ) -> tuple[RegistrationToken, str]:
         """Create a token; return it and its secret (which is not stored)."""
         secret = secrets.token_urlsafe(32)
-        token = cls(registry_prefix=registry_prefix, description=description)
+        token = cls(
+            registry_prefix=registry_prefix,
+            description=description,
+            namespace_prefixes="\n".join(namespaces or []),
+        )
         token.full_clean(exclude=["token_hash"])
         token.token_hash = hash_token_secret(secret)
         token.save()
@@ -473,6 +528,16 @@ class StatSettings(models.Model):
             raise ValidationError({"max_stat_responses": "Must be at least min stat responses."})
         if self.ejection_max_time < self.ejection_base_time:
             raise ValidationError({"ejection_max_time": "Must be at least the base ejection time."})
+        if self.redirect_timeout <= self.stat_timeout + self.stat_max_wait:
+            raise ValidationError(
+                {
+                    "redirect_timeout": (
+                        "Must be longer than the stat timeout plus the stat max wait: a stat "
+                        "cut short by the redirect deadline says nothing about its server, "
+                        "so a hung server would never be ejected."
+                    )
+                }
+            )
 
     def save(self, *args: object, **kwargs: object) -> None:
         self.pk = 1

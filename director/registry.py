@@ -27,7 +27,7 @@ from django.utils import timezone
 
 from director import models
 from director.geo import Override, once, server_coordinate
-from director.locate import geoip_database, server_address
+from director.locate import forget_addresses_except, geoip_database, server_address
 from director.selection import Coordinate
 from director.snapshot import (
     DirectorSettings,
@@ -194,7 +194,8 @@ def build_snapshot() -> Snapshot:
     settings = settings_view(models.StatSettings.objects.filter(pk=1).first())
     overrides = _overrides()
     now = timezone.now()
-    servers = models.Server.objects.routable().prefetch_related("namespaces", "downtimes")
+    servers = list(models.Server.objects.routable().prefetch_related("namespaces", "downtimes"))
+    forget_addresses_except([server.data_url for server in servers])
     return Snapshot.build(
         generation,
         settings,

@@ -42,7 +42,10 @@ class PelicanResponse(HttpResponse):
         self.headers._store.update(_CORS_STORE if cors else _SERVER_STORE)
         for name, value in header_lines:
             if name in self.headers and name not in ("Server",):
-                self.repeated_lines.append((name, value))
+                # Checked as Django checks the first line of a header (no CR/LF, Latin-1).
+                self.repeated_lines.append(
+                    (name, self.headers._convert_to_charset(value, "latin-1", mime_encode=True))
+                )
             else:
                 self.headers[name] = value
 

@@ -23,7 +23,12 @@ def client_token(authorization: str, query_authz: str) -> str:
     return strip_bearer(query_authz)
 
 
+MAX_TOKEN_LENGTH = 16 * 1024
+
+
 def _jwt_claims(token: str) -> dict[str, object] | None:
+    if len(token) > MAX_TOKEN_LENGTH:
+        return None  # far beyond any real JWT: not inspected
     parts = token.split(".")
     if len(parts) != 3:
         return None
@@ -31,8 +36,8 @@ def _jwt_claims(token: str) -> dict[str, object] | None:
     try:
         raw = base64.urlsafe_b64decode(payload + "=" * (-len(payload) % 4))
         claims = json.loads(raw)
-    except (binascii.Error, ValueError, UnicodeDecodeError):
-        return None
+    except (binascii.Error, ValueError, UnicodeDecodeError, RecursionError):
+        return None  # RecursionError: a payload of nested brackets
     return claims if isinstance(claims, dict) else None
 
 

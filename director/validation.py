@@ -9,16 +9,37 @@ _REGISTRY_PREFIX = re.compile(r"/(origins|caches)/([^/\s]+)")
 KIND_BY_PREFIX = {"origins": "origin", "caches": "cache"}
 
 
+MAX_URL_LENGTH = 1000
+# What may go into a response header: printable ASCII. Values from ads (URLs, paths,
+# issuers, strategies) end up in Location, Link and the X-Pelican headers.
+_HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
+
+
+def header_safe_problem(value: str, what: str, *, forbidden: str = "") -> str:
+    """'' when ``value`` is printable ASCII without spaces (nor any of ``forbidden``)."""
+    if not _HEADER_SAFE.fullmatch(value):
+        return f"{what} {value!r} must be printable ASCII without spaces or control characters."
+    bad = sorted({char for char in value if char in forbidden})
+    if bad:
+        return f"{what} {value!r} must not contain {' '.join(bad)}."
+    return ""
+
+
 def url_problem(value: str, *, allow_query: bool = False) -> str:
     """'' when ``value`` is an absolute http(s) URL with a host, else what is wrong.
 
     Server URLs are bases that paths are appended to, so they take no query; a broker
-    URL (``.../broker/reverse?origin=...&prefix=...``) does.
+    URL (``.../broker/reverse?origin=...&prefix=...``) does. URLs go into response
+    headers, so they must be printable ASCII (an IDN host in its xn-- form).
     """
     if not value:
         return "A URL is required."
+    if len(value) > MAX_URL_LENGTH:
+        return f"A URL must be at most {MAX_URL_LENGTH} characters."
     if any(char.isspace() or ord(char) < 32 for char in value):
         return f"{value!r} contains whitespace or control characters."
+    if header_safe_problem(value, "URL"):
+        return header_safe_problem(value, "URL")
     try:
         parts = urlsplit(value)
         port = parts.port  # raises ValueError when out of range
@@ -39,9 +60,16 @@ def normalise_server_url(value: str) -> str:
     return value.rstrip("/")
 
 
+MAX_NAMESPACE_LENGTH = 1024
+
+
 def namespace_path_problem(path: str) -> str:
     if not path or not path.startswith("/"):
         return f"Namespace path {path!r} must start with '/'."
+    if len(path) > MAX_NAMESPACE_LENGTH:
+        return f"Namespace path must be at most {MAX_NAMESPACE_LENGTH} characters."
+    if header_safe_problem(path, "Namespace path", forbidden=",;"):
+        return header_safe_problem(path, "Namespace path", forbidden=",;")
     if any(char.isspace() or ord(char) < 32 for char in path):
         return f"Namespace path {path!r} contains whitespace or control characters."
     if any(segment in (".", "..") for segment in path.split("/")):

@@ -338,6 +338,11 @@ def metrics(request: HttpRequest) -> HttpResponse:
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
 
 
+def server_error(request: HttpRequest) -> HttpResponse:
+    """Django's 500 handler: the director's JSON error shape, never an HTML page."""
+    return error_response(500, f"Internal error. Request ID: {request_id_for(request)}", cors=False)
+
+
 def issuer_jwks(request: HttpRequest) -> HttpResponse:
     """This director signs no tokens: its key set is empty."""
     return HttpResponse(b'{"keys":[]}', content_type="application/json")

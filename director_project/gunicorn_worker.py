@@ -1,5 +1,6 @@
 """The gunicorn worker of gunicorn.conf.py: gunicorn's gevent *pywsgi* worker, whose
-connection handler behaves as ``manage.py serve``'s (idle timeout, TCP_NODELAY).
+connections get what ``manage.py serve``'s get (director.wsgiserver.ConnectionLimits:
+idle timeout, request-header deadline, TCP_NODELAY).
 
 gevent's pywsgi parses HTTP faster than gunicorn's own gevent worker (2 workers: 9,300
 redirects/s against 7,800 here), and leaves the director's ``Server`` header alone.
@@ -7,20 +8,16 @@ redirects/s against 7,800 here), and leaves the director's ``Server`` header alo
 
 from __future__ import annotations
 
-import socket
-
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
+from director.wsgiserver import ConnectionLimits
 
-class DirectorPyWSGIHandler(PyWSGIHandler):
+
+class DirectorPyWSGIHandler(ConnectionLimits, PyWSGIHandler):
     def handle(self) -> None:
         from django.conf import settings
 
-        self.socket.settimeout(settings.DIRECTOR_KEEPALIVE_TIMEOUT)
-        try:
-            self.socket.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        except OSError:
-            pass
+        self.keepalive_timeout = settings.DIRECTOR_KEEPALIVE_TIMEOUT
         super().handle()
 
 

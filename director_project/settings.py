@@ -78,6 +78,9 @@ AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
 ]
 
+# Request bodies (advertisements, admin forms) larger than this are refused.
+DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
+
 LANGUAGE_CODE = "en-us"
 TIME_ZONE = "UTC"
 USE_I18N = False

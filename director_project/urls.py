@@ -10,6 +10,8 @@ from django.urls import path, re_path
 from director import views
 from director_project.api import api
 
+handler500 = "director.views.server_error"
+
 urlpatterns = [
     re_path(r"^api/v1\.0/director/object(?P<path>/.*)?$", views.object_redirect),
     re_path(r"^api/v1\.0/director/origin(?P<path>/.*)?$", views.origin_redirect),

@@ -191,8 +191,10 @@ class ServerPool:
         answer: AsyncResult,
         ticket: Ticket | None,
         is_probe: bool,
+        started: list[bool],
     ) -> None:
         """One HEAD, in a greenlet of ``self.group``. Always sets ``answer``."""
+        started.append(True)
         result: StatResult | None = None
         try:
             if ticket is not None:
@@ -222,6 +224,30 @@ class ServerPool:
                 del self.inflight[key]
             if not answer.ready():
                 answer.set(result or rejected(Outcome.PENDING, "stopped"))
+
+    def cleanup_unstarted(
+        self,
+        key: tuple[str, str],
+        answer: AsyncResult,
+        ticket: Ticket | None,
+        is_probe: bool,
+        started: list[bool],
+    ) -> None:
+        """For a stat greenlet killed before it ran (its own ``finally`` never ran): give
+        back its slot or waiting place, its probe turn, its in-flight entry, its answer."""
+        if started:
+            return
+        if ticket is not None:
+            self.bulkhead.abandon(ticket)
+        else:
+            self.bulkhead.release()
+        if is_probe:
+            self.detector.abandon_probe()
+        shared = self.inflight.get(key)
+        if shared is not None and shared[0] is answer:
+            del self.inflight[key]
+        if not answer.ready():
+            answer.set(rejected(Outcome.PENDING, "stopped before it started"))
 
     def _head(self, url: str, token: str, deadline: float, is_probe: bool) -> StatResult:
         stat_timeout = self.config.stat_timeout
@@ -412,8 +438,10 @@ class StatEngine:
             # The HEAD ends by the deadline, or after the stat timeout (plus a wait).
             start_by = self.clock() + (self.config.max_wait if ticket is not None else 0.0)
             pool.inflight[key] = (answer, min(deadline, start_by + self.config.stat_timeout))
-        greenlet = pool.group.spawn(pool.run, key, url, token, deadline, answer, ticket, is_probe)
-        if ticket is not None:
-            # Killed before it ran, the greenlet never reaches its own cleanup.
-            greenlet.link(lambda _: pool.bulkhead.abandon(ticket))
+        started: list[bool] = []  # the greenlet appends True when it starts running
+        greenlet = pool.group.spawn(
+            pool.run, key, url, token, deadline, answer, ticket, is_probe, started
+        )
+        # Killed before it ran, the greenlet never reaches its own cleanup.
+        greenlet.link(lambda _: pool.cleanup_unstarted(key, answer, ticket, is_probe, started))
         return answer

@@ -19,11 +19,18 @@ class Command(BaseCommand):
     def add_arguments(self, parser: Any) -> None:
         parser.add_argument("registry_prefix", help="/origins/<site> or /caches/<site>")
         parser.add_argument("--description", default="", help="A note shown in the admin.")
+        parser.add_argument(
+            "--namespace",
+            action="append",
+            default=[],
+            metavar="PATH",
+            help="A namespace the token's ads may serve (repeatable); none: any namespace.",
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         try:
             token, secret = RegistrationToken.issue(
-                options["registry_prefix"], options["description"]
+                options["registry_prefix"], options["description"], options["namespace"]
             )
         except ValidationError as error:
             messages = "; ".join(m for ms in error.message_dict.values() for m in ms)
