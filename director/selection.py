@@ -14,7 +14,6 @@ import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
-from typing import TypeVar
 
 from director.snapshot import ServerStatus, ServerView
 
@@ -27,8 +26,6 @@ _COORDINATE = re.compile(
     r"\s*lat\s*=\s*(?P<lat>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*,\s*"
     r"long\s*=\s*(?P<long>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*"
 )
-
-T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -104,21 +101,6 @@ def distance_weights(client: Coordinate | None, servers: Sequence[ServerView]) -
     With no client coordinate every weight is 1.0 (the order is left as it is).
     """
     return _distance_weights(client, _miles(client, servers))
-
-
-def sort_by_distance(
-    client: Coordinate | None, items: Sequence[T], servers: Sequence[ServerView]
-) -> list[T]:
-    """Stable sort of ``items`` (parallel to ``servers``) by descending distance weight."""
-    weights = distance_weights(client, servers)
-    order = sorted(range(len(items)), key=lambda index: -weights[index])
-    return [items[index] for index in order]
-
-
-def sort_randomly(items: Sequence[T], rng: random.Random) -> list[T]:
-    shuffled = list(items)
-    rng.shuffle(shuffled)
-    return shuffled
 
 
 # --- weights and the four methods ---------------------------------------------------------

@@ -11,11 +11,17 @@ from director.selection import (
     distance_miles,
     distance_weights,
     parse_coordinate_header,
+    rank,
     server_has_location,
-    sort_by_distance,
-    sort_randomly,
 )
 from director.snapshot import ServerKind, ServerView
+
+
+def sort_by_distance(client, items, servers):
+    """The ``distance`` ranking of ``servers`` applied to the parallel ``items``."""
+    order, _ = rank("distance", client, servers, random.Random(0))
+    return [items[index] for index in order]
+
 
 LINCOLN_NE = Coordinate(40.8136, -96.7026)
 # Great-circle miles from Lincoln, NE (haversine, R = 3960 mi), worked out by hand:
@@ -210,11 +216,13 @@ def test_sort_by_distance_without_a_client_keeps_the_order():
 
 
 def test_sort_randomly_shuffles_a_copy_with_the_given_generator():
-    items = list(range(10))
+    servers = [cache_at(str(index), None) for index in range(10)]
+    before = list(servers)
     expected = list(range(10))
     random.Random(42).shuffle(expected)
-    assert sort_randomly(items, random.Random(42)) == expected
-    assert items == list(range(10))
+    order, _ = rank("random", None, servers, random.Random(42))
+    assert order == expected
+    assert servers == before
 
 
 def test_the_server_limit_is_six():
