@@ -35,7 +35,7 @@ from director.models import (
     hash_token_secret,
 )
 from director.paths import PathError, clean_path
-from director.responses import JSON_CONTENT_TYPE, json_bytes
+from director.responses import JSON_CONTENT_TYPE, error_response, json_bytes
 from director.snapshot import (
     CAPABILITY_NAMES,
     WIRE_CAPABILITY_KEYS,
@@ -62,7 +62,7 @@ def _json(payload: Any, status: int = 200) -> HttpResponse:
 
 
 def _error(status: int, message: str) -> HttpResponse:
-    return _json({"status": "error", "msg": message}, status)
+    return error_response(status, message, cors=False)
 
 
 # --- registration ----------------------------------------------------------------------

@@ -13,7 +13,7 @@ from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
 
 from director.api import director_router, director_v2_router, health_router, ui_router
-from director.responses import JSON_CONTENT_TYPE, json_bytes
+from director.responses import error_response
 
 api = NinjaAPI(
     title="director",
@@ -52,19 +52,11 @@ def describe_validation_errors(errors: list[dict[str, Any]]) -> str:
     return "Invalid request: " + "; ".join(described) + more
 
 
-def _json_error(status: int, message: str) -> HttpResponse:
-    return HttpResponse(
-        json_bytes({"status": "error", "msg": message}),
-        status=status,
-        content_type=JSON_CONTENT_TYPE,
-    )
-
-
 @api.exception_handler(ValidationError)
 def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpResponse:
-    return _json_error(400, describe_validation_errors(list(exc.errors)))
+    return error_response(400, describe_validation_errors(list(exc.errors)), cors=False)
 
 
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
-    return _json_error(exc.status_code, str(exc.message))
+    return error_response(exc.status_code, str(exc.message), cors=False)
