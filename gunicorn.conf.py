@@ -28,6 +28,6 @@ accesslog = None
 
 
 def post_worker_init(worker: object) -> None:
-    from director import runtime
+    from director.ops import runtime
 
     runtime.start_background()

@@ -21,7 +21,7 @@ import gevent  # noqa: E402
 
 def main() -> None:
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from director.fileserver import FileServer
+    from director.demo.fileserver import FileServer
 
     urls = {}
     servers = []

@@ -22,15 +22,15 @@ from pydantic import AfterValidator, BaseModel, BeforeValidator, ConfigDict, Fie
 from director import models
 from director.registry import registry_changed
 from director.selection import ewma_status_weight
-from director.snapshot import WIRE_CAPABILITY_KEYS, Capability, ServerStatus
-from director.validation import (
+from director.wire.types import WIRE_CAPABILITY_KEYS, Capability, ServerStatus
+from director.wire.validation import (
     header_safe_problem,
     namespace_path_problem,
     normalise_server_url,
     registry_prefix_kind,
     url_problem,
 )
-from director.versions import MIN_ADVERTISE_VERSIONS, user_agent_problem, user_agent_version
+from director.wire.versions import MIN_ADVERTISE_VERSIONS, user_agent_problem, user_agent_version
 
 logger = logging.getLogger(__name__)
 

@@ -25,25 +25,13 @@ from director.ads import (
     go_url_object,
     record_advertisement,
 )
-from director.health import assess
-from director.models import (
-    Downtime,
-    Kind,
-    RegistrationToken,
-    Server,
-    Source,
-    hash_token_secret,
-)
-from director.paths import PathError, clean_path
+from director.models import Downtime, Kind, RegistrationToken, Server, Source, hash_token_secret
+from director.ops.health import assess
 from director.responses import JSON_CONTENT_TYPE, error_response, json_bytes
-from director.snapshot import (
-    CAPABILITY_NAMES,
-    WIRE_CAPABILITY_KEYS,
-    Capability,
-    NamespaceView,
-    ServerKind,
-)
+from director.snapshot import NamespaceView
 from director.views import external_url
+from director.wire.paths import PathError, clean_path
+from director.wire.types import CAPABILITY_NAMES, WIRE_CAPABILITY_KEYS, Capability, ServerKind
 
 INSTANCE_ID = uuid.uuid4().hex
 MAX_AD_BYTES = 1024 * 1024

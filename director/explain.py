@@ -14,9 +14,10 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from director import models, presence, registry, routing
+from director.geo import MILES_TO_KM, Coordinate
 from director.locate import locator
-from director.selection import MILES_TO_KM, Coordinate
-from director.snapshot import ServerStatus, prefix_key
+from director.snapshot import prefix_key
+from director.wire.types import ServerStatus
 
 
 @dataclass

@@ -17,15 +17,15 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import math
 import os
 import random
+import re
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
-
-from director.selection import Coordinate, parse_coordinate_header
 
 logger = logging.getLogger(__name__)
 
@@ -35,8 +35,52 @@ STICKY_CAPACITY = 10_000
 RELOAD_CHECK_INTERVAL = 5.0
 RECENT_SECONDS = 5.0  # a resolved client address is reused this long
 
+EARTH_RADIUS_MILES = 3960.0
+MILES_TO_KM = 1.609344
 IPNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IPAddress = ipaddress.IPv4Address | ipaddress.IPv6Address
+
+
+_COORDINATE = re.compile(
+    r"\s*lat\s*=\s*(?P<lat>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*,\s*"
+    r"long\s*=\s*(?P<long>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*"
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Coordinate:
+    latitude: float
+    longitude: float
+    source: str = "declared"
+
+    def valid(self) -> bool:
+        return (
+            math.isfinite(self.latitude)
+            and math.isfinite(self.longitude)
+            and -90.0 <= self.latitude <= 90.0
+            and -180.0 <= self.longitude <= 180.0
+        )
+
+
+def parse_coordinate_header(value: str) -> Coordinate | None:
+    """``lat=<f>,long=<f>`` from X-Pelican-Coordinate, or None if malformed or out of range."""
+    match = _COORDINATE.fullmatch(value)
+    if match is None:
+        return None
+    try:
+        coordinate = Coordinate(float(match.group("lat")), float(match.group("long")))
+    except ValueError:
+        return None
+    return coordinate if coordinate.valid() else None
+
+
+def distance_miles(a: Coordinate, latitude: float, longitude: float) -> float:
+    """Great-circle distance (haversine) with Pelican's Earth radius of 3960 miles."""
+    lat1, lat2 = math.radians(a.latitude), math.radians(latitude)
+    dlat = lat2 - lat1
+    dlong = math.radians(longitude - a.longitude)
+    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlong / 2) ** 2
+    return 2 * EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(h)))
 
 
 class OnceLog:

@@ -18,8 +18,15 @@ import gevent
 from django.conf import settings
 from django.http import HttpRequest
 
-from director.geo import ClientLocator, GeoIPDatabase, IPAddress, IPNetwork, Region, parse_address
-from director.selection import Coordinate
+from director.geo import (
+    ClientLocator,
+    Coordinate,
+    GeoIPDatabase,
+    IPAddress,
+    IPNetwork,
+    Region,
+    parse_address,
+)
 from director.snapshot import Snapshot
 
 logger = logging.getLogger(__name__)

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from django.http import HttpRequest, HttpResponse
 
 from director import registry, views
-from director.metrics import INFLIGHT, observe_duration
+from director.ops.metrics import INFLIGHT, observe_duration
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
 DIRECTOR_PREFIX = "/api/v1.0/director/"

@@ -19,8 +19,8 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from director.snapshot import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
-from director.validation import namespace_path_problem, registry_prefix_kind, url_problem
+from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
+from director.wire.validation import namespace_path_problem, registry_prefix_kind, url_problem
 
 
 class Kind(models.TextChoices):

@@ -11,8 +11,9 @@ from collections.abc import Mapping, Sequence
 
 from director import __version__
 from director.routing import Presence
-from director.snapshot import DirectorSettings, NamespaceView, ServerKind, ServerView, Snapshot
+from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
 from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
+from director.wire.types import ServerKind
 
 USER_AGENT = f"pelican-director/{__version__}"
 

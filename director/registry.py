@@ -26,20 +26,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from director import models
-from director.geo import Override, once, server_coordinate
+from director.geo import Coordinate, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
-from director.selection import Coordinate
-from director.snapshot import (
-    DirectorSettings,
-    DowntimeWindow,
-    NamespaceView,
-    ServerKind,
-    ServerStatus,
-    ServerView,
-    Snapshot,
-    TokenGeneration,
-    TokenIssuer,
-)
+from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
+from director.wire.types import ServerKind, ServerStatus, TokenGeneration, TokenIssuer
 
 logger = logging.getLogger(__name__)
 

@@ -13,7 +13,7 @@ from collections.abc import Iterator, Sequence
 from django.http import HttpResponse
 
 from director import __version__
-from director.headers import CORS_HEADERS
+from director.wire.headers import CORS_HEADERS
 
 SERVER_HEADER = f"pelican/{__version__}"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"

@@ -18,28 +18,21 @@ from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Any
 
-from director import headers as fmt
-from director.paths import path_depth
+from director.geo import Coordinate
 from director.selection import (
     AVAILABLE_WEIGHT,
     SERVER_LIMIT,
     UNAVAILABLE_WEIGHT,
-    Coordinate,
     Weights,
     nearest,
     rank,
 )
-from director.snapshot import (
-    Capability,
-    Entry,
-    NamespaceView,
-    ServerKind,
-    ServerStatus,
-    ServerView,
-    Snapshot,
-)
-from director.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
-from director.versions import MIN_REDIRECT_VERSIONS, user_agent_problem
+from director.snapshot import Entry, NamespaceView, ServerView, Snapshot
+from director.wire import headers as fmt
+from director.wire.paths import go_path_escape, path_depth
+from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
+from director.wire.types import Capability, ServerKind, ServerStatus
+from director.wire.versions import MIN_REDIRECT_VERSIONS, user_agent_problem
 
 READ_METHODS = frozenset({"GET", "HEAD"})
 ORIGIN_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY"})
@@ -100,7 +93,7 @@ def all_available(
 @dataclass(frozen=True, slots=True)
 class RedirectRequest:
     method: str
-    path: str  # cleaned (director.paths.clean_path)
+    path: str  # cleaned (director.wire.paths.clean_path)
     to_origin: bool  # the /origin route (or a root path sent there)
     request_id: str
     now: float  # wall clock (epoch seconds): expiry and token checks
@@ -515,7 +508,7 @@ def _redirect(
     collections_url: str,
     destination: str,
 ) -> RedirectResult:
-    escaped_path = fmt.go_path_escape(request.path)
+    escaped_path = go_path_escape(request.path)
     urls = [fmt.object_url(entry.server, entry.namespace, escaped_path) for entry in chosen]
     query = fmt.redirect_query(request.query, request.authorization, request.timeout_header)
     location = f"{urls[0]}?{query}" if query else urls[0]

@@ -10,58 +10,17 @@ from __future__ import annotations
 
 import math
 import random
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 
-from director.snapshot import ServerStatus, ServerView
+from director.geo import Coordinate, distance_miles
+from director.snapshot import ServerView
+from director.wire.types import ServerStatus
 
-EARTH_RADIUS_MILES = 3960.0
 SORT_METHODS = ("distance", "distanceAndLoad", "random", "adaptive")
 # Links list and sorted-list cap (Pelican's serverResLimit / sourceServerAdsLimit).
 SERVER_LIMIT = 6
-
-_COORDINATE = re.compile(
-    r"\s*lat\s*=\s*(?P<lat>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*,\s*"
-    r"long\s*=\s*(?P<long>[-+]?[0-9.]+(?:[eE][-+]?\d+)?)\s*"
-)
-
-
-@dataclass(frozen=True, slots=True)
-class Coordinate:
-    latitude: float
-    longitude: float
-    source: str = "declared"
-
-    def valid(self) -> bool:
-        return (
-            math.isfinite(self.latitude)
-            and math.isfinite(self.longitude)
-            and -90.0 <= self.latitude <= 90.0
-            and -180.0 <= self.longitude <= 180.0
-        )
-
-
-def parse_coordinate_header(value: str) -> Coordinate | None:
-    """``lat=<f>,long=<f>`` from X-Pelican-Coordinate, or None if malformed or out of range."""
-    match = _COORDINATE.fullmatch(value)
-    if match is None:
-        return None
-    try:
-        coordinate = Coordinate(float(match.group("lat")), float(match.group("long")))
-    except ValueError:
-        return None
-    return coordinate if coordinate.valid() else None
-
-
-def distance_miles(a: Coordinate, latitude: float, longitude: float) -> float:
-    """Great-circle distance (haversine) with Pelican's Earth radius of 3960 miles."""
-    lat1, lat2 = math.radians(a.latitude), math.radians(latitude)
-    dlat = lat2 - lat1
-    dlong = math.radians(longitude - a.longitude)
-    h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlong / 2) ** 2
-    return 2 * EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(h)))
 
 
 def server_has_location(server: ServerView) -> bool:
@@ -105,7 +64,6 @@ def distance_weights(client: Coordinate | None, servers: Sequence[ServerView]) -
 
 # --- weights and the four methods ---------------------------------------------------------
 
-MILES_TO_KM = 1.609344
 AVAILABLE_WEIGHT = 2.0
 UNAVAILABLE_WEIGHT = 0.5
 STATUS_RAW_WEIGHT = {

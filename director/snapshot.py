@@ -8,61 +8,13 @@ here, when the snapshot is built, not per request.
 
 from __future__ import annotations
 
-import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-
-class Capability(enum.IntFlag):
-    """Server and namespace capabilities, as in Pelican's ``Capabilities`` struct."""
-
-    NONE = 0
-    PUBLIC_READS = 1
-    READS = 2
-    WRITES = 4
-    LISTINGS = 8
-    DIRECT_READS = 16
-    COPIES = 32
-
-
-# Pelican's wire names (ad JSON keys) for each capability, in its struct order.
-WIRE_CAPABILITY_KEYS: tuple[tuple[str, Capability], ...] = (
-    ("PublicRead", Capability.PUBLIC_READS),
-    ("Read", Capability.READS),
-    ("Write", Capability.WRITES),
-    ("Listing", Capability.LISTINGS),
-    ("FallBackRead", Capability.DIRECT_READS),
-    ("Copies", Capability.COPIES),
-)
-# Names shown in messages and the UI API.
-CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
-    ("PublicReads", Capability.PUBLIC_READS),
-    ("Reads", Capability.READS),
-    ("Writes", Capability.WRITES),
-    ("Listings", Capability.LISTINGS),
-    ("DirectReads", Capability.DIRECT_READS),
-    ("Copies", Capability.COPIES),
-)
-
+from director.wire.types import Capability, ServerKind, ServerStatus, TokenGeneration, TokenIssuer
 
 _PUBLIC_READS_BIT = int(Capability.PUBLIC_READS)
-
-
-class ServerKind(enum.StrEnum):
-    ORIGIN = "origin"
-    CACHE = "cache"
-
-
-class ServerStatus(enum.StrEnum):
-    """Advertised health, ordered as Pelican orders it (shutting down is worst)."""
-
-    SHUTTING_DOWN = "shutting down"
-    CRITICAL = "critical"
-    DEGRADED = "degraded"
-    WARNING = "warning"
-    OK = "ok"
-    UNKNOWN = "unknown"
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,21 +71,6 @@ class ServerView:
         if self.status is ServerStatus.SHUTTING_DOWN:
             return False
         return not any(window.active(now) for window in self.downtimes)
-
-
-@dataclass(frozen=True, slots=True)
-class TokenIssuer:
-    issuer: str
-    base_paths: tuple[str, ...] = ()
-    restricted_paths: tuple[str, ...] = ()
-
-
-@dataclass(frozen=True, slots=True)
-class TokenGeneration:
-    strategy: str = ""
-    vault_server: str = ""
-    max_scope_depth: int = 0
-    issuer: str = ""
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +181,7 @@ class Snapshot:
     ) -> tuple[str, tuple[Entry, ...]]:
         """Routable entries of the longest namespace that contains ``path``.
 
-        ``path`` is cleaned (see ``director.paths``). The trailing-slash rule: "/foo" matches
+        ``path`` is cleaned (see ``director.wire.paths``). The trailing-slash rule: "/foo" matches
         "/foo" and "/foo/x", never "/foobar". As in Pelican, origins and caches compete
         together and only the longest prefix with a routable server wins. The cost is one
         dict lookup per path level. ``kind`` restricts the match to origins or caches.

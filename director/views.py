@@ -17,22 +17,17 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from director import healthfiles, presence, registry, routing
-from director.headers import (
-    ROOT_OPTIONS_ALLOW,
-    go_path_escape,
-    link_header,
-    redirect_body,
-    redirect_query,
-)
-from director.healthfiles import MONITORING_PREFIX
+from director import presence, registry, routing
+from director.geo import Coordinate
 from director.locate import client_coordinate, client_ip
-from director.metrics import count_redirect
-from director.paths import PathError, clean_path, path_depth
+from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
-from director.selection import Coordinate
 from director.snapshot import Snapshot
 from director.stat import StatResult
+from director.wire import healthfiles
+from director.wire.headers import ROOT_OPTIONS_ALLOW, link_header, redirect_body, redirect_query
+from director.wire.healthfiles import MONITORING_PREFIX
+from director.wire.paths import PathError, clean_path, go_path_escape, path_depth
 
 _rng = random.Random()
 OBJECT_METHODS = ("GET", "HEAD")

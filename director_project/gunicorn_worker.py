@@ -1,5 +1,5 @@
 """The gunicorn worker of gunicorn.conf.py: gunicorn's gevent *pywsgi* worker, whose
-connections get what ``manage.py serve``'s get (director.wsgiserver.ConnectionLimits:
+connections get what ``manage.py serve``'s get (director.ops.wsgiserver.ConnectionLimits:
 idle timeout, request-header deadline, TCP_NODELAY).
 
 gevent's pywsgi parses HTTP faster than gunicorn's own gevent worker (2 workers: 9,300
@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
 
-from director.wsgiserver import ConnectionLimits
+from director.ops.wsgiserver import ConnectionLimits
 
 
 class DirectorPyWSGIHandler(ConnectionLimits, PyWSGIHandler):

@@ -20,7 +20,7 @@ from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 
 from director import registry
-from director.fileserver import FileServer
+from director.demo.fileserver import FileServer
 from director.models import Namespace, RegistrationToken, Server, Source, StatSettings
 
 PUBLIC_CAPS = {

@@ -10,7 +10,7 @@ import pytest
 from bench import report
 from bench.loadgen import OpenLoop
 from bench.scenarios import _wrk_seconds, latency_summary, percentile
-from director.fileserver import FileServer
+from director.demo.fileserver import FileServer
 
 
 @pytest.fixture

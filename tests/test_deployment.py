@@ -29,8 +29,8 @@ from typing import Any, TypeVar
 import pytest
 import requests
 
-from director.demo import DEMO_FILES
-from director.fileserver import FileServer
+from director.demo.federation import DEMO_FILES
+from director.demo.fileserver import FileServer
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
 SERVING_LINE = re.compile(r"^director serving on (http://\S+) \(")

@@ -18,9 +18,16 @@ from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
 from director import geo, locate, registry
-from director.geo import ClientLocator, GeoIPDatabase, OnceLog, Override, Region, match_override
+from director.geo import (
+    ClientLocator,
+    Coordinate,
+    GeoIPDatabase,
+    OnceLog,
+    Override,
+    Region,
+    match_override,
+)
 from director.models import GeoIPOverride
-from director.selection import Coordinate
 
 LINCOLN_NE = (40.8136, -96.7026)
 MADISON = (43.0731, -89.4012)

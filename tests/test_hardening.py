@@ -17,8 +17,8 @@ from django.core.exceptions import ValidationError
 from django.core.management import call_command
 
 from director.models import Namespace, RegistrationToken, Server, StatSettings
+from director.ops.wsgiserver import DirectorHandler, make_server
 from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
-from director.wsgiserver import DirectorHandler, make_server
 
 PROTECTED = caps(Read=True)
 

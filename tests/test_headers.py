@@ -2,13 +2,13 @@ from __future__ import annotations
 
 import pytest
 
-from director.headers import (
+from director.snapshot import NamespaceView, ServerView
+from director.wire.headers import (
     CORS_HEADERS,
     ROOT_OPTIONS_ALLOW,
     authorization_lines,
     encode_query,
     go_html_escape,
-    go_path_escape,
     go_query_escape,
     link_header,
     namespace_header,
@@ -20,14 +20,8 @@ from director.headers import (
     strip_bearer,
     token_generation_header,
 )
-from director.snapshot import (
-    Capability,
-    NamespaceView,
-    ServerKind,
-    ServerView,
-    TokenGeneration,
-    TokenIssuer,
-)
+from director.wire.paths import go_path_escape
+from director.wire.types import Capability, ServerKind, TokenGeneration, TokenIssuer
 
 PUBLIC = Capability.PUBLIC_READS | Capability.READS
 PROTECTED = Capability.READS

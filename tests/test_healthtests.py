@@ -14,17 +14,19 @@ import requests
 from conftest import create_server
 from django.utils import timezone
 
-from director import healthfiles, registry
-from director.fileserver import FileServer, StoredObject
-from director.healthtests import (
+from director import registry
+from director.demo.fileserver import FileServer, StoredObject
+from director.models import Downtime, HealthStatus, HealthTestLease, Server
+from director.ops.healthtests import (
     MAX_CONCURRENT_TESTS,
     HealthTester,
     cache_test,
     origin_test,
     run_test,
 )
-from director.models import Downtime, HealthStatus, HealthTestLease, Server
-from director.snapshot import ServerKind, ServerView
+from director.snapshot import ServerView
+from director.wire import healthfiles
+from director.wire.types import ServerKind
 
 TEST_BODY = healthfiles.TEST_TEXT.encode()
 STAMP = "2024-05-06T07:08:09Z"

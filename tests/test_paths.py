@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from director.paths import MAX_PATH_BYTES, PathError, clean_path, path_depth
+from director.wire.paths import MAX_PATH_BYTES, PathError, clean_path, path_depth
 
 
 @pytest.mark.parametrize(

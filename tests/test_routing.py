@@ -7,19 +7,10 @@ from collections.abc import Mapping, Sequence
 
 import pytest
 
+from director.geo import Coordinate
 from director.routing import Presence, RedirectRequest, RedirectResult, decide
-from director.selection import Coordinate
-from director.snapshot import (
-    Capability,
-    DirectorSettings,
-    NamespaceView,
-    ServerKind,
-    ServerStatus,
-    ServerView,
-    Snapshot,
-    TokenGeneration,
-    TokenIssuer,
-)
+from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
+from director.wire.types import Capability, ServerKind, ServerStatus, TokenGeneration, TokenIssuer
 
 NOW = 1_700_000_000.0
 DEADLINE = NOW + 2.5

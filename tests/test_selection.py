@@ -4,17 +4,10 @@ import random
 
 import pytest
 
-from director.selection import (
-    EARTH_RADIUS_MILES,
-    SERVER_LIMIT,
-    Coordinate,
-    distance_miles,
-    distance_weights,
-    parse_coordinate_header,
-    rank,
-    server_has_location,
-)
-from director.snapshot import ServerKind, ServerView
+from director.geo import EARTH_RADIUS_MILES, Coordinate, distance_miles, parse_coordinate_header
+from director.selection import SERVER_LIMIT, distance_weights, rank, server_has_location
+from director.snapshot import ServerView
+from director.wire.types import ServerKind
 
 
 def sort_by_distance(client, items, servers):

@@ -15,6 +15,7 @@ import pytest
 from conftest import make_ad
 
 from director import registry
+from director.geo import Coordinate
 from director.models import Server
 from director.presence import presence_of
 from director.registry import effective_status_weight
@@ -22,22 +23,14 @@ from director.routing import Presence, RedirectRequest, RedirectResult, Trace, d
 from director.selection import (
     AVAILABLE_WEIGHT,
     UNAVAILABLE_WEIGHT,
-    Coordinate,
     ewma_status_weight,
     rank,
     server_weights,
     weighted_sample,
 )
-from director.snapshot import (
-    Capability,
-    DirectorSettings,
-    NamespaceView,
-    ServerKind,
-    ServerStatus,
-    ServerView,
-    Snapshot,
-)
+from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
 from director.stat import Outcome, StatResult
+from director.wire.types import Capability, ServerKind, ServerStatus
 
 NOW = 1_700_000_000.0
 PUBLIC = Capability.PUBLIC_READS | Capability.READS | Capability.DIRECT_READS

@@ -1,17 +1,15 @@
 from __future__ import annotations
 
 from director.snapshot import (
-    Capability,
     DirectorSettings,
     DowntimeWindow,
     Entry,
     NamespaceView,
-    ServerKind,
-    ServerStatus,
     ServerView,
     Snapshot,
     prefix_key,
 )
+from director.wire.types import Capability, ServerKind, ServerStatus
 
 NOW = 1_700_000_000.0
 PUBLIC = Capability.PUBLIC_READS | Capability.READS

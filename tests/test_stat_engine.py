@@ -23,7 +23,7 @@ import pytest
 from gevent.event import Event
 from requests.structures import CaseInsensitiveDict
 
-from director.fileserver import FileServer, crc32c
+from director.demo.fileserver import FileServer, crc32c
 from director.stat import (
     Outcome,
     PoolState,

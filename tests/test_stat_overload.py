@@ -19,7 +19,7 @@ import pytest
 import requests
 from director_process import DirectorProcess
 
-from director.fileserver import FileServer
+from director.demo.fileserver import FileServer
 
 LIMIT = 5
 MAX_WAITERS = 2

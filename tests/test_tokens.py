@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from director.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
+from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
 
 NOW = 1_700_000_000
 

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 import pytest
 
-from director.versions import (
+from director.wire.versions import (
     MIN_ADVERTISE_VERSIONS,
     MIN_REDIRECT_VERSIONS,
     parse_user_agent,

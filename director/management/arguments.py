@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from django.core.management.base import CommandError
 
-from director.paths import PathError, clean_path
+from director.wire.paths import PathError, clean_path
 
 
 def object_path(raw: str) -> str:

@@ -34,12 +34,12 @@ import gevent
 from gevent.event import AsyncResult
 from gevent.pool import Group
 
-from director.headers import go_path_escape
 from director.stat.bulkhead import Bulkhead, Ticket
 from director.stat.cache import PresenceCache
 from director.stat.ejection import EjectionPolicy, OutlierDetector
 from director.stat.outcomes import Outcome, StatResult, rejected
 from director.stat.probe import HeadProbe, Probe
+from director.wire.paths import go_path_escape
 
 logger = logging.getLogger(__name__)
 

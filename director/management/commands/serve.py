@@ -10,8 +10,9 @@ import gevent
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError
 
-from director import registry, runtime
-from director.wsgiserver import make_server
+from director import registry
+from director.ops import runtime
+from director.ops.wsgiserver import make_server
 
 
 class Command(BaseCommand):
@@ -55,7 +56,7 @@ class Command(BaseCommand):
         self.stdout.write(f"director serving on {url} (gevent, {connections} connections)")
         demo = None
         if options["demo"]:
-            from director.demo import DemoFederation
+            from director.demo.federation import DemoFederation
 
             demo = DemoFederation(url, Path(settings.BASE_DIR) / "demo-data").start()
             self.stdout.write(

@@ -10,7 +10,7 @@ import base64
 import binascii
 import json
 
-from director.headers import strip_bearer
+from director.wire.headers import strip_bearer
 
 EXPIRED_TOKEN_CHALLENGE = 'Bearer error="invalid_token", error_description="token has expired"'
 MAX_EXPIRY_GRACE = 10.0

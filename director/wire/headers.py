@@ -7,7 +7,7 @@ tests/test_headers.py pins each one with literal strings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
-from urllib.parse import quote, quote_plus, urlsplit
+from urllib.parse import quote_plus, urlsplit
 
 from director.snapshot import NamespaceView, ServerView
 
@@ -24,11 +24,6 @@ CORS_HEADERS: tuple[tuple[str, str], ...] = (
 ROOT_OPTIONS_ALLOW = "HEAD,GET,PUT,PROPFIND,COPY,OPTIONS,POST"
 # Query keys that Pelican re-emits with an empty value whenever they are present.
 FLAG_QUERY_KEYS = ("skipstat", "prefercached", "directread")
-
-
-def go_path_escape(path: str) -> str:
-    """Escape a path as Go's ``url.URL.EscapedPath`` does (only '?' among the reserved)."""
-    return quote(path, safe="$&+,/:;=@")
 
 
 def go_query_escape(value: str) -> str:

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from django.conf import settings
 
-from director import healthtests, registry
-from director.loopmonitor import monitor
+from director import registry
+from director.ops import healthtests
+from director.ops.loopmonitor import monitor
 
 
 def start_background() -> None:

@@ -37,10 +37,12 @@ from django.utils import timezone
 from gevent.pool import Pool
 from requests.adapters import HTTPAdapter
 
-from director import __version__, healthfiles, registry
-from director.headers import go_path_escape
+from director import __version__, registry
 from director.models import HealthStatus, HealthTestLease, Server
-from director.snapshot import DirectorSettings, ServerKind, ServerView
+from director.snapshot import DirectorSettings, ServerView
+from director.wire import healthfiles
+from director.wire.paths import go_path_escape
+from director.wire.types import ServerKind
 
 logger = logging.getLogger(__name__)
 

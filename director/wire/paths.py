@@ -7,6 +7,8 @@ or is longer than 4 KiB is refused with 400 and never redirected.
 
 from __future__ import annotations
 
+from urllib.parse import quote
+
 MAX_PATH_BYTES = 4096
 
 
@@ -51,3 +53,8 @@ def path_depth(path: str, namespace: str) -> int:
     else:
         return 0
     return len([segment for segment in rest.split("/") if segment])
+
+
+def go_path_escape(path: str) -> str:
+    """Escape a path as Go's ``url.URL.EscapedPath`` does (only '?' among the reserved)."""
+    return quote(path, safe="$&+,/:;=@")

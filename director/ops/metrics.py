@@ -19,7 +19,7 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
 from director import presence
-from director.loopmonitor import monitor
+from director.ops.loopmonitor import monitor
 
 REDIRECTS = Counter(
     "pelican_director_redirects_total",

@@ -17,7 +17,7 @@ import requests
 from django.db import transaction
 from django.utils import timezone
 
-from director.fileserver import FileServer
+from director.demo.fileserver import FileServer
 from director.models import RegistrationToken, Server
 from director.registry import registry_changed
 

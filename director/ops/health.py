@@ -5,8 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from director import presence
-from director.loopmonitor import monitor
-from director.metrics import INFLIGHT, live_greenlets
+from director.ops.loopmonitor import monitor
+from director.ops.metrics import INFLIGHT, live_greenlets
 
 OVERLOAD_INFLIGHT_FRACTION = 0.9
 OVERLOAD_LOOP_LAG = 1.0

@@ -1,0 +1,73 @@
+"""Pelican's vocabulary: capabilities, server kinds and statuses, token metadata.
+
+Plain Python. The wire names (ad JSON keys, header values) are Pelican's; everything
+else in the director refers to these types instead of repeating the strings.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+
+class Capability(enum.IntFlag):
+    """Server and namespace capabilities, as in Pelican's ``Capabilities`` struct."""
+
+    NONE = 0
+    PUBLIC_READS = 1
+    READS = 2
+    WRITES = 4
+    LISTINGS = 8
+    DIRECT_READS = 16
+    COPIES = 32
+
+
+# Pelican's wire names (ad JSON keys) for each capability, in its struct order.
+WIRE_CAPABILITY_KEYS: tuple[tuple[str, Capability], ...] = (
+    ("PublicRead", Capability.PUBLIC_READS),
+    ("Read", Capability.READS),
+    ("Write", Capability.WRITES),
+    ("Listing", Capability.LISTINGS),
+    ("FallBackRead", Capability.DIRECT_READS),
+    ("Copies", Capability.COPIES),
+)
+# Names shown in messages and the UI API.
+CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
+    ("PublicReads", Capability.PUBLIC_READS),
+    ("Reads", Capability.READS),
+    ("Writes", Capability.WRITES),
+    ("Listings", Capability.LISTINGS),
+    ("DirectReads", Capability.DIRECT_READS),
+    ("Copies", Capability.COPIES),
+)
+
+
+class ServerKind(enum.StrEnum):
+    ORIGIN = "origin"
+    CACHE = "cache"
+
+
+class ServerStatus(enum.StrEnum):
+    """Advertised health, ordered as Pelican orders it (shutting down is worst)."""
+
+    SHUTTING_DOWN = "shutting down"
+    CRITICAL = "critical"
+    DEGRADED = "degraded"
+    WARNING = "warning"
+    OK = "ok"
+    UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True, slots=True)
+class TokenIssuer:
+    issuer: str
+    base_paths: tuple[str, ...] = ()
+    restricted_paths: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class TokenGeneration:
+    strategy: str = ""
+    vault_server: str = ""
+    max_scope_depth: int = 0
+    issuer: str = ""
