@@ -296,7 +296,6 @@ class StatSettingsAdmin(admin.ModelAdmin):
                     "check_cache_presence",
                     "assume_presence_at_single_origin",
                     "stat_timeout",
-                    "min_stat_responses",
                     "max_stat_responses",
                     "cache_presence_ttl",
                     "cache_presence_capacity",

@@ -390,8 +390,7 @@ def _store(
                 )
         else:
             server = models.Server(name=ad.name, source=models.Source.ADVERTISED, kind=kind)
-        row = models.StatSettings.objects.filter(pk=1).first()
-        time_constant = row.status_ewma_time_constant if row else 300.0
+        time_constant = models.StatSettings.current().status_ewma_time_constant
         _apply_ad(server, kind, ad, user_agent, received_at, expires_at, time_constant)
         server.save()
         server.namespaces.all().delete()

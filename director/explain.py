@@ -14,7 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from director import models, presence, registry, routing
-from director.geo import MILES_TO_KM, Coordinate
+from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.snapshot import prefix_key
 from director.wire.types import ServerStatus
@@ -160,7 +160,7 @@ def parse_coordinate(text: str) -> Coordinate:
     parts = text.split(",")
     if len(parts) != 2:
         raise ValueError("expected LAT,LONG, e.g. 40.81,-96.70")
-    coordinate = Coordinate(float(parts[0]), float(parts[1]), source="declared")
+    coordinate = Coordinate(float(parts[0]), float(parts[1]), source=LocationSource.DECLARED)
     if not coordinate.valid():
         raise ValueError("latitude must be within [-90, 90] and longitude within [-180, 180]")
     return coordinate

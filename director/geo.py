@@ -15,6 +15,7 @@ once per source, not per request.
 
 from __future__ import annotations
 
+import enum
 import ipaddress
 import logging
 import math
@@ -47,11 +48,21 @@ _COORDINATE = re.compile(
 )
 
 
+class LocationSource(enum.StrEnum):
+    """Where a coordinate came from (Pelican's ``Coordinate.Source``)."""
+
+    DECLARED = "declared"  # X-Pelican-Coordinate, or the server's ad
+    OVERRIDE = "override"  # a GeoIP override row
+    MAXMIND = "maxmind"  # the MaxMind-format database
+    RANDOM = "random"  # a sticky random point in the default region
+    UNKNOWN = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Coordinate:
     latitude: float
     longitude: float
-    source: str = "declared"
+    source: LocationSource = LocationSource.DECLARED
 
     def valid(self) -> bool:
         return (
@@ -126,7 +137,7 @@ class Region:
         return Coordinate(
             rng.uniform(self.lat_min, self.lat_max),
             rng.uniform(self.long_min, self.long_max),
-            source="random",
+            source=LocationSource.RANDOM,
         )
 
 
@@ -227,7 +238,7 @@ class GeoIPDatabase:
             return None, "coordinate (0, 0)"
         if isinstance(radius, int | float) and radius >= MAX_ACCURACY_RADIUS_KM:
             return None, f"accuracy radius {radius} km"
-        coordinate = Coordinate(float(latitude), float(longitude), source="maxmind")
+        coordinate = Coordinate(float(latitude), float(longitude), source=LocationSource.MAXMIND)
         return (coordinate, "") if coordinate.valid() else (None, "coordinate out of range")
 
 
@@ -270,7 +281,7 @@ class ClientLocator:
             return remembered[2]
         found = self._resolve(client_ip, overrides)
         until = now + RECENT_SECONDS
-        if found.source == "random":  # never past the end of the sticky assignment
+        if found.source is LocationSource.RANDOM:  # never past the end of the sticky assignment
             until = min(until, self._sticky[client_ip][0])
         self._recent[client_ip] = (until, overrides, found)
         self._recent.move_to_end(client_ip)
@@ -283,7 +294,9 @@ class ClientLocator:
         if address is not None:
             override = match_override(address, overrides)
             if override is not None:
-                return Coordinate(override.latitude, override.longitude, source="override")
+                return Coordinate(
+                    override.latitude, override.longitude, source=LocationSource.OVERRIDE
+                )
             if self.database is not None:
                 found, _ = self.database.lookup(address)
                 if found is not None:
@@ -312,12 +325,12 @@ def server_coordinate(
 ) -> Coordinate | None:
     """A server's coordinate: declared in its ad, else an override or GeoIP on its address."""
     if latitude is not None and longitude is not None and (latitude, longitude) != (0.0, 0.0):
-        return Coordinate(latitude, longitude, source="declared")
+        return Coordinate(latitude, longitude, source=LocationSource.DECLARED)
     if address is None:
         return None
     override = match_override(address, overrides)
     if override is not None:
-        return Coordinate(override.latitude, override.longitude, source="override")
+        return Coordinate(override.latitude, override.longitude, source=LocationSource.OVERRIDE)
     if database is not None:
         found, _ = database.lookup(address)
         return found

@@ -6,9 +6,11 @@ in-memory ``Snapshot`` whenever the change counter (``RegistryState``) moves.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import hmac
 import ipaddress
+import logging
 import secrets
 from typing import ClassVar
 
@@ -19,8 +21,13 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
+from director.snapshot import DEFAULT_SETTINGS, DirectorSettings
 from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
+from director.wire.types import HealthStatus as WireHealthStatus
+from director.wire.types import SortMethod as WireSortMethod
 from director.wire.validation import namespace_path_problem, registry_prefix_kind, url_problem
+
+logger = logging.getLogger(__name__)
 
 
 class Kind(models.TextChoices):
@@ -40,11 +47,11 @@ class Status(models.TextChoices):
 class HealthStatus(models.TextChoices):
     """Director health tests (reference 7.4), as Pelican shows them in ``healthStatus``."""
 
-    UNKNOWN = "Unknown", "unknown"
-    INITIALIZING = "Initializing", "initializing"
-    OK = "OK", "ok"
-    ERROR = "Error", "error"
-    DISABLED = "Health Test Disabled", "disabled"
+    UNKNOWN = WireHealthStatus.UNKNOWN.value, "unknown"
+    INITIALIZING = WireHealthStatus.INITIALIZING.value, "initializing"
+    OK = WireHealthStatus.OK.value, "ok"
+    ERROR = WireHealthStatus.ERROR.value, "error"
+    DISABLED = WireHealthStatus.DISABLED.value, "disabled"
 
 
 class Source(models.TextChoices):
@@ -399,109 +406,119 @@ class StatSettings(models.Model):
     """
 
     class SortMethod(models.TextChoices):
-        DISTANCE = "distance", "distance"
-        DISTANCE_AND_LOAD = "distanceAndLoad", "distanceAndLoad (same as distance)"
-        RANDOM = "random", "random"
-        ADAPTIVE = "adaptive", "adaptive"
+        DISTANCE = WireSortMethod.DISTANCE.value, "distance"
+        DISTANCE_AND_LOAD = (
+            WireSortMethod.DISTANCE_AND_LOAD.value,
+            "distanceAndLoad (same as distance)",
+        )
+        RANDOM = WireSortMethod.RANDOM.value, "random"
+        ADAPTIVE = WireSortMethod.ADAPTIVE.value, "adaptive"
 
     stat_timeout = models.FloatField(
-        default=2.0, validators=[MinValueValidator(0.01)], help_text="Seconds one HEAD may take."
+        default=DEFAULT_SETTINGS.stat_timeout,
+        validators=[MinValueValidator(0.01)],
+        help_text="Seconds one HEAD may take.",
     )
     stat_concurrency_limit = models.PositiveIntegerField(
-        default=100, validators=[MinValueValidator(1)], help_text="HEADs in flight per server."
+        default=DEFAULT_SETTINGS.stat_concurrency_limit,
+        validators=[MinValueValidator(1)],
+        help_text="HEADs in flight per server.",
     )
     stat_max_wait = models.FloatField(
-        default=0.1,
+        default=DEFAULT_SETTINGS.stat_max_wait,
         validators=[MinValueValidator(0.0)],
         help_text="Seconds a stat may wait for a free slot before the server counts as saturated.",
     )
     stat_max_waiters = models.PositiveIntegerField(
-        default=10,
+        default=DEFAULT_SETTINGS.stat_max_waiters,
         help_text="Stats that may wait for a slot per server; beyond: saturated at once.",
     )
     redirect_timeout = models.FloatField(
-        default=2.5,
+        default=DEFAULT_SETTINGS.redirect_timeout,
         validators=[MinValueValidator(0.01)],
         help_text="Hard deadline of a redirect request, in seconds.",
     )
     cache_presence_ttl = models.FloatField(
-        default=60.0,
+        default=DEFAULT_SETTINGS.cache_presence_ttl,
         validators=[MinValueValidator(0.0)],
         help_text="Seconds a stat answer is kept.",
     )
     cache_presence_capacity = models.PositiveIntegerField(
-        default=2000, validators=[MinValueValidator(1)], help_text="Stat answers kept per server."
+        default=DEFAULT_SETTINGS.cache_presence_capacity,
+        validators=[MinValueValidator(1)],
+        help_text="Stat answers kept per server.",
     )
-    check_origin_presence = models.BooleanField(default=True)
-    check_cache_presence = models.BooleanField(default=True)
-    assume_presence_at_single_origin = models.BooleanField(default=True)
-    min_stat_responses = models.PositiveIntegerField(default=1, validators=[MinValueValidator(1)])
+    check_origin_presence = models.BooleanField(default=DEFAULT_SETTINGS.check_origin_presence)
+    check_cache_presence = models.BooleanField(default=DEFAULT_SETTINGS.check_cache_presence)
+    assume_presence_at_single_origin = models.BooleanField(
+        default=DEFAULT_SETTINGS.assume_presence_at_single_origin
+    )
     max_stat_responses = models.PositiveIntegerField(
-        default=1,
+        default=DEFAULT_SETTINGS.max_stat_responses,
         validators=[MinValueValidator(1)],
         help_text="The redirect returns once this many servers answered present.",
     )
     sort_method = models.CharField(
-        max_length=20, choices=SortMethod.choices, default=SortMethod.DISTANCE
+        max_length=20, choices=SortMethod.choices, default=DEFAULT_SETTINGS.sort_method.value
     )
     startup_grace = models.FloatField(
-        default=300.0,
+        default=DEFAULT_SETTINGS.startup_grace,
         validators=[MinValueValidator(0.0)],
         help_text=(
             "Seconds after start during which an unknown path gets 429 instead of 404; 0 disables."
         ),
     )
     filter_caches_in_error_state = models.BooleanField(
-        default=True,
+        default=DEFAULT_SETTINGS.filter_caches_in_error_state,
         help_text="Leave caches whose status is critical or shutting down out of redirects.",
     )
     ejection_consecutive_failures = models.PositiveIntegerField(
-        default=5,
+        default=DEFAULT_SETTINGS.ejection_consecutive_failures,
         validators=[MinValueValidator(1)],
         help_text="Consecutive timeouts, errors or 5xx that eject a server.",
     )
     ejection_base_time = models.FloatField(
-        default=30.0,
+        default=DEFAULT_SETTINGS.ejection_base_time,
         validators=[MinValueValidator(0.0)],
         help_text="Seconds of the first ejection; multiplied by the times ejected.",
     )
     ejection_max_time = models.FloatField(
-        default=300.0,
+        default=DEFAULT_SETTINGS.ejection_max_time,
         validators=[MinValueValidator(0.0)],
         help_text="Upper bound of one ejection, in seconds.",
     )
     adaptive_working_set = models.PositiveIntegerField(
-        default=6,
+        default=DEFAULT_SETTINGS.adaptive_working_set,
         validators=[MinValueValidator(3)],
         help_text="Adaptive sort: the nearest servers that are statted and sampled (at least 3).",
     )
     status_ewma_time_constant = models.FloatField(
-        default=300.0,
+        default=DEFAULT_SETTINGS.status_ewma_time_constant,
         validators=[MinValueValidator(1.0)],
         help_text="Seconds: time constant of the status weight's moving average.",
     )
     health_test_interval = models.FloatField(
-        default=15.0,
+        default=DEFAULT_SETTINGS.health_test_interval,
         validators=[MinValueValidator(0.0)],
         help_text="Seconds between director health tests of one server; 0 turns them off.",
     )
     health_test_timeout = models.FloatField(
-        default=10.0,
+        default=DEFAULT_SETTINGS.health_test_timeout,
         validators=[MinValueValidator(0.1)],
         help_text="Deadline of one whole health test (all its requests).",
     )
     health_failure_grace = models.FloatField(
-        default=60.0,
+        default=DEFAULT_SETTINGS.health_failure_grace,
         validators=[MinValueValidator(0.0)],
         help_text="Seconds of failing health tests before the server's weight is lowered.",
     )
     health_failure_weight = models.FloatField(
-        default=0.1,
+        default=DEFAULT_SETTINGS.health_failure_weight,
         validators=[MinValueValidator(0.0), MaxValueValidator(1.0)],
         help_text="Factor on the status weight of a server failing its health tests.",
     )
     max_inflight_requests = models.PositiveIntegerField(
-        default=1000,
+        default=DEFAULT_SETTINGS.max_inflight_requests,
         validators=[MinValueValidator(1)],
         help_text=(
             "Requests one process serves at once; beyond that it answers 429 with Retry-After: 1."
@@ -514,18 +531,12 @@ class StatSettings(models.Model):
         verbose_name_plural = "director settings"
         constraints = [
             models.CheckConstraint(condition=Q(pk=1), name="director_statsettings_singleton"),
-            models.CheckConstraint(
-                condition=Q(max_stat_responses__gte=models.F("min_stat_responses")),
-                name="director_statsettings_max_ge_min",
-            ),
         ]
 
     def __str__(self) -> str:
         return "Director settings"
 
     def clean(self) -> None:
-        if self.max_stat_responses < self.min_stat_responses:
-            raise ValidationError({"max_stat_responses": "Must be at least min stat responses."})
         if self.ejection_max_time < self.ejection_base_time:
             raise ValidationError({"ejection_max_time": "Must be at least the base ejection time."})
         if self.redirect_timeout <= self.stat_timeout + self.stat_max_wait:
@@ -547,6 +558,28 @@ class StatSettings(models.Model):
     def load(cls) -> StatSettings:
         settings_row, _ = cls.objects.get_or_create(pk=1)
         return settings_row
+
+    def as_settings(self) -> DirectorSettings:
+        """This row as the frozen settings that the snapshot carries."""
+        values = {
+            item.name: getattr(self, item.name) for item in dataclasses.fields(DirectorSettings)
+        }
+        try:
+            values["sort_method"] = WireSortMethod(self.sort_method)
+        except ValueError:  # only raw SQL can store a value outside the choices
+            logger.warning(
+                "sort_method %r is not known; %s is used",
+                self.sort_method,
+                DEFAULT_SETTINGS.sort_method,
+            )
+            values["sort_method"] = DEFAULT_SETTINGS.sort_method
+        return DirectorSettings(**values)
+
+    @classmethod
+    def current(cls) -> DirectorSettings:
+        """The stored settings, or the defaults while no row has been saved."""
+        row = cls.objects.filter(pk=1).first()
+        return row.as_settings() if row is not None else DEFAULT_SETTINGS
 
 
 class GeoIPOverride(models.Model):

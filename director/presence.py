@@ -11,13 +11,17 @@ from collections.abc import Mapping, Sequence
 
 from director import __version__
 from director.routing import Presence
-from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
+from director.snapshot import (
+    DEFAULT_SETTINGS,
+    DirectorSettings,
+    NamespaceView,
+    ServerView,
+    Snapshot,
+)
 from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
 from director.wire.types import ServerKind
 
 USER_AGENT = f"pelican-director/{__version__}"
-
-engine = StatEngine(user_agent=USER_AGENT)
 
 
 def stat_config(settings: DirectorSettings) -> StatConfig:
@@ -32,6 +36,9 @@ def stat_config(settings: DirectorSettings) -> StatConfig:
         ejection_base_time=settings.ejection_base_time,
         ejection_max_time=settings.ejection_max_time,
     )
+
+
+engine = StatEngine(stat_config(DEFAULT_SETTINGS), user_agent=USER_AGENT)
 
 
 def target_for(server: ServerView) -> StatTarget:

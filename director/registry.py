@@ -26,10 +26,10 @@ from django.db.models import F
 from django.utils import timezone
 
 from director import models
-from director.geo import Coordinate, Override, once, server_coordinate
+from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
 from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
-from director.wire.types import ServerKind, ServerStatus, TokenGeneration, TokenIssuer
+from director.wire.types import HealthStatus, ServerKind, ServerStatus, TokenGeneration, TokenIssuer
 
 logger = logging.getLogger(__name__)
 
@@ -65,14 +65,6 @@ def read_generation() -> int:
     return int(state or 0)
 
 
-def settings_view(row: models.StatSettings | None) -> DirectorSettings:
-    if row is None:
-        return DirectorSettings()
-    return DirectorSettings(
-        **{name: getattr(row, name) for name in DirectorSettings.__dataclass_fields__}
-    )
-
-
 def _overrides() -> list[Override]:
     rows = []
     for row in models.GeoIPOverride.objects.all():
@@ -85,7 +77,9 @@ def _overrides() -> list[Override]:
                 row.network,
             )
             continue
-        rows.append(Override(network, Coordinate(row.latitude, row.longitude, "override")))
+        rows.append(
+            Override(network, Coordinate(row.latitude, row.longitude, LocationSource.OVERRIDE))
+        )
     return rows
 
 
@@ -130,7 +124,7 @@ def _server_view(
         capabilities=server.capabilities,
         latitude=coordinate.latitude if coordinate else None,
         longitude=coordinate.longitude if coordinate else None,
-        location_source=coordinate.source if coordinate else "",
+        location_source=coordinate.source if coordinate else LocationSource.UNKNOWN,
         status=status,
         version=server.version,
         expires_at=server.expires_at.timestamp() if server.expires_at else None,
@@ -143,7 +137,7 @@ def _server_view(
         ),
         stat_concurrency_limit=server.stat_concurrency_limit,
         status_weight=effective_status_weight(server, settings, now),
-        health_status=server.health_status,
+        health_status=HealthStatus(server.health_status),
         health_tests=not server.director_test_disabled,
     )
 
@@ -181,7 +175,7 @@ def build_snapshot() -> Snapshot:
     """Read the registry. The generation is read first, so a change that lands while we
     read is picked up by the next poll rather than lost."""
     generation = read_generation()
-    settings = settings_view(models.StatSettings.objects.filter(pk=1).first())
+    settings = models.StatSettings.current()
     overrides = _overrides()
     now = timezone.now()
     servers = list(models.Server.objects.routable().prefetch_related("namespaces", "downtimes"))

@@ -31,7 +31,7 @@ from director.snapshot import Entry, NamespaceView, ServerView, Snapshot
 from director.wire import headers as fmt
 from director.wire.paths import go_path_escape, path_depth
 from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
-from director.wire.types import Capability, ServerKind, ServerStatus
+from director.wire.types import Capability, ServerKind, ServerStatus, SortMethod
 from director.wire.versions import MIN_REDIRECT_VERSIONS, user_agent_problem
 
 READ_METHODS = frozenset({"GET", "HEAD"})
@@ -50,7 +50,7 @@ class Presence(enum.Enum):
     ABSENT = "absent"  # dropped
 
 
-DETERMINISTIC_METHODS = frozenset({"distance", "distanceAndLoad"})
+DETERMINISTIC_METHODS = frozenset({SortMethod.DISTANCE, SortMethod.DISTANCE_AND_LOAD})
 
 
 class _LRU:
@@ -476,7 +476,7 @@ def _order_caches(
     what a stat of those (and only those) says: a cache holds the object when its HEAD
     carries Age > 0 (reference 3.4, 4.1)."""
     method = snapshot.settings.sort_method
-    if method != "adaptive":
+    if method != SortMethod.ADAPTIVE:
         return _sort(caches, request, method, rng, trace)
     size = max(3, snapshot.settings.adaptive_working_set)
     picked = nearest(request.client, [entry.server for entry in caches], size)

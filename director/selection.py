@@ -16,9 +16,8 @@ from statistics import median
 
 from director.geo import Coordinate, distance_miles
 from director.snapshot import ServerView
-from director.wire.types import ServerStatus
+from director.wire.types import ServerStatus, SortMethod
 
-SORT_METHODS = ("distance", "distanceAndLoad", "random", "adaptive")
 # Links list and sorted-list cap (Pelican's serverResLimit / sourceServerAdsLimit).
 SERVER_LIMIT = 6
 
@@ -147,7 +146,7 @@ def weighted_sample(weights: Sequence[float], rng: random.Random) -> list[int]:
 
 
 def rank(
-    method: str,
+    method: SortMethod,
     client: Coordinate | None,
     servers: Sequence[ServerView],
     rng: random.Random,
@@ -155,10 +154,10 @@ def rank(
 ) -> tuple[list[int], list[Weights]]:
     """(indices of ``servers`` in ranked order, the weights of each server)."""
     weights = server_weights(client, servers, availability)
-    if method == "random":
+    if method == SortMethod.RANDOM:
         order = list(range(len(servers)))
         rng.shuffle(order)
-    elif method == "adaptive":
+    elif method == SortMethod.ADAPTIVE:
         order = weighted_sample([weight.total for weight in weights], rng)
     else:  # distance, distanceAndLoad
         order = sorted(range(len(servers)), key=lambda index: -weights[index].distance)

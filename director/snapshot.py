@@ -12,7 +12,16 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from director.wire.types import Capability, ServerKind, ServerStatus, TokenGeneration, TokenIssuer
+from director.geo import LocationSource
+from director.wire.types import (
+    Capability,
+    HealthStatus,
+    ServerKind,
+    ServerStatus,
+    SortMethod,
+    TokenGeneration,
+    TokenIssuer,
+)
 
 _PUBLIC_READS_BIT = int(Capability.PUBLIC_READS)
 
@@ -47,8 +56,8 @@ class ServerView:
     downtimes: tuple[DowntimeWindow, ...] = ()
     stat_concurrency_limit: int | None = None  # per-server override of the stat limit
     status_weight: float = 1.0  # EWMA of the advertised status, times any health penalty
-    location_source: str = ""  # declared, override, maxmind, or "" (unknown)
-    health_status: str = "Unknown"
+    location_source: LocationSource = LocationSource.UNKNOWN
+    health_status: HealthStatus = HealthStatus.UNKNOWN
     health_tests: bool = True  # False when the ad says directorTest: true
 
     def changes_after(self, now: float) -> list[float]:
@@ -98,7 +107,14 @@ class Entry:
 
 @dataclass(frozen=True, slots=True)
 class DirectorSettings:
-    """The StatSettings row, frozen. Defaults are Pelican's and the issues'."""
+    """The director's tunable parameters, frozen: the one place their defaults are written.
+
+    The defaults are Pelican's (``Director.*``, reference section 5) where Pelican has the
+    parameter, and ours for the bounds it lacks. The ``StatSettings`` model row takes its
+    field defaults from here, the stat engine's ``StatConfig`` is derived from it
+    (``director.presence.stat_config``), and the README's settings table is checked
+    against it by the tests.
+    """
 
     stat_timeout: float = 2.0
     stat_concurrency_limit: int = 100
@@ -110,9 +126,8 @@ class DirectorSettings:
     check_origin_presence: bool = True
     check_cache_presence: bool = True
     assume_presence_at_single_origin: bool = True
-    min_stat_responses: int = 1
     max_stat_responses: int = 1
-    sort_method: str = "distance"
+    sort_method: SortMethod = SortMethod.DISTANCE
     startup_grace: float = 300.0
     filter_caches_in_error_state: bool = True
     ejection_consecutive_failures: int = 5
@@ -125,6 +140,9 @@ class DirectorSettings:
     health_failure_grace: float = 60.0
     health_failure_weight: float = 0.1
     max_inflight_requests: int = 1000
+
+
+DEFAULT_SETTINGS = DirectorSettings()
 
 
 @dataclass(frozen=True)

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import presence, registry, routing
-from director.geo import Coordinate
+from director.geo import Coordinate, LocationSource
 from director.locate import client_coordinate, client_ip
 from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
@@ -125,7 +125,7 @@ def coordinate_json(latitude: float, longitude: float, source: str) -> dict[str,
         "Long": longitude,
         "AccuracyRadius": 0,
         "Source": source,
-        "FromTTLCache": source == "random",
+        "FromTTLCache": source == LocationSource.RANDOM,
     }
 
 

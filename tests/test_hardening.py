@@ -15,10 +15,11 @@ import requests
 from conftest import caps, make_ad, namespace_ad
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
+from helpers import stat_config
 
 from director.models import Namespace, RegistrationToken, Server, StatSettings
 from director.ops.wsgiserver import DirectorHandler, make_server
-from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
+from director.stat import Outcome, StatEngine, StatResult, StatTarget
 
 PROTECTED = caps(Read=True)
 
@@ -309,7 +310,7 @@ def test_a_stat_greenlet_killed_before_it_ran_gives_everything_back():
     def never_called(url: str, token: str, timeout: float) -> StatResult:
         raise AssertionError("the HEAD must not run")
 
-    engine = StatEngine(StatConfig(concurrency_limit=1), probe_factory=lambda *_: never_called)
+    engine = StatEngine(stat_config(concurrency_limit=1), probe_factory=lambda *_: never_called)
     target = StatTarget("s", "origin", "http://127.0.0.1:1")
     pool = engine.pool_for(target)
     answer = engine._start(pool, ("/x", ""), "http://127.0.0.1:1/x", "", time.monotonic() + 5, True)

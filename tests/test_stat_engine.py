@@ -21,13 +21,13 @@ from typing import Any
 import gevent
 import pytest
 from gevent.event import Event
+from helpers import stat_config
 from requests.structures import CaseInsensitiveDict
 
 from director.demo.fileserver import FileServer, crc32c
 from director.stat import (
     Outcome,
     PoolState,
-    StatConfig,
     StatEngine,
     StatResult,
     StatTarget,
@@ -130,7 +130,7 @@ def make_engine(
     def factory(target: StatTarget, limit: int) -> FakeProbe:
         return probes[target.name] if probes is not None else probe  # type: ignore[return-value]
 
-    return StatEngine(StatConfig(**config), probe_factory=factory, clock=clock)
+    return StatEngine(stat_config(**config), probe_factory=factory, clock=clock)
 
 
 def stat(
@@ -717,7 +717,7 @@ def test_engine_default_probe_stats_a_real_server(
     file_servers: Callable[..., FileServer],
 ) -> None:
     server = file_servers({"/test/dir/hello world.txt": DATA})
-    engine = StatEngine(StatConfig(stat_timeout=0.3, concurrency_limit=2), user_agent="ua/1")
+    engine = StatEngine(stat_config(stat_timeout=0.3, concurrency_limit=2), user_agent="ua/1")
     target = StatTarget("real", "origin", server.url)
     results = stat(engine, [target], "/test/dir/hello world.txt")
     assert results["real"].outcome is Outcome.PRESENT
@@ -925,18 +925,20 @@ def test_a_blocked_server_holds_limit_active_and_max_waiters_waiting_the_rest_sa
     assert (state.active, state.waiting) == (3, 2)
     assert len(probe.calls) == 3
     assert engine.live_stat_greenlets() == 5
-    # The five beyond the waiting line were refused at once.
+    # The five beyond the waiting line were refused at once: they are done while the two
+    # in the waiting line still wait (a wall-clock bound would measure the machine).
     assert sorted(finished) == [5, 6, 7, 8, 9]
-    assert all(finished[number] < 0.01 for number in finished)
     assert [callers[n].value.outcome for n in sorted(finished)] == [Outcome.SATURATED] * 5
 
     results = join_all(callers)
     assert [result.outcome for result in results] == (
         [Outcome.PENDING] * 3 + [Outcome.SATURATED] * 7
     )
-    # The two waiters gave up after max wait, the three active callers at their deadline.
-    assert all(0.09 <= finished[number] < 0.2 for number in (3, 4))
-    assert all(0.29 <= finished[number] < 0.4 for number in (0, 1, 2))
+    # The two waiters gave up after max wait, the three active callers at their deadline
+    # (lower bounds and order: upper bounds would measure the machine's load).
+    assert all(finished[number] >= 0.09 for number in (3, 4))
+    assert all(finished[number] >= 0.29 for number in (0, 1, 2))
+    assert max(finished[3], finished[4]) < min(finished[0], finished[1], finished[2])
     state = state_of(engine, "slow")
     assert state.rejections == {"saturated": 7, "deadline": 3}
     assert state.outcomes == {"pending": 3, "saturated": 7}
@@ -1072,7 +1074,7 @@ def test_after_an_ejection_one_probe_at_a_time_decides_and_a_failed_probe_double
 # -- StatEngine: configuration, states and greenlets ------------------------------------------
 def test_configure_with_a_new_limit_resizes_pools_and_wakes_their_waiters(gate: Event) -> None:
     probe = FakeProbe(gate=gate)
-    config = StatConfig(stat_timeout=1.0, concurrency_limit=1, max_waiters=2, max_wait=1.0)
+    config = stat_config(stat_timeout=1.0, concurrency_limit=1, max_waiters=2, max_wait=1.0)
     engine = StatEngine(config, probe_factory=lambda target, limit: probe)
     pinned = StatTarget("pinned", "cache", "http://pinned.invalid", limit=4)
     callers = [gevent.spawn(stat, engine, [SLOW], f"/test/{n}", within=1.5) for n in range(3)]
@@ -1081,7 +1083,7 @@ def test_configure_with_a_new_limit_resizes_pools_and_wakes_their_waiters(gate: 
     assert (state.limit, state.active, state.waiting) == (1, 1, 2)
     assert len(probe.calls) == 1
 
-    bigger = StatConfig(stat_timeout=1.0, concurrency_limit=3, max_waiters=5, max_wait=1.0)
+    bigger = stat_config(stat_timeout=1.0, concurrency_limit=3, max_waiters=5, max_wait=1.0)
     engine.configure(bigger, [SLOW, pinned])
     state = state_of(engine, "slow")
     assert (state.limit, state.max_waiters, state.active, state.waiting) == (3, 5, 3, 0)
@@ -1099,9 +1101,9 @@ def test_configure_with_a_target_list_drops_servers_no_longer_listed() -> None:
     engine = make_engine(probe)
     stat(engine, [SLOW, FAST, ORIGIN], "/test/a", want_present=3)
     assert sorted(state.name for state in engine.states()) == ["fast", "origin", "slow"]
-    engine.configure(StatConfig(concurrency_limit=7), [FAST])
+    engine.configure(stat_config(concurrency_limit=7), [FAST])
     assert [(state.name, state.limit) for state in engine.states()] == [("fast", 7)]
-    engine.configure(StatConfig(concurrency_limit=7), [])
+    engine.configure(stat_config(concurrency_limit=7), [])
     assert engine.states() == []
     settle(engine)
 
@@ -1180,7 +1182,9 @@ def test_all_stat_greenlets_finish_shortly_after_the_probes_end(gate: Event) -> 
     assert 0 < engine.live_stat_greenlets() <= 3 * (3 + 2)
     join_all(callers)
     wait_until(lambda: probes["origin"].running == 0, 0.5, "timing-out probes over")
-    assert engine.live_stat_greenlets() == 3  # only the blocked ones remain
+    # Only the blocked ones may remain (the engine cuts them off PROBE_GRACE after their
+    # timeout, so on a slow machine they may be gone already).
+    assert engine.live_stat_greenlets() <= 3
     gate.set()
     settle(engine, 0.1)
     for state in engine.states():

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 
 @dataclass
 class EjectionPolicy:
-    threshold: int = 5
-    base_time: float = 30.0
-    max_time: float = 300.0
+    threshold: int
+    base_time: float
+    max_time: float
 
 
 class OutlierDetector:

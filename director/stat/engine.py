@@ -61,15 +61,18 @@ class StatTarget:
 
 @dataclass(frozen=True, slots=True)
 class StatConfig:
-    stat_timeout: float = 2.0
-    concurrency_limit: int = 100
-    max_wait: float = 0.1
-    max_waiters: int = 10
-    cache_ttl: float = 60.0
-    cache_capacity: int = 2000
-    ejection_threshold: int = 5
-    ejection_base_time: float = 30.0
-    ejection_max_time: float = 300.0
+    """The engine's parameters. No defaults here: ``director.presence.stat_config``
+    derives them from the director's settings, whose defaults are written once."""
+
+    stat_timeout: float
+    concurrency_limit: int
+    max_wait: float
+    max_waiters: int
+    cache_ttl: float
+    cache_capacity: int
+    ejection_threshold: int
+    ejection_base_time: float
+    ejection_max_time: float
 
     def ejection_policy(self) -> EjectionPolicy:
         return EjectionPolicy(
@@ -275,13 +278,13 @@ class StatEngine:
 
     def __init__(
         self,
-        config: StatConfig | None = None,
+        config: StatConfig,
         *,
         user_agent: str = "pelican-director",
         probe_factory: Callable[[StatTarget, int], Probe] | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        self.config = config or StatConfig()
+        self.config = config
         self.user_agent = user_agent
         self.clock = clock
         self._probe_factory = probe_factory or (

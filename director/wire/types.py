@@ -71,3 +71,22 @@ class TokenGeneration:
     vault_server: str = ""
     max_scope_depth: int = 0
     issuer: str = ""
+
+
+class HealthStatus(enum.StrEnum):
+    """Director health tests (reference 7.4), as Pelican shows them in ``healthStatus``."""
+
+    UNKNOWN = "Unknown"
+    INITIALIZING = "Initializing"
+    OK = "OK"
+    ERROR = "Error"
+    DISABLED = "Health Test Disabled"
+
+
+class SortMethod(enum.StrEnum):
+    """Pelican's ``Director.CacheSortMethod`` values (they sort origins too)."""
+
+    DISTANCE = "distance"
+    DISTANCE_AND_LOAD = "distanceAndLoad"  # Pelican's placeholder: the same as distance
+    RANDOM = "random"
+    ADAPTIVE = "adaptive"
