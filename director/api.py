@@ -16,20 +16,21 @@ from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router
 from ninja.errors import HttpError
+from ninja.security import HttpBearer
 
 from director import __version__, presence, registry
-from director.ads import (
-    AdRejected,
-    AdvertisementIn,
-    bearer_secret,
-    go_url_object,
-    record_advertisement,
-)
-from director.models import Downtime, Kind, RegistrationToken, Server, Source, hash_token_secret
+from director.ads import AdRejected, record_advertisement
+from director.models import Downtime, Kind, RegistrationToken, Server, Source
 from director.ops.health import assess
 from director.responses import JSON_CONTENT_TYPE, error_response, json_bytes
 from director.snapshot import NamespaceView
 from director.views import external_url
+from director.wire.ads import (
+    AdvertisementIn,
+    go_url_object,
+    token_generation_json,
+    token_issuer_json,
+)
 from director.wire.paths import PathError, clean_path
 from director.wire.types import CAPABILITY_NAMES, WIRE_CAPABILITY_KEYS, Capability, ServerKind
 
@@ -57,43 +58,55 @@ def _error(status: int, message: str) -> HttpResponse:
 
 
 def _register(request: HttpRequest, kind: str, ad: AdvertisementIn) -> HttpResponse:
+    token: RegistrationToken = request.auth  # type: ignore[attr-defined]  # set by the auth step
     try:
         record_advertisement(
-            kind,
-            ad,
-            authorization=request.META.get("HTTP_AUTHORIZATION", ""),
-            user_agent=request.META.get("HTTP_USER_AGENT", ""),
+            kind, ad, token=token, user_agent=request.META.get("HTTP_USER_AGENT", "")
         )
     except AdRejected as rejected:
         return _error(rejected.status, rejected.message)
     return _json({"status": "success", "msg": "Successful registration"})
 
 
-def advertise_bearer(request: HttpRequest) -> str:
-    """Runs before the body is read or parsed: without a bearer token that is some live
+class RegistrationBearer(HttpBearer):
+    """The registration endpoints' auth step, declared as Bearer in the OpenAPI document.
+
+    It runs before the body is read or parsed: without a bearer token that is some live
     registration token the answer is 403, and an oversized body 413, whatever the body.
     So an anonymous caller can neither learn the validation rules nor make the director
-    parse megabytes. (Which prefix the token is for is checked once the body is read.)"""
-    try:
-        secret = bearer_secret(request.META.get("HTTP_AUTHORIZATION", ""))
-    except AdRejected as rejected:
-        raise HttpError(rejected.status, rejected.message) from None
-    try:
-        length = int(request.META.get("CONTENT_LENGTH") or 0)
-    except ValueError:
-        length = 0
-    if length > MAX_AD_BYTES:
-        raise HttpError(413, f"An advertisement must be at most {MAX_AD_BYTES} bytes")
-    if not RegistrationToken.objects.live().filter(token_hash=hash_token_secret(secret)).exists():
-        raise HttpError(403, "The token is not a live registration token")
-    return secret
+    parse megabytes. The token found is the one the ad is checked against (its prefix and
+    kind once the body is read): the secret is looked up once, by its hash.
+    """
+
+    def __call__(self, request: HttpRequest) -> RegistrationToken:
+        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        if not authorization:
+            raise HttpError(403, "Missing Authorization header with a registration token")
+        if not authorization.startswith("Bearer ") or not authorization[7:].strip():
+            raise HttpError(403, "The Authorization header must be 'Bearer <registration token>'")
+        try:
+            length = int(request.META.get("CONTENT_LENGTH") or 0)
+        except ValueError:
+            length = 0
+        if length > MAX_AD_BYTES:
+            raise HttpError(413, f"An advertisement must be at most {MAX_AD_BYTES} bytes")
+        return self.authenticate(request, authorization[7:].strip())
+
+    def authenticate(self, request: HttpRequest, token: str) -> RegistrationToken:
+        found = RegistrationToken.live_by_secret(token)
+        if found is None:
+            raise HttpError(403, "The token is not a live registration token")
+        return found
+
+
+registration_bearer = RegistrationBearer()
 
 
 @director_router.post(
     "/registerOrigin",
     summary="Advertise an origin (Pelican OriginAdvertise body, Bearer registration token)",
     response={200: dict, 400: dict, 403: dict, 413: dict, 500: dict},
-    auth=advertise_bearer,
+    auth=registration_bearer,
 )
 def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
     return _register(request, Kind.ORIGIN, ad)
@@ -103,7 +116,7 @@ def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
     "/registerCache",
     summary="Advertise a cache (Pelican OriginAdvertise body, Bearer registration token)",
     response={200: dict, 400: dict, 403: dict, 413: dict, 500: dict},
-    auth=advertise_bearer,
+    auth=registration_bearer,
 )
 def register_cache(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
     return _register(request, Kind.CACHE, ad)
@@ -126,21 +139,11 @@ def namespace_ad_json(namespace: NamespaceView) -> dict[str, Any]:
         "Caps": wire_caps(namespace.capabilities),
         "path": namespace.path,
         "token-generation": [
-            {
-                "strategy": generation.strategy,
-                "vault-server": generation.vault_server,
-                "max-scope-depth": generation.max_scope_depth,
-                "issuer": go_url_object(generation.issuer),
-            }
+            token_generation_json(generation, url=go_url_object)
             for generation in namespace.token_generations
         ],
         "token-issuer": [
-            {
-                "base-paths": list(issuer.base_paths),
-                "restricted-paths": list(issuer.restricted_paths),
-                "issuer": go_url_object(issuer.issuer),
-            }
-            for issuer in namespace.token_issuers
+            token_issuer_json(issuer, url=go_url_object) for issuer in namespace.token_issuers
         ],
         "from-topology": namespace.from_topology,
     }

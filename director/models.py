@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
-import hmac
 import ipaddress
 import logging
 import secrets
@@ -22,6 +21,7 @@ from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
 from director.snapshot import DEFAULT_SETTINGS, DirectorSettings
+from director.wire.ads import NamespaceAdIn
 from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
 from director.wire.types import HealthStatus as WireHealthStatus
 from director.wire.types import SortMethod as WireSortMethod
@@ -238,8 +238,6 @@ class Namespace(CapabilityFields):
             raise ValidationError({"path": problem})
         self.path = self.path.rstrip("/") or "/"
         # The same checks as an advertisement's: these values end up in response headers.
-        from director.ads import NamespaceAdIn
-
         try:
             NamespaceAdIn.model_validate(
                 {
@@ -395,8 +393,10 @@ class RegistrationToken(models.Model):
         token.save()
         return token, secret
 
-    def matches(self, secret: str) -> bool:
-        return hmac.compare_digest(self.token_hash, hash_token_secret(secret))
+    @classmethod
+    def live_by_secret(cls, secret: str) -> RegistrationToken | None:
+        """The live token whose secret this is (looked up by its hash), or None."""
+        return cls.objects.live().filter(token_hash=hash_token_secret(secret)).first()
 
 
 class StatSettings(models.Model):

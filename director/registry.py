@@ -29,7 +29,8 @@ from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
 from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
-from director.wire.types import HealthStatus, ServerKind, ServerStatus, TokenGeneration, TokenIssuer
+from director.wire.ads import token_generations_from_json, token_issuers_from_json
+from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
 logger = logging.getLogger(__name__)
 
@@ -143,30 +144,11 @@ def _server_view(
 
 
 def _namespace_view(namespace: models.Namespace) -> NamespaceView:
-    issuers = tuple(
-        TokenIssuer(
-            issuer=str(item.get("issuer", "")),
-            base_paths=tuple(item.get("base-paths") or ()),
-            restricted_paths=tuple(item.get("restricted-paths") or ()),
-        )
-        for item in namespace.token_issuers or ()
-        if isinstance(item, dict)
-    )
-    generations = tuple(
-        TokenGeneration(
-            strategy=str(item.get("strategy", "")),
-            vault_server=str(item.get("vault-server", "")),
-            max_scope_depth=int(item.get("max-scope-depth") or 0),
-            issuer=str(item.get("issuer", "")),
-        )
-        for item in namespace.token_generations or ()
-        if isinstance(item, dict)
-    )
     return NamespaceView(
         path=namespace.path.rstrip("/") or "/",
         capabilities=namespace.capabilities,
-        token_issuers=issuers,
-        token_generations=generations,
+        token_issuers=token_issuers_from_json(namespace.token_issuers or ()),
+        token_generations=token_generations_from_json(namespace.token_generations or ()),
         from_topology=namespace.from_topology,
     )
 

@@ -7,11 +7,11 @@ import hashlib
 import re
 
 import pytest
-from conftest import create_server, make_ad
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.urls import reverse
 from django.utils import timezone
+from helpers import create_server, make_ad
 
 from director import registry
 from director.models import (

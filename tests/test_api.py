@@ -6,8 +6,8 @@ import re
 from typing import Any
 
 import pytest
-from conftest import caps, create_server, namespace_ad
 from django.conf import settings
+from helpers import caps, create_server, namespace_ad
 
 from director.models import Server
 

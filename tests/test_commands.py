@@ -6,8 +6,8 @@ import hashlib
 import io
 
 import pytest
-from conftest import make_ad
 from django.core.management import CommandError, call_command
+from helpers import make_ad
 
 from director.models import RegistrationToken, Server
 

@@ -244,7 +244,7 @@ def poll_until(
 
 
 def origin_ad(name: str, data_url: str, namespace: str) -> dict[str, Any]:
-    """A Pelican origin advertisement (the shape of tests/conftest.py make_ad)."""
+    """A Pelican origin advertisement (the shape of tests/helpers.py make_ad)."""
     now = dt.datetime.now(dt.UTC)
     return {
         "name": name,

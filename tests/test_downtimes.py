@@ -8,8 +8,8 @@ import datetime as dt
 import gevent
 import pytest
 import requests
-from conftest import create_server
 from django.utils import timezone
+from helpers import create_server
 
 from director import registry
 from director.models import Downtime, Server, Source

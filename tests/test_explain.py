@@ -10,9 +10,9 @@ from collections.abc import Iterator
 
 import gevent
 import pytest
-from conftest import configure_director, create_server
 from django.core.management import CommandError, call_command
 from django.utils import timezone
+from helpers import configure_director, create_server
 
 from director import locate, registry
 from director.models import Downtime, GeoIPOverride

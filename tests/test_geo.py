@@ -12,8 +12,8 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import pytest
-from conftest import create_server
 from django.test import RequestFactory
+from helpers import create_server
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 

@@ -12,10 +12,9 @@ import time
 import gevent
 import pytest
 import requests
-from conftest import caps, make_ad, namespace_ad
 from django.core.exceptions import ValidationError
 from django.core.management import call_command
-from helpers import stat_config
+from helpers import caps, make_ad, namespace_ad, stat_config
 
 from director.models import Namespace, RegistrationToken, Server, StatSettings
 from director.ops.wsgiserver import DirectorHandler, make_server

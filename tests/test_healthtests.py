@@ -11,8 +11,8 @@ from urllib.parse import urlsplit
 import gevent
 import pytest
 import requests
-from conftest import create_server
 from django.utils import timezone
+from helpers import create_server
 
 from director import registry
 from director.demo.fileserver import FileServer, StoredObject

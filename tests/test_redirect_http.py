@@ -14,9 +14,9 @@ from urllib.parse import urlsplit
 
 import pytest
 import requests
-from conftest import caps, configure_director, create_server, make_ad, namespace_ad
 from django.db import connection
 from django.test.utils import CaptureQueriesContext
+from helpers import caps, configure_director, create_server, make_ad, namespace_ad
 
 from director.models import Server
 

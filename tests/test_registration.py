@@ -9,8 +9,16 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import CACHE_UA, ORIGIN_UA, caps, create_server, make_ad, namespace_ad
 from django.utils import timezone
+from helpers import (
+    CACHE_UA,
+    ORIGIN_UA,
+    caps,
+    configure_director,
+    create_server,
+    make_ad,
+    namespace_ad,
+)
 
 from director import registry
 from director.models import Downtime, Namespace, RegistrationToken, Server, Source
@@ -636,3 +644,29 @@ def test_a_cache_at_the_minimum_version_7_8_2_is_accepted(live_director):
     answer = live_director.advertise(ad, headers={"User-Agent": "pelican-cache/7.8.2"})
 
     assert answer.status_code == 200, answer.text
+
+
+@pytest.mark.django_db
+def test_the_token_is_looked_up_once_by_its_hash_per_advertisement(client):
+    """The auth step finds the token; the ad service checks that same token (item: one
+    check), so one SELECT reads the token table for the whole advertisement."""
+    from django.db import connection
+    from django.test.utils import CaptureQueriesContext
+
+    configure_director()
+    _, secret = RegistrationToken.issue("/origins/once")
+    ad = make_ad("once", "origin", "http://127.0.0.1:9")
+    with CaptureQueriesContext(connection) as queries:
+        answer = client.post(
+            "/api/v1.0/director/registerOrigin",
+            data=json.dumps(ad),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {secret}", "User-Agent": ORIGIN_UA},
+        )
+    assert answer.status_code == 200, answer.content
+    token_reads = [
+        query["sql"]
+        for query in queries.captured_queries
+        if query["sql"].startswith("SELECT") and "director_registrationtoken" in query["sql"]
+    ]
+    assert len(token_reads) == 1, token_reads

@@ -12,7 +12,7 @@ from collections.abc import Mapping, Sequence
 
 import gevent
 import pytest
-from conftest import make_ad
+from helpers import make_ad
 
 from director import registry
 from director.geo import Coordinate

@@ -8,8 +8,8 @@ import time
 import gevent
 import pytest
 import requests
-from conftest import caps, namespace_ad
 from django.core.management import CommandError, call_command
+from helpers import caps, namespace_ad
 
 from director import __version__
 
