@@ -43,6 +43,32 @@ ADVERTISED_SERVER_FIELDS = (
 )
 
 
+class RegistryAdmin(admin.ModelAdmin):
+    """A ModelAdmin whose every write is one registry change.
+
+    A save (with its inlines), a bulk edit, a delete or a bulk delete runs in one
+    transaction and calls ``registry_changed`` once per write; the transaction records one
+    change, which every director process follows within about a second.
+    """
+
+    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        registry_changed()
+
+    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+        super().save_related(request, form, formsets, change)
+        registry_changed()
+
+    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+        super().delete_model(request, obj)
+        registry_changed()
+
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+        with transaction.atomic():
+            super().delete_queryset(request, queryset)
+            registry_changed()
+
+
 class NamespaceInline(admin.TabularInline):
     model = Namespace
     extra = 0
@@ -66,7 +92,7 @@ class DowntimeInline(admin.TabularInline):
 
 
 @admin.register(Server)
-class ServerAdmin(admin.ModelAdmin):
+class ServerAdmin(RegistryAdmin):
     list_display = (
         "name",
         "kind",
@@ -192,7 +218,7 @@ class ServerAdmin(admin.ModelAdmin):
 
 
 @admin.register(Namespace)
-class NamespaceAdmin(admin.ModelAdmin):
+class NamespaceAdmin(RegistryAdmin):
     list_display = ("path", "server", "public_reads", "reads", "writes", "listings", "direct_reads")
     list_filter = ("server__kind", "public_reads", "writes", "listings")
     search_fields = ("path", "server__name")
@@ -201,7 +227,7 @@ class NamespaceAdmin(admin.ModelAdmin):
 
 
 @admin.register(Downtime)
-class DowntimeAdmin(admin.ModelAdmin):
+class DowntimeAdmin(RegistryAdmin):
     list_display = (
         "server",
         "downtime_class",
@@ -222,7 +248,7 @@ class DowntimeAdmin(admin.ModelAdmin):
 
 
 @admin.register(GeoIPOverride)
-class GeoIPOverrideAdmin(admin.ModelAdmin):
+class GeoIPOverrideAdmin(RegistryAdmin):
     """Address ranges placed at fixed coordinates; the form refuses invalid rows."""
 
     list_display = ("network", "latitude", "longitude", "position", "description")
@@ -284,7 +310,7 @@ class RegistrationTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatSettings)
-class StatSettingsAdmin(admin.ModelAdmin):
+class StatSettingsAdmin(RegistryAdmin):
     """One row; the list page jumps straight to it."""
 
     fieldsets = (

@@ -9,9 +9,8 @@ class DirectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from director import checks, presence, registry, signals
+        from director import checks, presence, registry
 
-        signals.connect()
         checks.register()
         # The stat engine follows every snapshot: new settings, servers come and go.
         registry.on_rebuild(presence.follow_snapshot)

@@ -1,8 +1,8 @@
 """The process's routing snapshot and how it follows the database.
 
 1. Every registry change (an ad, an admin edit, a settings save) bumps
-   ``RegistryState.generation`` in the same transaction (``registry_changed``) and, once
-   committed, rebuilds this process's snapshot right away.
+   ``RegistryState.generation`` once, in the same transaction (``registry_changed``), and,
+   once committed, rebuilds this process's snapshot right away.
 2. A ``RegistryWatcher`` greenlet in each serving process reads the generation every
    ``DIRECTOR_REGISTRY_POLL_INTERVAL`` (1 s) and rebuilds when it moved, so processes that
    share one database converge within about a second.
@@ -207,11 +207,19 @@ def reset() -> None:
 
 
 def registry_changed() -> None:
-    """Record a registry change inside the caller's transaction.
+    """Record one registry change: the one way every writer (an ad, an admin save or
+    action, health-test results) tells the processes that routing must be rebuilt.
 
-    Bumps the shared generation, then rebuilds this process's snapshot after commit (other
-    processes see the new generation on their next poll).
+    Inside a transaction the shared generation moves once, however many times this is
+    called (an admin save with inlines, an ad with a thousand namespaces: one change), and
+    this process rebuilds after commit; a rolled-back transaction records nothing. Outside
+    one, each call is a change of its own. Other processes see the new generation on
+    their next poll. ORM writes made elsewhere (a shell, a script) must call this too.
     """
+    if connection.in_atomic_block and any(
+        callback is _rebuild_if_behind for _, callback, _ in connection.run_on_commit
+    ):
+        return  # this transaction has recorded its change already
     updated = models.RegistryState.objects.filter(pk=1).update(generation=F("generation") + 1)
     if not updated:
         models.RegistryState.objects.create(pk=1, generation=1)
@@ -219,8 +227,6 @@ def registry_changed() -> None:
 
 
 def _rebuild_if_behind() -> None:
-    # One transaction may record several changes (and so several callbacks): only the
-    # first callback after commit finds the snapshot behind and rebuilds.
     snapshot = _snapshot
     if snapshot is None or read_generation() != snapshot.generation:
         rebuild()

@@ -13,6 +13,7 @@ from helpers import create_server
 
 from director import registry
 from director.models import Downtime, Server, Source
+from director.registry import registry_changed
 
 MINUTE = dt.timedelta(minutes=1)
 HOUR = dt.timedelta(hours=1)
@@ -29,14 +30,17 @@ def whole_ms(moment: dt.datetime) -> dt.datetime:
 
 
 def add_downtime(server: Server, starts_in: dt.timedelta, ends_in: dt.timedelta | None) -> Downtime:
+    """A downtime written through the ORM, announced as every writer must announce it."""
     now = timezone.now()
-    return Downtime.objects.create(
+    downtime = Downtime.objects.create(
         server=server,
         starts_at=now + starts_in,
         ends_at=None if ends_in is None else now + ends_in,
         severity="Outage (completely inaccessible)",
         description="disk replacement",
     )
+    registry_changed()
+    return downtime
 
 
 def ad_downtime(ident: str, starts_in: dt.timedelta, ends_in: dt.timedelta | None) -> dict:
@@ -345,5 +349,6 @@ def test_deleting_an_admin_downtime_restores_routing(live_director, file_servers
     assert routed(live_director) is False
 
     downtime.delete()
+    registry_changed()
 
     assert routed(live_director) is True

@@ -753,11 +753,15 @@ def test_an_override_row_beats_the_database(city_director):
 
 
 def test_an_override_row_saved_in_the_admin_takes_effect_without_other_changes(
-    city_director,
+    city_director, admin_client
 ):
     assert city_director(**{"X-Forwarded-For": LINCOLN_CLIENT})[0] == "madison"
 
-    GeoIPOverride.objects.create(network="203.0.113.0/24", latitude=32.7, longitude=-117.2)
+    answer = admin_client.post(
+        "/admin/director/geoipoverride/add/",
+        {"network": "203.0.113.0/24", "latitude": "32.7", "longitude": "-117.2", "position": "0"},
+    )
+    assert answer.status_code == 302, answer.content
 
     assert city_director(**{"X-Forwarded-For": LINCOLN_CLIENT})[0] == "san-diego"
 

@@ -24,6 +24,7 @@ from director.ops.healthtests import (
     origin_test,
     run_test,
 )
+from director.registry import registry_changed
 from director.snapshot import ServerView
 from director.wire import healthfiles
 from director.wire.types import ServerKind
@@ -403,6 +404,7 @@ def test_skipped_servers_directortest_disabled_or_in_downtime_get_no_test(
     create_server("origin-disabled", "origin", disabled.url, enabled=False)
     down_row = create_server("origin-down", "origin", down.url)
     Downtime.objects.create(server=down_row, starts_at=timezone.now() - dt.timedelta(minutes=1))
+    registry_changed()
 
     run_round(testers())
 

@@ -19,6 +19,7 @@ from django.test.utils import CaptureQueriesContext
 from helpers import caps, configure_director, create_server, make_ad, namespace_ad
 
 from director.models import Server
+from director.registry import registry_changed
 
 JOB_ID = "6f1c2e4a-0f9b-4b7e-9d51-3c1a8d0e7a21"
 UUID = "[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}"
@@ -771,6 +772,7 @@ def test_an_admin_disabled_server_is_not_routed(live_director, file_servers):
     server = Server.objects.get(name="origin-a")
     server.enabled = False
     server.save()
+    registry_changed()
 
     answer = live_director.get("/api/v1.0/director/origin/test/f")
 
@@ -783,6 +785,7 @@ def test_an_admin_disabled_only_origin_leaves_the_path_unserved(live_director, f
     server = Server.objects.get(name="origin-a")
     server.enabled = False
     server.save()
+    registry_changed()
 
     answer = live_director.get("/api/v1.0/director/origin/test/f")
 

@@ -163,7 +163,9 @@ def test_when_only_the_slow_origin_may_hold_the_object_the_answer_is_never_a_404
         "shell",
         "-c",
         "from director.models import Server\n"
-        "s = Server.objects.get(name='fast'); s.stat_concurrency_limit = 100; s.save()",
+        "from director.registry import registry_changed\n"
+        "s = Server.objects.get(name='fast'); s.stat_concurrency_limit = 100; s.save()\n"
+        "registry_changed()",
     )
     deadline = time.monotonic() + 5
     while director.pools()["fast"]["limit"] != 100:
