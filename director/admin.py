@@ -172,15 +172,8 @@ class ServerAdmin(RegistryAdmin):
 
     @admin.display(description="routing")
     def routing_state(self, obj: Server) -> str:
-        if not obj.enabled:
-            return "disabled"
-        if obj.expired:
-            return "expired"
-        if obj.status == "shutting down":
-            return "shutting down"
-        if any(downtime.active for downtime in obj.downtimes.all()):
-            return "in downtime"
-        return "routable"
+        reason = obj.unroutable_reason()
+        return reason.label if reason is not None else "routable"
 
     def _update(self, request: HttpRequest, queryset: QuerySet[Server], **changes: Any) -> int:
         with transaction.atomic():

@@ -211,16 +211,8 @@ def directors(request: HttpRequest) -> HttpResponse:
 
 
 def _filtered_type(server: Server, now: dt.datetime) -> str:
-    if not server.enabled:
-        return "Disabled in the director admin"
-    if server.status == "shutting down":
-        return "Server is shutting down"
-    if any(
-        downtime.starts_at <= now and (downtime.ends_at is None or now <= downtime.ends_at)
-        for downtime in server.downtimes.all()
-    ):
-        return "In downtime"
-    return ""
+    reason = server.unroutable_reason(now)
+    return reason.filtered_type if reason is not None else ""
 
 
 def _iso(value: dt.datetime | None) -> str | None:
@@ -228,10 +220,8 @@ def _iso(value: dt.datetime | None) -> str | None:
 
 
 def downtime_json(downtime: Downtime) -> dict[str, Any]:
-    now = timezone.now()
     return {
-        "active": downtime.starts_at <= now
-        and (downtime.ends_at is None or now <= downtime.ends_at),
+        "active": downtime.active,
         "id": downtime.external_id or str(downtime.pk),
         "serverName": downtime.server.name,
         "source": downtime.source,

@@ -17,7 +17,6 @@ from director import models, presence, registry, routing
 from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.snapshot import prefix_key
-from director.wire.types import ServerStatus
 
 
 @dataclass
@@ -64,16 +63,6 @@ class Explanation:
         }
 
 
-def _unroutable_reason(view: Any, now: float) -> str:
-    if view.expires_at is not None and view.expires_at <= now:
-        return "advertisement expired"
-    if view.status is ServerStatus.SHUTTING_DOWN:
-        return "status shutting down"
-    if any(window.active(now) for window in view.downtimes):
-        return "in downtime"
-    return ""
-
-
 def explain(
     path: str,
     *,
@@ -117,7 +106,7 @@ def explain(
         for entry in snapshot.by_prefix.get(prefix_key(trace.namespace), ())
         if trace.namespace
     }
-    for server in models.Server.objects.order_by("kind", "name"):
+    for server in models.Server.objects.order_by("kind", "name").prefetch_related("downtimes"):
         line = ServerLine(server.name, server.kind, server.data_url.rstrip("/"))
         view = snapshot.servers.get(server.name)
         weights = trace.weights.get(server.name)
@@ -133,14 +122,15 @@ def explain(
                 line.distance_km = round(weights.distance_miles * MILES_TO_KM, 1)
         if server.name in availability.results:
             line.stat = availability.results[server.name].outcome.value
+        unroutable = view.unroutable_reason(now) if view is not None else None
         if server.name in trace.chosen:
             line.rank = trace.chosen.index(server.name) + 1
-        elif not server.enabled:
-            line.excluded = "disabled in the admin"
         elif view is None:
-            line.excluded = "advertisement expired"
-        elif _unroutable_reason(view, now):
-            line.excluded = _unroutable_reason(view, now)
+            # Not in the snapshot: disabled or lapsed (or saved a moment ago).
+            reason = server.unroutable_reason()
+            line.excluded = reason.value if reason else "not in the routing snapshot yet"
+        elif unroutable is not None:
+            line.excluded = unroutable.value
         elif server.name not in matched:
             line.excluded = "namespace: serves no namespace that wins for this path"
         elif server.name in trace.excluded:

@@ -7,6 +7,7 @@ in-memory ``Snapshot`` whenever the change counter (``RegistryState``) moves.
 from __future__ import annotations
 
 import dataclasses
+import datetime as dt
 import hashlib
 import ipaddress
 import logging
@@ -20,7 +21,13 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
-from director.snapshot import DEFAULT_SETTINGS, DirectorSettings
+from director.snapshot import (
+    DEFAULT_SETTINGS,
+    DirectorSettings,
+    DowntimeWindow,
+    Unroutable,
+    unroutable_reason,
+)
 from director.wire.ads import NamespaceAdIn
 from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
 from director.wire.types import HealthStatus as WireHealthStatus
@@ -203,6 +210,18 @@ class Server(CapabilityFields):
     def expired(self) -> bool:
         return self.expires_at is not None and self.expires_at <= timezone.now()
 
+    def unroutable_reason(self, now: dt.datetime | None = None) -> Unroutable | None:
+        """Why this row takes no part in routing (the snapshot's rule, on the row), or None.
+
+        Reads ``self.downtimes.all()``: prefetch them when asking for many rows."""
+        return unroutable_reason(
+            enabled=self.enabled,
+            expires_at=self.expires_at.timestamp() if self.expires_at else None,
+            status=self.status,
+            downtimes=[downtime.window() for downtime in self.downtimes.all()],
+            now=(now or timezone.now()).timestamp(),
+        )
+
 
 class Namespace(CapabilityFields):
     """A namespace one server serves, with the token metadata of its Pelican ad."""
@@ -297,10 +316,15 @@ class Downtime(models.Model):
         if self.ends_at is not None and self.starts_at and self.ends_at < self.starts_at:
             raise ValidationError({"ends_at": "The downtime must end after it starts."})
 
+    def window(self) -> DowntimeWindow:
+        return DowntimeWindow(
+            start=self.starts_at.timestamp(),
+            end=self.ends_at.timestamp() if self.ends_at else None,
+        )
+
     @property
     def active(self) -> bool:
-        now = timezone.now()
-        return self.starts_at <= now and (self.ends_at is None or now <= self.ends_at)
+        return self.window().active(timezone.now().timestamp())
 
 
 def hash_token_secret(secret: str) -> str:

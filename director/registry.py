@@ -28,7 +28,7 @@ from django.utils import timezone
 from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
-from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
+from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
 from director.wire.ads import token_generations_from_json, token_issuers_from_json
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
@@ -129,13 +129,7 @@ def _server_view(
         status=status,
         version=server.version,
         expires_at=server.expires_at.timestamp() if server.expires_at else None,
-        downtimes=tuple(
-            DowntimeWindow(
-                start=downtime.starts_at.timestamp(),
-                end=downtime.ends_at.timestamp() if downtime.ends_at else None,
-            )
-            for downtime in server.downtimes.all()
-        ),
+        downtimes=tuple(downtime.window() for downtime in server.downtimes.all()),
         stat_concurrency_limit=server.stat_concurrency_limit,
         status_weight=effective_status_weight(server, settings, now),
         health_status=HealthStatus(server.health_status),

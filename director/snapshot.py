@@ -8,6 +8,7 @@ here, when the snapshot is built, not per request.
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -35,6 +36,60 @@ class DowntimeWindow:
 
     def active(self, now: float) -> bool:
         return self.start <= now and (self.end is None or now <= self.end)
+
+
+class Unroutable(enum.Enum):
+    """Why a server takes no part in routing (Pelican's ``filteredServers``): such a
+    server does not even enter namespace matching. The value is the reason as the
+    diagnostics print it; ``label`` is the admin's word, ``filtered_type`` the API's."""
+
+    DISABLED = "disabled in the admin"
+    EXPIRED = "advertisement expired"
+    SHUTTING_DOWN = "status shutting down"
+    DOWNTIME = "in downtime"
+
+    @property
+    def label(self) -> str:
+        return _UNROUTABLE_LABELS[self]
+
+    @property
+    def filtered_type(self) -> str:
+        return _UNROUTABLE_FILTERED_TYPES[self]
+
+
+_UNROUTABLE_LABELS = {
+    Unroutable.DISABLED: "disabled",
+    Unroutable.EXPIRED: "expired",
+    Unroutable.SHUTTING_DOWN: "shutting down",
+    Unroutable.DOWNTIME: "in downtime",
+}
+_UNROUTABLE_FILTERED_TYPES = {
+    Unroutable.DISABLED: "Disabled in the director admin",
+    Unroutable.EXPIRED: "Advertisement expired",
+    Unroutable.SHUTTING_DOWN: "Server is shutting down",
+    Unroutable.DOWNTIME: "In downtime",
+}
+
+
+def unroutable_reason(
+    *,
+    enabled: bool,
+    expires_at: float | None,
+    status: ServerStatus | str,
+    downtimes: Iterable[DowntimeWindow],
+    now: float,
+) -> Unroutable | None:
+    """The one routability rule, for the snapshot, the admin, the API and ``explain``:
+    disabled, then a lapsed ad, then shutting down, then an active downtime."""
+    if not enabled:
+        return Unroutable.DISABLED
+    if expires_at is not None and expires_at <= now:
+        return Unroutable.EXPIRED
+    if status == ServerStatus.SHUTTING_DOWN:
+        return Unroutable.SHUTTING_DOWN
+    if any(window.active(now) for window in downtimes):
+        return Unroutable.DOWNTIME
+    return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -69,17 +124,18 @@ class ServerView:
             )
         return moments
 
-    def routable(self, now: float) -> bool:
-        """Not expired, not shutting down and not in an active downtime.
+    def unroutable_reason(self, now: float) -> Unroutable | None:
+        """Why this server takes no part in routing now, or None when it does."""
+        return unroutable_reason(
+            enabled=True,  # admin-disabled servers never enter the snapshot
+            expires_at=self.expires_at,
+            status=self.status,
+            downtimes=self.downtimes,
+            now=now,
+        )
 
-        Pelican's ``filteredServers`` in one predicate: such a server takes no part in
-        namespace matching at all. (Admin-disabled servers never enter the snapshot.)
-        """
-        if self.expires_at is not None and self.expires_at <= now:
-            return False
-        if self.status is ServerStatus.SHUTTING_DOWN:
-            return False
-        return not any(window.active(now) for window in self.downtimes)
+    def routable(self, now: float) -> bool:
+        return self.unroutable_reason(now) is None
 
 
 @dataclass(frozen=True, slots=True)
