@@ -23,10 +23,11 @@ import os
 import random
 import re
 import time
-from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
+
+from cachetools import TLRUCache
 
 logger = logging.getLogger(__name__)
 
@@ -92,6 +93,11 @@ def distance_miles(a: Coordinate, latitude: float, longitude: float) -> float:
     dlong = math.radians(longitude - a.longitude)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlong / 2) ** 2
     return 2 * EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(h)))
+
+
+def _stored_expiry(key: object, entry: tuple[float, Any], now: float) -> float:
+    """cachetools' time-to-use of entries that carry their own expiry first."""
+    return entry[0]
 
 
 class OnceLog:
@@ -260,9 +266,13 @@ class ClientLocator:
         self._rng = rng or random.Random()
         self._clock = clock
         self._sticky_seconds = sticky_seconds
-        self._sticky_capacity = sticky_capacity
-        self._sticky: OrderedDict[str, tuple[float, Coordinate]] = OrderedDict()
-        self._recent: OrderedDict[str, tuple[float, object, Coordinate]] = OrderedDict()
+        # Both keep (until, ...) and expire at "until", least recently used first when full.
+        self._sticky: TLRUCache[str, tuple[float, Coordinate]] = TLRUCache(
+            sticky_capacity, _stored_expiry, timer=clock
+        )
+        self._recent: TLRUCache[str, tuple[float, object, Coordinate]] = TLRUCache(
+            sticky_capacity, _stored_expiry, timer=clock
+        )
 
     def locate(self, header: str, client_ip: str, overrides: Sequence[Override] = ()) -> Coordinate:
         if header:
@@ -275,18 +285,14 @@ class ClientLocator:
         # Where an address is does not change between two requests a second apart: the
         # answer is kept briefly, per address and override list (parsing and matching an
         # address cost more than the rest of the lookup).
-        now = self._clock()
         remembered = self._recent.get(client_ip)
-        if remembered is not None and remembered[0] > now and remembered[1] is overrides:
+        if remembered is not None and remembered[1] is overrides:
             return remembered[2]
         found = self._resolve(client_ip, overrides)
-        until = now + RECENT_SECONDS
+        until = self._clock() + RECENT_SECONDS
         if found.source is LocationSource.RANDOM:  # never past the end of the sticky assignment
             until = min(until, self._sticky[client_ip][0])
         self._recent[client_ip] = (until, overrides, found)
-        self._recent.move_to_end(client_ip)
-        while len(self._recent) > self._sticky_capacity:
-            self._recent.popitem(last=False)
         return found
 
     def _resolve(self, client_ip: str, overrides: Sequence[Override]) -> Coordinate:
@@ -304,15 +310,11 @@ class ClientLocator:
         return self._sticky_random(client_ip)
 
     def _sticky_random(self, key: str) -> Coordinate:
-        now = self._clock()
         entry = self._sticky.get(key)
-        if entry is not None and entry[0] > now:
+        if entry is not None:
             return entry[1]
         point = self.region.random_point(self._rng)
-        self._sticky[key] = (now + self._sticky_seconds, point)
-        self._sticky.move_to_end(key)
-        while len(self._sticky) > self._sticky_capacity:
-            self._sticky.popitem(last=False)
+        self._sticky[key] = (self._clock() + self._sticky_seconds, point)
         return point
 
 

@@ -10,11 +10,11 @@ from __future__ import annotations
 import ipaddress
 import logging
 import socket
-import time
 from functools import cache
 from urllib.parse import urlsplit
 
 import gevent
+from cachetools import TTLCache
 from django.conf import settings
 from django.http import HttpRequest
 
@@ -33,7 +33,9 @@ logger = logging.getLogger(__name__)
 
 DNS_TIMEOUT = 1.0
 DNS_CACHE_SECONDS = 600.0
-_dns_cache: dict[str, tuple[float, IPAddress | None]] = {}
+DNS_CACHE_CAPACITY = 10_000  # hosts; snapshot builds also drop those no server uses
+# host -> (its first address,), or (None,) when it did not resolve (remembered too).
+_dns_cache: TTLCache[str, tuple[IPAddress | None]] = TTLCache(DNS_CACHE_CAPACITY, DNS_CACHE_SECONDS)
 
 
 def parse_networks(values: list[str]) -> list[IPNetwork]:
@@ -98,7 +100,7 @@ def forget_addresses_except(urls: list[str]) -> None:
     hosts = {urlsplit(url).hostname or "" for url in urls}
     for host in list(_dns_cache):
         if host not in hosts:
-            del _dns_cache[host]
+            _dns_cache.pop(host, None)
 
 
 def server_address(url: str) -> IPAddress | None:
@@ -108,10 +110,9 @@ def server_address(url: str) -> IPAddress | None:
     literal = parse_address(host)
     if literal is not None or not host:
         return literal
-    now = time.monotonic()
     cached = _dns_cache.get(host)
-    if cached is not None and cached[0] > now:
-        return cached[1]
+    if cached is not None:
+        return cached[0]
     address: IPAddress | None = None
     try:
         infos = gevent.with_timeout(DNS_TIMEOUT, socket.getaddrinfo, host, None, timeout_value=[])
@@ -119,5 +120,5 @@ def server_address(url: str) -> IPAddress | None:
             address = parse_address(str(infos[0][4][0]))
     except OSError as error:
         logger.info("cannot resolve %s: %s", host, error)
-    _dns_cache[host] = (now + DNS_CACHE_SECONDS, address)
+    _dns_cache[host] = (address,)
     return address

@@ -12,11 +12,12 @@ from __future__ import annotations
 
 import enum
 import random
-from collections import OrderedDict
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import median
 from typing import Any
+
+from cachetools import LRUCache
 
 from director.geo import Coordinate
 from director.selection import (
@@ -53,28 +54,8 @@ class Presence(enum.Enum):
 DETERMINISTIC_METHODS = frozenset({SortMethod.DISTANCE, SortMethod.DISTANCE_AND_LOAD})
 
 
-class _LRU:
-    """A small least-recently-used map (rankings of recent clients)."""
-
-    def __init__(self, capacity: int) -> None:
-        self.capacity = capacity
-        self._data: OrderedDict[Any, Any] = OrderedDict()
-
-    def get(self, key: Any) -> Any:
-        value = self._data.get(key)
-        if value is not None:
-            self._data.move_to_end(key)
-        return value
-
-    def put(self, key: Any, value: Any) -> None:
-        self._data[key] = value
-        self._data.move_to_end(key)
-        if len(self._data) > self.capacity:
-            self._data.popitem(last=False)
-
-
 # ~5 KB per entry with 100 caches: 1,024 entries stay within a few MB per process.
-_rankings = _LRU(1024)
+_rankings: LRUCache[Any, Any] = LRUCache(1024)
 
 # The seam: (ordered candidates, path, namespace, client token, deadline) -> presence by
 # server name. Servers missing from the answer count as UNKNOWN.
@@ -227,7 +208,7 @@ def _sort(
         cached = _rankings.get(key)
         if cached is None or any(a is not b for a, b in zip(cached[0], servers, strict=True)):
             order, weights = rank(method, request.client, servers, rng, availability)
-            _rankings.put(key, (servers, order, weights))
+            _rankings[key] = (servers, order, weights)
         else:
             _, order, weights = cached
     else:

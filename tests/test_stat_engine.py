@@ -408,6 +408,24 @@ def test_cache_returns_answers_marked_cached() -> None:
     assert cache.get("absent") == StatResult(Outcome.ABSENT, 404, cached=True)
 
 
+def test_cache_resize_keeps_each_expiry_and_a_new_ttl_applies_to_new_answers() -> None:
+    clock = FakeClock()
+    cache = PresenceCache(capacity=3, ttl=10.0, clock=clock)
+    cache.put("a", answer(Outcome.PRESENT))
+    clock.advance(5.0)
+    cache.put("b", answer(Outcome.PRESENT))
+    assert cache.get("a") is not None  # "b" is now the least recently used
+    cache.configure(capacity=5, ttl=60.0)
+    cache.put("c", answer(Outcome.PRESENT))
+    clock.advance(5.0)  # "a" was stored 10 s ago with a 10 s TTL
+    assert (cache.get("a"), len(cache)) == (None, 2)
+    clock.advance(5.0)
+    assert cache.get("b") is None
+    assert cache.get("c") is not None
+    cache.configure(capacity=1, ttl=60.0)
+    assert (len(cache), cache.capacity) == (1, 1)
+
+
 def test_cache_with_zero_ttl_stores_nothing() -> None:
     cache = PresenceCache(capacity=10, ttl=0.0, clock=FakeClock())
     cache.put("key", answer(Outcome.PRESENT))

@@ -1,11 +1,20 @@
-"""Per-server cache of stat answers: bounded (LRU) and short-lived (TTL)."""
+"""Per-server cache of stat answers: bounded (LRU) and short-lived (TTL), on cachetools."""
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from collections.abc import Callable, Hashable
 
+from cachetools import TLRUCache
+
 from director.stat.outcomes import KNOWN_ANSWERS, StatResult
+
+# Entries are (expires at, result): the expiry is fixed when an answer is stored, so a
+# new TTL applies to new answers only and a resize keeps every entry's expiry.
+Entry = tuple[float, StatResult]
+
+
+def _stored_expiry(key: Hashable, entry: Entry, now: float) -> float:
+    return entry[0]
 
 
 class PresenceCache:
@@ -16,38 +25,40 @@ class PresenceCache:
     """
 
     def __init__(self, capacity: int, ttl: float, clock: Callable[[], float]) -> None:
-        self.capacity = max(1, capacity)
         self.ttl = ttl
         self._clock = clock
-        self._entries: OrderedDict[Hashable, tuple[float, StatResult]] = OrderedDict()
+        self._entries: TLRUCache[Hashable, Entry] = self._new(capacity)
+
+    def _new(self, capacity: int) -> TLRUCache[Hashable, Entry]:
+        return TLRUCache(max(1, capacity), _stored_expiry, timer=self._clock)
+
+    @property
+    def capacity(self) -> int:
+        return int(self._entries.maxsize)
 
     def __len__(self) -> int:
+        """Entries that have not expired (expired ones are dropped first)."""
+        self._entries.expire()
         return len(self._entries)
 
     def configure(self, capacity: int, ttl: float) -> None:
-        self.capacity = max(1, capacity)
         self.ttl = ttl
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
+        if max(1, capacity) == self.capacity:
+            return
+        # A cache's size is fixed: move the entries, least recently used first, so that
+        # a smaller cache keeps the most recent ones and the order of use is kept.
+        old, self._entries = self._entries, self._new(capacity)
+        moved = []
+        while old:
+            moved.append(old.popitem())
+        for key, entry in moved:
+            self._entries[key] = entry
 
     def get(self, key: Hashable) -> StatResult | None:
         entry = self._entries.get(key)
-        if entry is None:
-            return None
-        expires_at, result = entry
-        if expires_at <= self._clock():
-            del self._entries[key]
-            return None
-        self._entries.move_to_end(key)
-        return result
+        return entry[1] if entry is not None else None
 
     def put(self, key: Hashable, result: StatResult) -> None:
         if result.outcome not in KNOWN_ANSWERS or self.ttl <= 0:
             return
         self._entries[key] = (self._clock() + self.ttl, result.as_cached())
-        self._entries.move_to_end(key)
-        while len(self._entries) > self.capacity:
-            self._entries.popitem(last=False)
-
-    def clear(self) -> None:
-        self._entries.clear()
