@@ -8,12 +8,10 @@ status, namespace, capability, stat, working set...).
 
 from __future__ import annotations
 
-import time
-import uuid
 from dataclasses import dataclass, field
 from typing import Any
 
-from director import models, presence, registry, routing
+from director import models, redirects, registry
 from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.snapshot import prefix_key
@@ -76,20 +74,17 @@ def explain(
         client = coordinate
     else:
         client = locator().locate("", client_ip, snapshot.overrides)
-    now = time.time()
-    request = routing.RedirectRequest(
-        method="GET",
-        path=path,
+    request = redirects.new_request(
+        snapshot,
+        path,
         to_origin=to_origin,
-        request_id=str(uuid.uuid4()),
-        now=now,
-        deadline=time.monotonic() + snapshot.settings.redirect_timeout,
         authorization=f"Bearer {token}" if token else "",
         client=client,
     )
-    availability = presence.availability_for(snapshot)
-    trace = routing.Trace()
-    result = routing.decide(request, snapshot, availability=availability, trace=trace)
+    # Explain answers for a director in its steady state: this process has just started,
+    # and its start-up grace says nothing about the serving director's.
+    decision = redirects.decide(request, snapshot, startup_grace=False)
+    trace, result, now = decision.trace, decision.result, request.now
     explanation = Explanation(
         path=path,
         route="origin" if to_origin else "object",
@@ -120,8 +115,8 @@ def explain(
             }
             if weights.distance_miles is not None:
                 line.distance_km = round(weights.distance_miles * MILES_TO_KM, 1)
-        if server.name in availability.results:
-            line.stat = availability.results[server.name].outcome.value
+        if server.name in decision.stat_results:
+            line.stat = decision.stat_results[server.name].outcome.value
         unroutable = view.unroutable_reason(now) if view is not None else None
         if server.name in trace.chosen:
             line.rank = trace.chosen.index(server.name) + 1

@@ -32,11 +32,17 @@ from director.snapshot import Entry, NamespaceView, ServerView, Snapshot
 from director.wire import headers as fmt
 from director.wire.paths import go_path_escape, path_depth
 from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
-from director.wire.types import Capability, ServerKind, ServerStatus, SortMethod
+from director.wire.types import (
+    ORIGIN_METHODS,
+    Capability,
+    ServerKind,
+    ServerStatus,
+    SortMethod,
+    capability_names,
+    verb_requirement,
+)
 from director.wire.versions import MIN_REDIRECT_VERSIONS, user_agent_problem
 
-READ_METHODS = frozenset({"GET", "HEAD"})
-ORIGIN_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY"})
 NO_STAT_METHODS = frozenset({"PUT", "DELETE", "PROPFIND"})
 # Caches in these states are dropped when filter_caches_in_error_state is on.
 CACHE_ERROR_STATES = frozenset({ServerStatus.CRITICAL, ServerStatus.SHUTTING_DOWN})
@@ -123,21 +129,6 @@ def _server_supports(server: ServerView, namespace: NamespaceView, needed: Capab
     return bool(int(server.capabilities) & bits) and bool(int(namespace.capabilities) & bits)
 
 
-def _verb_requirement(method: str, depth: str | None) -> tuple[str, tuple[Capability, ...]]:
-    """(Pelican verb name, capabilities any one of which must be on server and namespace)."""
-    if method in READ_METHODS:
-        return "get", (Capability.READS, Capability.PUBLIC_READS)
-    if method in ("PUT", "DELETE"):
-        return method.lower(), (Capability.WRITES,)
-    if method == "PROPFIND":
-        if depth is None or depth.strip() == "0":
-            return "stat", (Capability.READS, Capability.PUBLIC_READS)
-        return "ls", (Capability.LISTINGS,)
-    if method == "COPY":
-        return "copy", (Capability.COPIES,)
-    return "unknown", ()
-
-
 def _origin_qualifies(
     entry: Entry, verb_caps: tuple[Capability, ...], query_caps: Capability
 ) -> bool:
@@ -151,24 +142,6 @@ def _origin_qualifies(
         if query_bits & int(cap) and not _server_supports(server, namespace, cap):
             return False
     return True
-
-
-def _capability_names(verb_caps: tuple[Capability, ...], query_caps: Capability) -> str:
-    names = {
-        Capability.READS: "Reads",
-        Capability.PUBLIC_READS: "PublicReads",
-        Capability.WRITES: "Writes",
-        Capability.LISTINGS: "Listings",
-        Capability.DIRECT_READS: "DirectReads",
-        Capability.COPIES: "Copies",
-    }
-    verb = " OR ".join(names[cap] for cap in verb_caps) or "none"
-    extra = [
-        names[cap] for cap in (Capability.DIRECT_READS, Capability.LISTINGS) if query_caps & cap
-    ]
-    if len(verb_caps) > 1 and extra:
-        verb = f"({verb})"
-    return " AND ".join([verb, *extra])
 
 
 @dataclass
@@ -351,7 +324,7 @@ def decide(
         return _error(status, f"No sources found for the requested path {request.path}.", *extra)
 
     # 3. Capabilities.
-    verb, verb_caps = _verb_requirement(request.method, request.depth)
+    verb, verb_caps = verb_requirement(request.method, request.depth)
     query_caps = Capability.NONE
     if directread:
         query_caps |= Capability.DIRECT_READS
@@ -359,7 +332,7 @@ def decide(
         query_caps |= Capability.LISTINGS
     capable = [entry for entry in origins if _origin_qualifies(entry, verb_caps, query_caps)]
     namespace = (capable or origins)[0].namespace
-    needs = _capability_names(verb_caps, query_caps)
+    needs = capability_names(verb_caps, query_caps)
     trace.exclude(_without(origins, capable), f"capability: needs {needs}")
     if not capable:
         url = external_url() if callable(external_url) else external_url

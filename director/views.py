@@ -1,13 +1,12 @@
-"""Redirect views: parse the request, call ``routing.decide``, render its result.
+"""Redirect views: parse the request, ask ``redirects.decide``, render its result.
 
-Also the root-path shortcut (reference 1.3) and federation discovery (1.12).
+Also the root-path shortcut (reference 1.3), federation discovery (1.12), the health-test
+files (7.3), /metrics and the JSON 500 handler.
 """
 
 from __future__ import annotations
 
 import json
-import random
-import time
 import uuid
 from urllib.parse import parse_qsl
 
@@ -17,19 +16,17 @@ from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-from director import presence, registry, routing
-from director.geo import Coordinate, LocationSource
+from director import redirects, registry, routing
 from director.locate import client_coordinate, client_ip
 from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
-from director.snapshot import Snapshot
-from director.stat import StatResult
 from director.wire import healthfiles
-from director.wire.headers import ROOT_OPTIONS_ALLOW, link_header, redirect_body, redirect_query
+from director.wire.documents import discovery_document
+from director.wire.headers import ROOT_OPTIONS_ALLOW, monitoring_redirect_headers, redirect_body
 from director.wire.healthfiles import MONITORING_PREFIX
-from director.wire.paths import PathError, clean_path, go_path_escape, path_depth
+from director.wire.paths import PathError, clean_path
+from director.wire.types import ORIGIN_METHODS
 
-_rng = random.Random()
 OBJECT_METHODS = ("GET", "HEAD")
 
 
@@ -53,34 +50,8 @@ def _query_pairs(request: HttpRequest) -> tuple[tuple[str, str], ...]:
     return tuple(parse_qsl(request.META.get("QUERY_STRING", ""), keep_blank_values=True))
 
 
-def build_redirect_request(
-    request: HttpRequest,
-    path: str,
-    *,
-    to_origin: bool,
-    request_id: str,
-    now: float,
-    deadline: float,
-    client: Coordinate | None = None,
-) -> routing.RedirectRequest:
-    meta = request.META
-    return routing.RedirectRequest(
-        method=request.method or "GET",
-        path=path,
-        to_origin=to_origin,
-        request_id=request_id,
-        now=now,
-        deadline=deadline,
-        query=_query_pairs(request),
-        authorization=meta.get("HTTP_AUTHORIZATION", ""),
-        timeout_header=meta.get("HTTP_X_PELICAN_TIMEOUT", ""),
-        depth=meta.get("HTTP_DEPTH"),
-        user_agent=meta.get("HTTP_USER_AGENT", ""),
-        client=client,
-    )
-
-
 def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> HttpResponse:
+    """Parse, ask ``redirects.decide``, render: the one path of every redirect."""
     request_id = request_id_for(request)
     try:
         path = clean_path(raw_path or "/")
@@ -89,126 +60,49 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
     if to_origin and path.startswith(MONITORING_PREFIX):
         return monitoring_redirect(request, path, request_id)
     snapshot = registry.current()
-    now = time.time()
     ip = client_ip(request)
-    redirect_request = build_redirect_request(
-        request,
+    meta = request.META
+    redirect_request = redirects.new_request(
+        snapshot,
         path,
+        method=request.method or "GET",
         to_origin=to_origin,
         request_id=request_id,
-        now=now,
-        deadline=time.monotonic() + snapshot.settings.redirect_timeout,
+        query=_query_pairs(request),
+        authorization=meta.get("HTTP_AUTHORIZATION", ""),
+        timeout_header=meta.get("HTTP_X_PELICAN_TIMEOUT", ""),
+        depth=meta.get("HTTP_DEPTH"),
+        user_agent=meta.get("HTTP_USER_AGENT", ""),
         client=client_coordinate(request, snapshot, ip),
     )
-    availability = presence.availability_for(snapshot)
-    trace = routing.Trace()
-    result = routing.decide(
-        redirect_request,
-        snapshot,
-        availability=availability,
-        startup_grace_active=registry.startup_grace_active(snapshot, now),
-        external_url=lambda: external_url(request),
-        rng=_rng,
-        trace=trace,
+    decision = redirects.decide(
+        redirect_request, snapshot, external_url=lambda: external_url(request)
     )
-    if request.META.get("HTTP_X_PELICAN_DEBUG", "").lower() == "true" and not result.is_error:
-        return debug_response(result, trace, snapshot, ip, availability.results)
+    result = decision.result
+    if meta.get("HTTP_X_PELICAN_DEBUG", "").lower() == "true" and not result.is_error:
+        return PelicanResponse(
+            json_bytes(decision.debug_document(snapshot, ip)),
+            status=307,
+            header_lines=[("Location", result.location), *result.headers],
+            content_type=JSON_CONTENT_TYPE,
+        )
     response = render_result(request, redirect_request, result)
     if not result.is_error:
         count_redirect(result.destination, response.status_code)
     return response
 
 
-def coordinate_json(latitude: float, longitude: float, source: str) -> dict[str, object]:
-    return {
-        "Lat": latitude,
-        "Long": longitude,
-        "AccuracyRadius": 0,
-        "Source": source,
-        "FromTTLCache": source == LocationSource.RANDOM,
-    }
-
-
-def debug_document(
-    trace: routing.Trace,
-    snapshot: Snapshot,
-    ip: str,
-    results: dict[str, StatResult] | None = None,
-) -> dict[str, object]:
-    """Reference 2.8 (clientInfo, serversInfo, directorSortMethod), plus why each server
-    was left out, what its stat said, and the final order."""
-    client = trace.client
-    servers_info = {}
-    for name, weights in trace.weights.items():
-        server = snapshot.servers[name]
-        servers_info[server.url] = {
-            "Coordinate": coordinate_json(
-                server.latitude or 0.0, server.longitude or 0.0, server.location_source
-            ),
-            "RedirectWeights": {
-                "distanceWeight": weights.distance,
-                "ioLoadWeight": weights.io_load,
-                "statusWeight": weights.status,
-                "availabilityWeight": weights.availability,
-            },
-        }
-    return {
-        "clientInfo": {
-            "Coordinate": coordinate_json(
-                client.latitude if client else 0.0,
-                client.longitude if client else 0.0,
-                client.source if client else "",
-            ),
-            "ipAddr": ip,
-        },
-        "serversInfo": servers_info,
-        "directorSortMethod": trace.method,
-        "namespace": trace.namespace,
-        "order": trace.chosen,
-        "excluded": trace.excluded,
-        "stat": {
-            name: (results[name].outcome.value if results and name in results else verdict.value)
-            for name, verdict in trace.presence.items()
-        },
-    }
-
-
-def debug_response(
-    result: routing.RedirectResult,
-    trace: routing.Trace,
-    snapshot: Snapshot,
-    ip: str,
-    results: dict[str, StatResult],
-) -> HttpResponse:
-    """``X-Pelican-Debug: true``: the 307 with the reasons as its JSON body."""
-    return PelicanResponse(
-        json_bytes(debug_document(trace, snapshot, ip, results)),
-        status=307,
-        header_lines=[("Location", result.location), *result.headers],
-        content_type=JSON_CONTENT_TYPE,
-    )
-
-
 def monitoring_redirect(request: HttpRequest, path: str, request_id: str) -> HttpResponse:
     """Paths under /pelican/monitoring/ go to this director's own health-test files
     (reference 1.5): that is how a cache fetches its director-test object."""
-    base = f"{external_url(request)}/api/v1.0/director/healthTest"
-    escaped = go_path_escape(path)
-    query = redirect_query(
+    location, lines = monitoring_redirect_headers(
+        f"{external_url(request)}/api/v1.0/director/healthTest",
+        path,
         _query_pairs(request),
         request.META.get("HTTP_AUTHORIZATION", ""),
         request.META.get("HTTP_X_PELICAN_TIMEOUT", ""),
+        request_id,
     )
-    location = f"{base}{escaped}" + (f"?{query}" if query else "")
-    lines = [
-        ("Location", location),
-        (
-            "Link",
-            link_header([f"{base}{escaped}"], path_depth(path, MONITORING_PREFIX.rstrip("/"))),
-        ),
-        ("X-Pelican-Namespace", "namespace=/pelican/monitoring, require-token=false"),
-        ("X-Pelican-JobId", request_id),
-    ]
     body = redirect_body(location) if request.method == "GET" else b""
     return PelicanResponse(
         body, status=307, header_lines=lines, content_type="text/html; charset=utf-8"
@@ -260,7 +154,7 @@ def object_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
 @xframe_options_exempt
 def origin_redirect(request: HttpRequest, path: str | None = None) -> HttpResponse:
     """``GET|HEAD|PUT|DELETE|PROPFIND|COPY /api/v1.0/director/origin/<path>``."""
-    if request.method not in routing.ORIGIN_METHODS:
+    if request.method not in ORIGIN_METHODS:
         return error_response(
             405,
             f"The origin endpoint does not take {request.method}. "
@@ -313,16 +207,10 @@ def root_shortcut(request: HttpRequest, path: str = "") -> HttpResponse:
 
 def pelican_configuration(request: HttpRequest) -> HttpResponse:
     """``GET /.well-known/pelican-configuration``: federation discovery (reference 1.12)."""
-    base = external_url(request)
-    document = {
-        "discovery_endpoint": base,
-        "director_endpoint": base,
-        "namespace_registration_endpoint": base,
-        "jwks_uri": f"{base}/.well-known/issuer.jwks",
-        "broker_endpoint": base,
-    }
     response = HttpResponse(
-        json.dumps(document, indent=2), content_type="application/json", status=200
+        json.dumps(discovery_document(external_url(request)), indent=2),
+        content_type="application/json",
+        status=200,
     )
     response["Content-Disposition"] = "attachment; filename=pelican-configuration.json"
     return response

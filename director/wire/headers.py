@@ -7,9 +7,35 @@ tests/test_headers.py pins each one with literal strings.
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import Protocol
 from urllib.parse import quote_plus, urlsplit
 
-from director.snapshot import NamespaceView, ServerView
+from director.wire.healthfiles import MONITORING_PREFIX
+from director.wire.paths import go_path_escape, path_depth
+from director.wire.types import TokenGeneration, TokenIssuer
+
+
+class ServerView(Protocol):
+    """What the headers read of a server (``director.snapshot.ServerView`` has it)."""
+
+    @property
+    def url(self) -> str: ...
+    @property
+    def auth_url(self) -> str: ...
+
+
+class NamespaceView(Protocol):
+    """What the headers read of a namespace (``director.snapshot.NamespaceView``)."""
+
+    @property
+    def path(self) -> str: ...
+    @property
+    def require_token(self) -> bool: ...
+    @property
+    def token_issuers(self) -> Sequence[TokenIssuer]: ...
+    @property
+    def token_generations(self) -> Sequence[TokenGeneration]: ...
+
 
 CORS_HEADERS: tuple[tuple[str, str], ...] = (
     ("Access-Control-Allow-Origin", "*"),
@@ -158,3 +184,28 @@ def go_html_escape(text: str) -> str:
 def redirect_body(location: str) -> bytes:
     """The small HTML body Go's ``http.Redirect`` writes for a GET 307."""
     return f'<a href="{go_html_escape(location)}">Temporary Redirect</a>.\n\n'.encode()
+
+
+MONITORING_NAMESPACE_HEADER = "namespace=/pelican/monitoring, require-token=false"
+
+
+def monitoring_redirect_headers(
+    base: str,
+    path: str,
+    query: Sequence[tuple[str, str]],
+    authorization: str,
+    timeout_header: str,
+    request_id: str,
+) -> tuple[str, list[tuple[str, str]]]:
+    """(Location, header lines) of the redirect of a ``/pelican/monitoring/`` path to the
+    director's own health-test files under ``base`` (reference 1.5)."""
+    escaped = go_path_escape(path)
+    encoded = redirect_query(query, authorization, timeout_header)
+    location = f"{base}{escaped}" + (f"?{encoded}" if encoded else "")
+    lines = [
+        ("Location", location),
+        ("Link", link_header([f"{base}{escaped}"], path_depth(path, MONITORING_PREFIX[:-1]))),
+        ("X-Pelican-Namespace", MONITORING_NAMESPACE_HEADER),
+        ("X-Pelican-JobId", request_id),
+    ]
+    return location, lines

@@ -42,6 +42,38 @@ CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
 )
 
 
+READ_METHODS = frozenset({"GET", "HEAD"})
+ORIGIN_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY"})
+
+
+def verb_requirement(method: str, depth: str | None) -> tuple[str, tuple[Capability, ...]]:
+    """(Pelican verb name, capabilities any one of which must be on server and namespace)."""
+    if method in READ_METHODS:
+        return "get", (Capability.READS, Capability.PUBLIC_READS)
+    if method in ("PUT", "DELETE"):
+        return method.lower(), (Capability.WRITES,)
+    if method == "PROPFIND":
+        if depth is None or depth.strip() == "0":
+            return "stat", (Capability.READS, Capability.PUBLIC_READS)
+        return "ls", (Capability.LISTINGS,)
+    if method == "COPY":
+        return "copy", (Capability.COPIES,)
+    return "unknown", ()
+
+
+def capability_names(verb_caps: tuple[Capability, ...], query_caps: Capability) -> str:
+    """What a request needs, as the 405 message says it: ``(Reads OR PublicReads) AND
+    DirectReads``."""
+    names = {flag: name for name, flag in CAPABILITY_NAMES}
+    verb = " OR ".join(names[cap] for cap in verb_caps) or "none"
+    extra = [
+        names[cap] for cap in (Capability.DIRECT_READS, Capability.LISTINGS) if query_caps & cap
+    ]
+    if len(verb_caps) > 1 and extra:
+        verb = f"({verb})"
+    return " AND ".join([verb, *extra])
+
+
 class ServerKind(enum.StrEnum):
     ORIGIN = "origin"
     CACHE = "cache"

@@ -4,15 +4,14 @@ from __future__ import annotations
 
 import json
 import time
-import uuid
 from dataclasses import replace
 from typing import Any
 
 from django.core.management.base import BaseCommand, CommandError
 
-from director import presence, registry, routing
+from director import presence, redirects, registry
 from director.management.arguments import object_path
-from director.routing import RedirectRequest
+from director.snapshot import Snapshot
 from director.stat import Outcome, StatEngine, StatResult
 
 COLUMNS = ("server", "type", "outcome", "status", "ms", "size", "checksum", "age")
@@ -64,7 +63,7 @@ class Command(BaseCommand):
             use_cache=False,
         )
         redirects = {
-            route: _would_redirect(snapshot, path, options["token"], servers, results, route)
+            route: _would_redirect(snapshot, path, options["token"], results, route)
             for route in ("object", "origin")
         }
         rows = [_row(server.name, server.kind.value, results[server.name]) for server in servers]
@@ -105,33 +104,16 @@ def _row(name: str, kind: str, result: StatResult) -> dict[str, Any]:
 
 
 def _would_redirect(
-    snapshot: Any,
-    path: str,
-    token: str,
-    servers: list[Any],
-    results: dict[str, StatResult],
-    route: str,
+    snapshot: Snapshot, path: str, token: str, results: dict[str, StatResult], route: str
 ) -> dict[str, Any]:
     """What ``GET /api/v1.0/director/<route><path>`` would answer given these results."""
-
-    def known(servers_asked: Any, *_: Any) -> dict[str, routing.Presence]:
-        by_name = {server.name: server for server in servers}
-        return {
-            server.name: presence.presence_of(by_name[server.name], results[server.name])
-            for server in servers_asked
-            if server.name in results
-        }
-
-    request = RedirectRequest(
-        method="GET",
-        path=path,
+    request = redirects.new_request(
+        snapshot,
+        path,
         to_origin=route == "origin",
-        request_id=str(uuid.uuid4()),
-        now=time.time(),
-        deadline=time.monotonic() + 1.0,
         authorization=f"Bearer {token}" if token else "",
     )
-    result = routing.decide(request, snapshot, availability=known)
+    result = redirects.decide(request, snapshot, known_results=results, startup_grace=False).result
     return {
         "status": result.status,
         "location": result.location,

@@ -1,0 +1,171 @@
+"""The redirect decision as a service: the one wiring of ``routing.decide`` shared by the
+redirect views, ``manage.py explain`` and ``manage.py stat``, so that the three cannot
+drift apart.
+
+``new_request`` describes a request the same way for all three (clock, deadline, request
+ID); ``decide`` runs it against a snapshot with the process's stat engine (or a given
+availability) and the start-up grace, and returns a ``Decision``: the result, the trace
+of why, and every stat result.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+import uuid
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
+
+from director import presence, registry, routing
+from director.geo import Coordinate, LocationSource
+from director.snapshot import Snapshot
+from director.stat import StatResult
+
+_rng = random.Random()
+
+
+@dataclass
+class Decision:
+    request: routing.RedirectRequest
+    result: routing.RedirectResult
+    trace: routing.Trace
+    stat_results: Mapping[str, StatResult] = field(default_factory=dict)
+
+    def debug_document(self, snapshot: Snapshot, ip: str) -> dict[str, object]:
+        """The ``X-Pelican-Debug: true`` body (reference 2.8: clientInfo, serversInfo,
+        directorSortMethod), plus why each server was left out, what its stat said, and
+        the final order."""
+        trace = self.trace
+        client = trace.client
+        servers_info = {}
+        for name, weights in trace.weights.items():
+            server = snapshot.servers[name]
+            servers_info[server.url] = {
+                "Coordinate": coordinate_json(
+                    server.latitude or 0.0, server.longitude or 0.0, server.location_source
+                ),
+                "RedirectWeights": {
+                    "distanceWeight": weights.distance,
+                    "ioLoadWeight": weights.io_load,
+                    "statusWeight": weights.status,
+                    "availabilityWeight": weights.availability,
+                },
+            }
+        return {
+            "clientInfo": {
+                "Coordinate": coordinate_json(
+                    client.latitude if client else 0.0,
+                    client.longitude if client else 0.0,
+                    client.source if client else LocationSource.UNKNOWN,
+                ),
+                "ipAddr": ip,
+            },
+            "serversInfo": servers_info,
+            "directorSortMethod": trace.method,
+            "namespace": trace.namespace,
+            "order": trace.chosen,
+            "excluded": trace.excluded,
+            "stat": {
+                name: (
+                    self.stat_results[name].outcome.value
+                    if name in self.stat_results
+                    else verdict.value
+                )
+                for name, verdict in trace.presence.items()
+            },
+        }
+
+
+def coordinate_json(latitude: float, longitude: float, source: LocationSource) -> dict[str, object]:
+    """Pelican's ``Coordinate`` JSON (a random point counts as coming from its TTL cache)."""
+    return {
+        "Lat": latitude,
+        "Long": longitude,
+        "AccuracyRadius": 0,
+        "Source": source,
+        "FromTTLCache": source == LocationSource.RANDOM,
+    }
+
+
+def new_request(
+    snapshot: Snapshot,
+    path: str,
+    *,
+    method: str = "GET",
+    to_origin: bool = False,
+    request_id: str = "",
+    query: tuple[tuple[str, str], ...] = (),
+    authorization: str = "",
+    timeout_header: str = "",
+    depth: str | None = None,
+    user_agent: str = "",
+    client: Coordinate | None = None,
+) -> routing.RedirectRequest:
+    """A request entering now, with the settings' hard deadline (``redirect_timeout``)."""
+    return routing.RedirectRequest(
+        method=method,
+        path=path,
+        to_origin=to_origin,
+        request_id=request_id or str(uuid.uuid4()),
+        now=time.time(),
+        deadline=time.monotonic() + snapshot.settings.redirect_timeout,
+        query=query,
+        authorization=authorization,
+        timeout_header=timeout_header,
+        depth=depth,
+        user_agent=user_agent,
+        client=client,
+    )
+
+
+class _KnownResults:
+    """An ``Availability`` that answers from stat results already in hand."""
+
+    def __init__(self, results: Mapping[str, StatResult]) -> None:
+        self.results = results
+
+    def __call__(
+        self, servers: Sequence[routing.ServerView], *_: object
+    ) -> dict[str, routing.Presence]:
+        return {
+            server.name: presence.presence_of(server, self.results[server.name])
+            for server in servers
+            if server.name in self.results
+        }
+
+
+def decide(
+    request: routing.RedirectRequest,
+    snapshot: Snapshot,
+    *,
+    known_results: Mapping[str, StatResult] | None = None,
+    startup_grace: bool | None = None,
+    external_url: str | Callable[[], str] = "",
+) -> Decision:
+    """Route ``request`` on ``snapshot``.
+
+    1. Availability: the process's stat engine, under the snapshot's settings; or, with
+       ``known_results``, those results (``manage.py stat`` has just made them).
+    2. Start-up grace: this process's, unless told (``explain`` runs in a fresh process,
+       whose grace says nothing about the serving director's).
+    3. ``routing.decide``, with a trace of every step.
+    """
+    trace = routing.Trace()
+    if known_results is not None:
+        availability: routing.Availability = _KnownResults(known_results)
+        stat_results: Mapping[str, StatResult] = known_results
+    else:
+        engine_availability = presence.availability_for(snapshot)
+        availability, stat_results = engine_availability, engine_availability.results
+    if startup_grace is None:
+        startup_grace = registry.startup_grace_active(snapshot, request.now)
+    result = routing.decide(
+        request,
+        snapshot,
+        availability=availability,
+        startup_grace_active=startup_grace,
+        external_url=external_url,
+        rng=_rng,
+        trace=trace,
+    )
+    return Decision(request, result, trace, stat_results)
