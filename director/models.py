@@ -206,10 +206,6 @@ class Server(CapabilityFields):
         if errors:
             raise ValidationError(errors)
 
-    @property
-    def expired(self) -> bool:
-        return self.expires_at is not None and self.expires_at <= timezone.now()
-
     def unroutable_reason(self, now: dt.datetime | None = None) -> Unroutable | None:
         """Why this row takes no part in routing (the snapshot's rule, on the row), or None.
 

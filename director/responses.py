@@ -54,11 +54,6 @@ class PelicanResponse(HttpResponse):
         yield from self.headers._store.values()
         yield from self.repeated_lines
 
-    def header_values(self, name: str) -> list[str]:
-        """All values sent for ``name`` (tests and the debug view)."""
-        lowered = name.lower()
-        return [value for key, value in self.items() if key.lower() == lowered]
-
 
 def json_bytes(payload: object) -> bytes:
     """Compact JSON as Go's encoding/json writes it (no spaces)."""

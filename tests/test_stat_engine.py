@@ -183,13 +183,22 @@ def gate() -> Iterator[Event]:
 
 
 # -- Bulkhead ---------------------------------------------------------------------------------
+def acquire(bulkhead: Bulkhead, timeout: float) -> bool:
+    """A slot now, or after waiting at most ``timeout``: the engine's own sequence (a
+    place in line is taken synchronously, then waited on)."""
+    if bulkhead.try_acquire():
+        return True
+    ticket = bulkhead.enqueue() if timeout > 0 else None
+    return ticket is not None and bulkhead.wait_turn(ticket, timeout)
+
+
 def test_bulkhead_never_lets_more_than_limit_stats_hold_a_slot() -> None:
     bulkhead = Bulkhead(limit=3, max_waiters=10)
     holding = peak = 0
 
     def worker() -> bool:
         nonlocal holding, peak
-        if not bulkhead.acquire(1.0):
+        if not acquire(bulkhead, 1.0):
             return False
         holding += 1
         peak = max(peak, holding)
@@ -215,12 +224,12 @@ def test_bulkhead_try_acquire_takes_free_slots_only() -> None:
 def test_bulkhead_refuses_the_caller_after_max_waiters_at_once() -> None:
     bulkhead = Bulkhead(limit=1, max_waiters=2)
     assert bulkhead.try_acquire()
-    waiters = [gevent.spawn(bulkhead.acquire, 1.0) for _ in range(2)]
+    waiters = [gevent.spawn(acquire, bulkhead, 1.0) for _ in range(2)]
     gevent.sleep(0)
     assert bulkhead.waiting == 2
 
     started = time.monotonic()
-    assert bulkhead.acquire(1.0) is False
+    assert acquire(bulkhead, 1.0) is False
     assert time.monotonic() - started < 0.01
     assert bulkhead.enqueue() is None
     assert bulkhead.waiting == 2
@@ -237,7 +246,7 @@ def test_bulkhead_waiter_gives_up_after_its_timeout_and_leaves_the_line() -> Non
     bulkhead = Bulkhead(limit=1, max_waiters=2)
     assert bulkhead.try_acquire()
     started = time.monotonic()
-    assert bulkhead.acquire(0.05) is False
+    assert acquire(bulkhead, 0.05) is False
     elapsed = time.monotonic() - started
     assert 0.045 <= elapsed < 0.2
     assert (bulkhead.active, bulkhead.waiting) == (1, 0)
@@ -252,7 +261,7 @@ def test_bulkhead_release_hands_the_slot_to_the_oldest_waiter() -> None:
     order: list[str] = []
 
     def waiter(name: str) -> None:
-        assert bulkhead.acquire(1.0)
+        assert acquire(bulkhead, 1.0)
         order.append(name)
         gevent.sleep(0.01)
         bulkhead.release()
@@ -319,7 +328,7 @@ def test_bulkhead_waiter_interrupted_at_hand_off_passes_the_slot_on(
 def test_bulkhead_resize_up_wakes_waiters_at_once() -> None:
     bulkhead = Bulkhead(limit=1, max_waiters=3)
     assert bulkhead.try_acquire()
-    waiters = [gevent.spawn(bulkhead.acquire, 1.0) for _ in range(2)]
+    waiters = [gevent.spawn(acquire, bulkhead, 1.0) for _ in range(2)]
     gevent.sleep(0)
     assert bulkhead.waiting == 2
     started = time.monotonic()

@@ -89,13 +89,6 @@ class Bulkhead:
         elif ticket in self._waiters:
             self._waiters.remove(ticket)
 
-    def acquire(self, timeout: float) -> bool:
-        """A slot now, or after waiting at most ``timeout``; False when none came."""
-        if self.try_acquire():
-            return True
-        ticket = self.enqueue() if timeout > 0 else None
-        return ticket is not None and self.wait_turn(ticket, timeout)
-
     def release(self) -> None:
         if self.active > self.limit or not self._waiters:
             self.active -= 1
