@@ -10,8 +10,8 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
-from typing import Any
+from dataclasses import dataclass, field, fields
+from typing import Any, TypeVar
 
 from director.geo import LocationSource
 from director.wire.types import (
@@ -161,44 +161,107 @@ class Entry:
     namespace: NamespaceView
 
 
+_T = TypeVar("_T")
+
+
+def setting(
+    default: _T, help_text: str = "", *, minimum: float | None = None, maximum: float | None = None
+) -> _T:
+    """A settings field: its default, its bounds and its help, written once.
+
+    (A ``dataclasses.Field`` at run time; typed as its default, as ``field()`` itself is.)
+    """
+    metadata = {"help_text": help_text, "minimum": minimum, "maximum": maximum}
+    return field(default=default, metadata=metadata)  # type: ignore[no-any-return]
+
+
 @dataclass(frozen=True, slots=True)
 class DirectorSettings:
-    """The director's tunable parameters, frozen: the one place their defaults are written.
+    """The director's tunable parameters, frozen: the one place their defaults, bounds
+    and help texts are written.
 
     The defaults are Pelican's (``Director.*``, reference section 5) where Pelican has the
-    parameter, and ours for the bounds it lacks. The ``StatSettings`` model row takes its
-    field defaults from here, the stat engine's ``StatConfig`` is derived from it
-    (``director.presence.stat_config``), and the README's settings table is checked
-    against it by the tests.
+    parameter, and ours for the bounds it lacks. The ``StatSettings`` model derives its
+    fields from these (``director.models``), the stat engine's ``StatConfig`` is derived
+    from them (``director.presence.stat_config``), and the README's settings table is
+    checked against them by the tests.
     """
 
-    stat_timeout: float = 2.0
-    stat_concurrency_limit: int = 100
-    stat_max_wait: float = 0.1
-    stat_max_waiters: int = 10
-    redirect_timeout: float = 2.5
-    cache_presence_ttl: float = 60.0
-    cache_presence_capacity: int = 2000
-    check_origin_presence: bool = True
-    check_cache_presence: bool = True
-    assume_presence_at_single_origin: bool = True
-    max_stat_responses: int = 1
-    sort_method: SortMethod = SortMethod.DISTANCE
-    startup_grace: float = 300.0
-    filter_caches_in_error_state: bool = True
-    ejection_consecutive_failures: int = 5
-    ejection_base_time: float = 30.0
-    ejection_max_time: float = 300.0
-    adaptive_working_set: int = 6
-    status_ewma_time_constant: float = 300.0
-    health_test_interval: float = 15.0
-    health_test_timeout: float = 10.0
-    health_failure_grace: float = 60.0
-    health_failure_weight: float = 0.1
-    max_inflight_requests: int = 1000
+    stat_timeout: float = setting(2.0, "Seconds one HEAD may take.", minimum=0.01)
+    stat_concurrency_limit: int = setting(100, "HEADs in flight per server.", minimum=1)
+    stat_max_wait: float = setting(
+        0.1,
+        "Seconds a stat may wait for a free slot before the server counts as saturated.",
+        minimum=0.0,
+    )
+    stat_max_waiters: int = setting(
+        10, "Stats that may wait for a slot per server; beyond: saturated at once."
+    )
+    redirect_timeout: float = setting(
+        2.5, "Hard deadline of a redirect request, in seconds.", minimum=0.01
+    )
+    cache_presence_ttl: float = setting(60.0, "Seconds a stat answer is kept.", minimum=0.0)
+    cache_presence_capacity: int = setting(2000, "Stat answers kept per server.", minimum=1)
+    check_origin_presence: bool = setting(True)
+    check_cache_presence: bool = setting(True)
+    assume_presence_at_single_origin: bool = setting(True)
+    max_stat_responses: int = setting(
+        1, "The redirect returns once this many servers answered present.", minimum=1
+    )
+    sort_method: SortMethod = setting(SortMethod.DISTANCE)
+    startup_grace: float = setting(
+        300.0,
+        "Seconds after start during which an unknown path gets 429 instead of 404; 0 disables.",
+        minimum=0.0,
+    )
+    filter_caches_in_error_state: bool = setting(
+        True, "Leave caches whose status is critical or shutting down out of redirects."
+    )
+    ejection_consecutive_failures: int = setting(
+        5, "Consecutive timeouts, errors or 5xx that eject a server.", minimum=1
+    )
+    ejection_base_time: float = setting(
+        30.0, "Seconds of the first ejection; multiplied by the times ejected.", minimum=0.0
+    )
+    ejection_max_time: float = setting(
+        300.0, "Upper bound of one ejection, in seconds.", minimum=0.0
+    )
+    adaptive_working_set: int = setting(
+        6,
+        "Adaptive sort: the nearest servers that are statted and sampled (at least 3).",
+        minimum=3,
+    )
+    status_ewma_time_constant: float = setting(
+        300.0, "Seconds: time constant of the status weight's moving average.", minimum=1.0
+    )
+    health_test_interval: float = setting(
+        15.0,
+        "Seconds between director health tests of one server; 0 turns them off.",
+        minimum=0.0,
+    )
+    health_test_timeout: float = setting(
+        10.0, "Deadline of one whole health test (all its requests).", minimum=0.1
+    )
+    health_failure_grace: float = setting(
+        60.0,
+        "Seconds of failing health tests before the server's weight is lowered.",
+        minimum=0.0,
+    )
+    health_failure_weight: float = setting(
+        0.1,
+        "Factor on the status weight of a server failing its health tests.",
+        minimum=0.0,
+        maximum=1.0,
+    )
+    max_inflight_requests: int = setting(
+        1000,
+        "Requests one process serves at once; beyond that it answers 429 with Retry-After: 1.",
+        minimum=1,
+    )
 
 
 DEFAULT_SETTINGS = DirectorSettings()
+SETTING_FIELDS = {item.name: item for item in fields(DirectorSettings)}
 
 
 @dataclass(frozen=True)

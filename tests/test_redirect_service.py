@@ -8,6 +8,7 @@ import json
 
 import pytest
 from django.core.management import CommandError, call_command
+from helpers import configure_director
 
 from director import registry
 from director.explain import explain
@@ -19,6 +20,9 @@ DENVER = Coordinate(39.74, -104.99)
 
 @pytest.fixture
 def federation(live_director, file_servers):
+    # Both origins must answer their stat before the view redirects: with the default of
+    # one, whichever origin answers first leads, and the three could not be compared.
+    configure_director(max_stat_responses=2)
     objects = {PATH: b"payload\n"}
     near, far = file_servers(objects), file_servers(objects)
     live_director.register(
