@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, TypeVar
 
 from django.contrib import admin, messages
 from django.db import transaction
-from django.db.models import Count, QuerySet
-from django.http import HttpRequest, HttpResponseRedirect
+from django.db.models import Count, Model, QuerySet
+from django.forms import BaseFormSet, ModelForm
+from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
 from django.urls import reverse
 from django.utils import timezone
 
@@ -22,6 +23,7 @@ from director.models import (
 )
 from director.registry import registry_changed
 
+_ModelT = TypeVar("_ModelT", bound=Model)
 CAPABILITY_FIELDS = ("public_reads", "reads", "writes", "listings", "direct_reads", "copies")
 # What an advertisement sets: read-only for advertised servers (the next ad would undo an edit).
 ADVERTISED_SERVER_FIELDS = (
@@ -43,7 +45,7 @@ ADVERTISED_SERVER_FIELDS = (
 )
 
 
-class RegistryAdmin(admin.ModelAdmin):
+class RegistryAdmin(admin.ModelAdmin[_ModelT]):
     """A ModelAdmin whose every write is one registry change.
 
     A save (with its inlines), a bulk edit, a delete or a bulk delete runs in one
@@ -51,40 +53,48 @@ class RegistryAdmin(admin.ModelAdmin):
     change, which every director process follows within about a second.
     """
 
-    def save_model(self, request: HttpRequest, obj: Any, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: _ModelT, form: ModelForm[_ModelT], change: bool
+    ) -> None:
         super().save_model(request, obj, form, change)
         registry_changed()
 
-    def save_related(self, request: HttpRequest, form: Any, formsets: Any, change: bool) -> None:
+    def save_related(
+        self,
+        request: HttpRequest,
+        form: ModelForm[_ModelT],
+        formsets: list[BaseFormSet[Any]],
+        change: bool,
+    ) -> None:
         super().save_related(request, form, formsets, change)
         registry_changed()
 
-    def delete_model(self, request: HttpRequest, obj: Any) -> None:
+    def delete_model(self, request: HttpRequest, obj: _ModelT) -> None:
         super().delete_model(request, obj)
         registry_changed()
 
-    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[Any]) -> None:
+    def delete_queryset(self, request: HttpRequest, queryset: QuerySet[_ModelT]) -> None:
         with transaction.atomic():
             super().delete_queryset(request, queryset)
             registry_changed()
 
 
-class NamespaceInline(admin.TabularInline):
+class NamespaceInline(admin.TabularInline[Namespace, Server]):
     model = Namespace
     extra = 0
     fields = ("path", *CAPABILITY_FIELDS, "token_issuers", "token_generations")
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_change_permission(self, request: HttpRequest, obj: Server | None = None) -> bool:
         return obj is None or obj.source == Source.ADMIN
 
-    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_add_permission(self, request: HttpRequest, obj: Server | None = None) -> bool:
         return obj is None or obj.source == Source.ADMIN
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: Server | None = None) -> bool:
         return obj is None or obj.source == Source.ADMIN
 
 
-class DowntimeInline(admin.TabularInline):
+class DowntimeInline(admin.TabularInline[Downtime, Server]):
     model = Downtime
     extra = 0
     fields = ("source", "downtime_class", "severity", "description", "starts_at", "ends_at")
@@ -92,7 +102,7 @@ class DowntimeInline(admin.TabularInline):
 
 
 @admin.register(Server)
-class ServerAdmin(RegistryAdmin):
+class ServerAdmin(RegistryAdmin[Server]):
     list_display = (
         "name",
         "kind",
@@ -144,9 +154,12 @@ class ServerAdmin(RegistryAdmin):
     )
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Server]:
-        return super().get_queryset(request).annotate(_namespace_count=Count("namespaces"))
+        queryset: QuerySet[Server] = super().get_queryset(request)
+        return queryset.annotate(_namespace_count=Count("namespaces"))
 
-    def get_readonly_fields(self, request: HttpRequest, obj: Server | None = None) -> Any:
+    def get_readonly_fields(
+        self, request: HttpRequest, obj: Server | None = None
+    ) -> tuple[str, ...]:
         always = (
             "source",
             "last_advertised_at",
@@ -161,7 +174,9 @@ class ServerAdmin(RegistryAdmin):
             return (*always, *ADVERTISED_SERVER_FIELDS, "expires_at")
         return always
 
-    def save_model(self, request: HttpRequest, obj: Server, form: Any, change: bool) -> None:
+    def save_model(
+        self, request: HttpRequest, obj: Server, form: ModelForm[Server], change: bool
+    ) -> None:
         if not change:
             obj.source = Source.ADMIN
         super().save_model(request, obj, form, change)
@@ -211,7 +226,7 @@ class ServerAdmin(RegistryAdmin):
 
 
 @admin.register(Namespace)
-class NamespaceAdmin(RegistryAdmin):
+class NamespaceAdmin(RegistryAdmin[Namespace]):
     list_display = ("path", "server", "public_reads", "reads", "writes", "listings", "direct_reads")
     list_filter = ("server__kind", "public_reads", "writes", "listings")
     search_fields = ("path", "server__name")
@@ -220,7 +235,7 @@ class NamespaceAdmin(RegistryAdmin):
 
 
 @admin.register(Downtime)
-class DowntimeAdmin(RegistryAdmin):
+class DowntimeAdmin(RegistryAdmin[Downtime]):
     list_display = (
         "server",
         "downtime_class",
@@ -241,7 +256,7 @@ class DowntimeAdmin(RegistryAdmin):
 
 
 @admin.register(GeoIPOverride)
-class GeoIPOverrideAdmin(RegistryAdmin):
+class GeoIPOverrideAdmin(RegistryAdmin[GeoIPOverride]):
     """Address ranges placed at fixed coordinates; the form refuses invalid rows."""
 
     list_display = ("network", "latitude", "longitude", "position", "description")
@@ -251,7 +266,7 @@ class GeoIPOverrideAdmin(RegistryAdmin):
 
 
 @admin.register(RegistrationToken)
-class RegistrationTokenAdmin(admin.ModelAdmin):
+class RegistrationTokenAdmin(admin.ModelAdmin[RegistrationToken]):
     list_display = ("registry_prefix", "description", "created_at", "last_used_at", "is_live")
     list_filter = (("revoked_at", admin.EmptyFieldListFilter),)
     search_fields = ("registry_prefix", "description")
@@ -268,7 +283,7 @@ class RegistrationTokenAdmin(admin.ModelAdmin):
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: RegistrationToken | None = None
-    ) -> Any:
+    ) -> tuple[str, ...]:
         if obj is not None:
             return (*self.readonly_fields, "registry_prefix")
         return self.readonly_fields
@@ -278,7 +293,11 @@ class RegistrationTokenAdmin(admin.ModelAdmin):
         return obj.revoked_at is None
 
     def save_model(
-        self, request: HttpRequest, obj: RegistrationToken, form: Any, change: bool
+        self,
+        request: HttpRequest,
+        obj: RegistrationToken,
+        form: ModelForm[RegistrationToken],
+        change: bool,
     ) -> None:
         if change:
             super().save_model(request, obj, form, change)
@@ -303,7 +322,7 @@ class RegistrationTokenAdmin(admin.ModelAdmin):
 
 
 @admin.register(StatSettings)
-class StatSettingsAdmin(RegistryAdmin):
+class StatSettingsAdmin(RegistryAdmin[StatSettings]):
     """One row; the list page jumps straight to it."""
 
     fieldsets = (
@@ -366,9 +385,11 @@ class StatSettingsAdmin(RegistryAdmin):
     def has_add_permission(self, request: HttpRequest) -> bool:
         return False
 
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+    def has_delete_permission(self, request: HttpRequest, obj: StatSettings | None = None) -> bool:
         return False
 
-    def changelist_view(self, request: HttpRequest, extra_context: Any = None) -> Any:
+    def changelist_view(
+        self, request: HttpRequest, extra_context: dict[str, Any] | None = None
+    ) -> HttpResponse:
         StatSettings.load()
         return HttpResponseRedirect(reverse("admin:director_statsettings_change", args=[1]))

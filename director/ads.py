@@ -62,11 +62,11 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
     No expiry: received + DIRECTOR_AD_TTL. A sender clock off by more than 100 ms: the
     expiry is re-based to received + (expiry - now).
     """
-    if _is_go_zero(ad.expiry):
+    if ad.expiry is None or _is_go_zero(ad.expiry):
         return received_at + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
-    expiry = _aware(ad.expiry)  # type: ignore[arg-type]
-    if not _is_go_zero(ad.now):
-        sender_now = _aware(ad.now)  # type: ignore[arg-type]
+    expiry = _aware(ad.expiry)
+    if ad.now is not None and not _is_go_zero(ad.now):
+        sender_now = _aware(ad.now)
         if abs(received_at - sender_now) > CLOCK_SKEW_TOLERANCE:
             # Relative to our clock; a lifetime beyond MAX_AD_LIFETIME is cut to it first,
             # so that far-future values cannot overflow the date range.

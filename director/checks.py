@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
+from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
 
-def check_director_settings(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_director_settings(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
     if settings.DIRECTOR_DEFAULT_RESPONSE not in ("cache", "origin"):
         messages.append(
@@ -52,7 +56,9 @@ def check_director_settings(app_configs: Any = None, **kwargs: Any) -> list[chec
     return messages
 
 
-def check_deployment(app_configs: Any = None, **kwargs: Any) -> list[checks.CheckMessage]:
+def check_deployment(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
     """Only with ``manage.py check --deploy``: a laptop needs no secret key."""
     if settings.SECRET_KEY == settings.INSECURE_DEFAULT_SECRET_KEY:
         return [

@@ -9,7 +9,6 @@ status, namespace, capability, stat, working set...).
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
 
 from director import models, redirects, registry
 from director.geo import MILES_TO_KM, Coordinate, LocationSource
@@ -42,7 +41,7 @@ class Explanation:
     message: str
     servers: list[ServerLine] = field(default_factory=list)
 
-    def as_json(self) -> dict[str, Any]:
+    def as_json(self) -> dict[str, object]:
         return {
             "path": self.path,
             "route": self.route,

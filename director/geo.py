@@ -25,8 +25,8 @@ import re
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
 
+import maxminddb
 from cachetools import TLRUCache
 
 logger = logging.getLogger(__name__)
@@ -93,11 +93,6 @@ def distance_miles(a: Coordinate, latitude: float, longitude: float) -> float:
     dlong = math.radians(longitude - a.longitude)
     h = math.sin(dlat / 2) ** 2 + math.cos(lat1) * math.cos(lat2) * math.sin(dlong / 2) ** 2
     return 2 * EARTH_RADIUS_MILES * math.asin(min(1.0, math.sqrt(h)))
-
-
-def _stored_expiry(key: object, entry: tuple[float, Any], now: float) -> float:
-    """cachetools' time-to-use of entries that carry their own expiry first."""
-    return entry[0]
 
 
 class OnceLog:
@@ -177,7 +172,7 @@ class GeoIPDatabase:
     def __init__(self, path: str, clock: Callable[[], float] = time.monotonic) -> None:
         self.path = path
         self._clock = clock
-        self._reader: Any = None
+        self._reader: maxminddb.Reader | None = None
         # Not a possible identity: the first check always (re)opens or reports.
         self._identity: tuple[int, int, int] | None | str = "unchecked"
         self._checked_at = float("-inf")
@@ -204,8 +199,6 @@ class GeoIPDatabase:
         if identity is None:
             once.warn(f"geoip-missing:{self.path}", "GeoIP database %s is missing", self.path)
             return
-        import maxminddb
-
         try:
             self._reader = maxminddb.open_database(self.path, maxminddb.MODE_MEMORY)
         except Exception as error:  # any malformed file: OSError, ValueError, TypeError...
@@ -268,10 +261,10 @@ class ClientLocator:
         self._sticky_seconds = sticky_seconds
         # Both keep (until, ...) and expire at "until", least recently used first when full.
         self._sticky: TLRUCache[str, tuple[float, Coordinate]] = TLRUCache(
-            sticky_capacity, _stored_expiry, timer=clock
+            sticky_capacity, lambda key, entry, now: entry[0], timer=clock
         )
         self._recent: TLRUCache[str, tuple[float, object, Coordinate]] = TLRUCache(
-            sticky_capacity, _stored_expiry, timer=clock
+            sticky_capacity, lambda key, entry, now: entry[0], timer=clock
         )
 
     def locate(self, header: str, client_ip: str, overrides: Sequence[Override] = ()) -> Coordinate:

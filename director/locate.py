@@ -76,11 +76,11 @@ def _trusted(address: IPAddress | None, proxies: tuple[IPNetwork, ...]) -> bool:
 
 
 def client_ip(request: HttpRequest) -> str:
-    peer = request.META.get("REMOTE_ADDR", "")
+    peer = str(request.META.get("REMOTE_ADDR", ""))
     proxies = trusted_proxies()
     if not proxies or not _trusted(parse_address(peer), proxies):
         return peer
-    hops = [hop.strip() for hop in request.META.get("HTTP_X_FORWARDED_FOR", "").split(",")]
+    hops = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
     for hop in reversed([hop for hop in hops if hop]):
         address = parse_address(hop)
         if address is None:

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 
 from director import presence, registry, routing
 from director.geo import Coordinate, LocationSource
-from director.snapshot import Snapshot
+from director.snapshot import ServerView, Snapshot
 from director.stat import StatResult
 
 _rng = random.Random()
@@ -124,9 +124,7 @@ class _KnownResults:
     def __init__(self, results: Mapping[str, StatResult]) -> None:
         self.results = results
 
-    def __call__(
-        self, servers: Sequence[routing.ServerView], *_: object
-    ) -> dict[str, routing.Presence]:
+    def __call__(self, servers: Sequence[ServerView], *_: object) -> dict[str, routing.Presence]:
         return {
             server.name: presence.presence_of(server, self.results[server.name])
             for server in servers

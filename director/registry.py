@@ -211,7 +211,8 @@ def registry_changed() -> None:
     their next poll. ORM writes made elsewhere (a shell, a script) must call this too.
     """
     if connection.in_atomic_block and any(
-        callback is _rebuild_if_behind for _, callback, _ in connection.run_on_commit
+        entry[1] is _rebuild_if_behind
+        for entry in connection.run_on_commit  # (ids, callback, robust)
     ):
         return  # this transaction has recorded its change already
     updated = models.RegistryState.objects.filter(pk=1).update(generation=F("generation") + 1)

@@ -49,7 +49,7 @@ class PelicanResponse(HttpResponse):
             else:
                 self.headers[name] = value
 
-    def items(self) -> Iterator[tuple[str, str]]:  # type: ignore[override]
+    def items(self) -> Iterator[tuple[str, str]]:
         # Straight from the store: the generic Mapping.items() is slow per header.
         yield from self.headers._store.values()
         yield from self.repeated_lines

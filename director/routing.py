@@ -15,7 +15,6 @@ import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from statistics import median
-from typing import Any
 
 from cachetools import LRUCache
 
@@ -61,7 +60,9 @@ DETERMINISTIC_METHODS = frozenset({SortMethod.DISTANCE, SortMethod.DISTANCE_AND_
 
 
 # ~5 KB per entry with 100 caches: 1,024 entries stay within a few MB per process.
-_rankings: LRUCache[Any, Any] = LRUCache(1024)
+RankingKey = tuple[Coordinate | None, tuple[int, ...]]  # client, id() of each server view
+Ranking = tuple[list[ServerView], list[int], list[Weights]]  # the views, order, weights
+_rankings: LRUCache[RankingKey, Ranking] = LRUCache(1024)
 
 # The seam: (ordered candidates, path, namespace, client token, deadline) -> presence by
 # server name. Servers missing from the answer count as UNKNOWN.
@@ -168,7 +169,7 @@ class Trace:
 def _sort(
     entries: list[Entry],
     request: RedirectRequest,
-    method: str,
+    method: SortMethod,
     rng: random.Random,
     trace: Trace,
     availability: Mapping[str, float] | None = None,

@@ -39,12 +39,14 @@ def _with_median(values: Sequence[float | None], default: float = 1.0) -> list[f
 def _miles(client: Coordinate | None, servers: Sequence[ServerView]) -> list[float | None]:
     if client is None:
         return [None] * len(servers)
-    return [
-        distance_miles(client, server.latitude, server.longitude)  # type: ignore[arg-type]
-        if server_has_location(server)
-        else None
-        for server in servers
-    ]
+    miles: list[float | None] = []
+    for server in servers:
+        latitude, longitude = server.latitude, server.longitude
+        if latitude is None or longitude is None or not server_has_location(server):
+            miles.append(None)
+        else:
+            miles.append(distance_miles(client, latitude, longitude))
+    return miles
 
 
 def _distance_weights(client: Coordinate | None, miles: Sequence[float | None]) -> list[float]:

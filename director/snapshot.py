@@ -11,9 +11,9 @@ from __future__ import annotations
 import enum
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, fields
-from typing import Any, TypeVar
+from typing import TypeVar
 
-from director.geo import LocationSource
+from director.geo import LocationSource, Override
 from director.wire.types import (
     Capability,
     HealthStatus,
@@ -172,7 +172,7 @@ def setting(
     (A ``dataclasses.Field`` at run time; typed as its default, as ``field()`` itself is.)
     """
     metadata = {"help_text": help_text, "minimum": minimum, "maximum": maximum}
-    return field(default=default, metadata=metadata)  # type: ignore[no-any-return]
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True, slots=True)
@@ -277,7 +277,7 @@ class Snapshot:
     servers: dict[str, ServerView] = field(default_factory=dict)
     by_prefix: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
     namespaces_by_server: dict[str, tuple[NamespaceView, ...]] = field(default_factory=dict)
-    overrides: tuple[Any, ...] = ()  # director.geo.Override rows, in match order
+    overrides: tuple[Override, ...] = ()  # in match order
     # prefix key -> (valid from, valid until, routable entries): see _routable
     _live: dict[str, tuple[float, float, tuple[Entry, ...]]] = field(
         default_factory=dict, repr=False, compare=False
@@ -289,7 +289,7 @@ class Snapshot:
         generation: int,
         settings: DirectorSettings,
         servers: Iterable[tuple[ServerView, Sequence[NamespaceView]]],
-        overrides: Sequence[Any] = (),
+        overrides: Sequence[Override] = (),
     ) -> Snapshot:
         by_server: dict[str, ServerView] = {}
         by_prefix: dict[str, list[Entry]] = {}

@@ -9,6 +9,8 @@ from __future__ import annotations
 import socket
 from pathlib import Path
 
+import django_stubs_ext
+
 from director_project.envconf import (
     database_from_url,
     env_bool,
@@ -17,6 +19,10 @@ from director_project.envconf import (
     env_list,
     env_str,
 )
+
+# Django's generic classes (ModelAdmin[Server], QuerySet[Server]...) subscriptable at run
+# time, as the type checker sees them.
+django_stubs_ext.monkeypatch()
 
 BASE_DIR = Path(__file__).resolve().parent.parent
 

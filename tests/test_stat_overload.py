@@ -43,8 +43,10 @@ SETTINGS = {
 }
 WAVES = 5
 WAVE_SIZE = 40
-# Per server at most limit + waiters stat greenlets; a handful of housekeeping greenlets.
-SMALL_CONSTANT = 10
+# Per server at most limit + waiters stat greenlets; beyond those and the wave's own
+# connections: housekeeping greenlets, the sampler's own two requests, and connections
+# of the previous wave whose close the busy director has not read yet (seen: 1).
+SMALL_CONSTANT = 15
 
 
 @pytest.fixture

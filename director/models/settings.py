@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.validators import MaxValueValidator, MinValueValidator
+from django.core.validators import BaseValidator, MaxValueValidator, MinValueValidator
 from django.db import models
 from django.db.models import Q
 
@@ -16,31 +17,35 @@ from director.wire.types import SortMethod as WireSortMethod
 logger = logging.getLogger(__name__)
 
 
-def _bounds(name: str) -> dict[str, object]:
-    """The default, validators and help of setting ``name``, from its one definition."""
-    spec = SETTING_FIELDS[name]
-    validators = []
+def _validators(spec: dataclasses.Field[object]) -> list[BaseValidator]:
+    found: list[BaseValidator] = []
     if spec.metadata["minimum"] is not None:
-        validators.append(MinValueValidator(spec.metadata["minimum"]))
+        found.append(MinValueValidator(spec.metadata["minimum"]))
     if spec.metadata["maximum"] is not None:
-        validators.append(MaxValueValidator(spec.metadata["maximum"]))
-    return {
-        "default": spec.default,
-        "validators": validators,
-        "help_text": spec.metadata["help_text"],
-    }
+        found.append(MaxValueValidator(spec.metadata["maximum"]))
+    return found
+
+
+# Each field takes its default, bounds and help from the one definition of its setting.
 
 
 def _float(name: str) -> models.FloatField[float, float]:
-    return models.FloatField(**_bounds(name))  # type: ignore[arg-type]
+    spec = SETTING_FIELDS[name]
+    return models.FloatField(
+        default=spec.default, validators=_validators(spec), help_text=spec.metadata["help_text"]
+    )
 
 
 def _count(name: str) -> models.PositiveIntegerField[int, int]:
-    return models.PositiveIntegerField(**_bounds(name))  # type: ignore[arg-type]
+    spec = SETTING_FIELDS[name]
+    return models.PositiveIntegerField(
+        default=spec.default, validators=_validators(spec), help_text=spec.metadata["help_text"]
+    )
 
 
 def _flag(name: str) -> models.BooleanField[bool, bool]:
-    return models.BooleanField(**_bounds(name))  # type: ignore[arg-type]
+    spec = SETTING_FIELDS[name]
+    return models.BooleanField(default=spec.default, help_text=spec.metadata["help_text"])
 
 
 class StatSettings(models.Model):
@@ -110,9 +115,9 @@ class StatSettings(models.Model):
                 }
             )
 
-    def save(self, *args: object, **kwargs: object) -> None:
+    def save(self, *args: Any, **kwargs: Any) -> None:  # Django's own signature, passed on
         self.pk = 1
-        super().save(*args, **kwargs)  # type: ignore[arg-type]
+        super().save(*args, **kwargs)
 
     @classmethod
     def load(cls) -> StatSettings:

@@ -130,13 +130,14 @@ def run_test(
         else (lambda: cache_test(session, server, director_name, timeout))
     )
     try:
-        return gevent.with_timeout(
+        verdict: tuple[bool, str] = gevent.with_timeout(
             timeout, test, timeout_value=(False, f"no verdict within {timeout:g} s")
         )
     except requests.Timeout:
         return False, f"no answer within {timeout:g} s"
     except requests.RequestException as error:
         return False, f"transport error: {type(error).__name__}"
+    return verdict
 
 
 class HealthTester:

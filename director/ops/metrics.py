@@ -64,7 +64,7 @@ class InflightCounter:
 INFLIGHT = InflightCounter()
 
 
-def _greenlet_types() -> set[type]:
+def _greenlet_types() -> set[type[greenlet]]:
     found = {greenlet}
     pending = [greenlet]
     while pending:

@@ -68,7 +68,7 @@ class Bulkhead:
         try:
             if timeout > 0:
                 ticket.wait(timeout)
-            granted = ticket.is_set()
+            granted = bool(ticket.is_set())
             return granted
         finally:
             ticket.consumed = True

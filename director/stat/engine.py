@@ -257,7 +257,7 @@ class ServerPool:
         timeout = min(stat_timeout, deadline - self.clock())
         if timeout <= 0:
             return rejected(Outcome.PENDING, "no time left")
-        result = gevent.with_timeout(
+        result: StatResult = gevent.with_timeout(
             timeout + PROBE_GRACE,
             self.probe,
             url,
@@ -386,7 +386,7 @@ class StatEngine:
                 break
             done = gevent.wait(list(waiting), timeout=remaining, count=1)
             for answer in done:
-                name = waiting.pop(answer)  # type: ignore[call-overload]
+                name = waiting.pop(answer)
                 result = answer.get()
                 results[name] = result
                 pools[name].count(result)

@@ -52,13 +52,20 @@ class HeadProbe:
         key = f"{parts.scheme}://{parts.netloc}"
         pool = self._pools.get(key)
         if pool is None:
-            options = {"maxsize": self.pool_size, "block": False, "retries": False}
+            host = parts.hostname or ""  # urllib3 refuses an empty host when connecting
             if parts.scheme == "https":
                 pool = urllib3.HTTPSConnectionPool(
-                    parts.hostname, parts.port, ca_certs=certifi.where(), **options
+                    host,
+                    parts.port,
+                    maxsize=self.pool_size,
+                    block=False,
+                    retries=False,
+                    ca_certs=certifi.where(),
                 )
             else:
-                pool = urllib3.HTTPConnectionPool(parts.hostname, parts.port, **options)
+                pool = urllib3.HTTPConnectionPool(
+                    host, parts.port, maxsize=self.pool_size, block=False, retries=False
+                )
             self._pools[key] = pool
         target = url[len(key) :] or "/"
         return pool, target

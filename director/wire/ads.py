@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterable
-from typing import Annotated, Any, Literal, TypeVar
+from typing import Annotated, Literal, TypeVar
 from urllib.parse import urlsplit
 
 from pydantic import (
@@ -32,7 +32,7 @@ MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 MAX_NAMESPACES = 1000  # namespaces in one ad
 
 
-def go_url_to_string(value: Any) -> str:
+def go_url_to_string(value: object) -> str:
     """Pelican marshals ``url.URL`` as an object ({"Scheme", "Host", "Path", ...})."""
     if value is None:
         return ""
@@ -55,7 +55,7 @@ def go_url_to_string(value: Any) -> str:
     raise ValueError("must be a URL string or a Go URL object")
 
 
-def go_url_object(url: str) -> dict[str, Any]:
+def go_url_object(url: str) -> dict[str, object]:
     """The inverse: the JSON object Go writes for a ``url.URL``."""
     parts = urlsplit(url)
     return {
@@ -76,11 +76,11 @@ def go_url_object(url: str) -> dict[str, Any]:
 GoURL = Annotated[str, BeforeValidator(go_url_to_string)]
 
 
-def _none_to_list(value: Any) -> Any:
+def _none_to_list(value: object) -> object:
     return [] if value is None else value
 
 
-def _no_nul(value: Any) -> Any:
+def _no_nul(value: object) -> object:
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
@@ -235,11 +235,11 @@ class AdvertisementIn(WireModel):
 
 # --- the one mapping of token metadata ----------------------------------------------------
 
-UrlWriter = Callable[[str], Any]
+UrlWriter = Callable[[str], object]
 _Model = TypeVar("_Model", bound="WireModel")
 
 
-def token_issuer_json(issuer: TokenIssuer, url: UrlWriter = str) -> dict[str, Any]:
+def token_issuer_json(issuer: TokenIssuer, url: UrlWriter = str) -> dict[str, object]:
     """A TokenIssuer in the ad's JSON shape; ``url`` writes the issuer URL (a string for
     the registry, ``go_url_object`` for ``listNamespaces``)."""
     return {
@@ -249,7 +249,7 @@ def token_issuer_json(issuer: TokenIssuer, url: UrlWriter = str) -> dict[str, An
     }
 
 
-def token_generation_json(generation: TokenGeneration, url: UrlWriter = str) -> dict[str, Any]:
+def token_generation_json(generation: TokenGeneration, url: UrlWriter = str) -> dict[str, object]:
     """A TokenGeneration in the ad's JSON shape (see ``token_issuer_json``)."""
     return {
         "strategy": generation.strategy,
@@ -259,7 +259,7 @@ def token_generation_json(generation: TokenGeneration, url: UrlWriter = str) -> 
     }
 
 
-def token_issuers_from_json(items: Iterable[Any]) -> tuple[TokenIssuer, ...]:
+def token_issuers_from_json(items: Iterable[object]) -> tuple[TokenIssuer, ...]:
     """Stored issuer JSON back to TokenIssuers; entries that do not validate are skipped
     (rows are validated when written, so only a hand-edited database holds such)."""
     return tuple(
@@ -267,13 +267,13 @@ def token_issuers_from_json(items: Iterable[Any]) -> tuple[TokenIssuer, ...]:
     )
 
 
-def token_generations_from_json(items: Iterable[Any]) -> tuple[TokenGeneration, ...]:
+def token_generations_from_json(items: Iterable[object]) -> tuple[TokenGeneration, ...]:
     return tuple(
         parsed.view() for item in items if (parsed := _parse(TokenGenerationIn, item)) is not None
     )
 
 
-def _parse(model: type[_Model], item: Any) -> _Model | None:
+def _parse(model: type[_Model], item: object) -> _Model | None:
     try:
         return model.model_validate(item)
     except PydanticValidationError:

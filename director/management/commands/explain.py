@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from director.explain import Explanation, explain, parse_coordinate
 from director.geo import parse_address
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         "2 on bad input."
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="Object path, e.g. /ospool/data/file.txt")
         parser.add_argument("--client-ip", default="", help="The client's address (GeoIP).")
         parser.add_argument(

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from django.core.exceptions import ValidationError
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from director.models import RegistrationToken
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         "/caches/<site>) and print its secret once, alone on stdout, for scripts."
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("registry_prefix", help="/origins/<site> or /caches/<site>")
         parser.add_argument("--description", default="", help="A note shown in the admin.")
         parser.add_argument(

@@ -8,7 +8,7 @@ from typing import Any
 
 import gevent
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from director import registry
 from director.ops import runtime
@@ -18,7 +18,7 @@ from director.ops.wsgiserver import make_server
 class Command(BaseCommand):
     help = "Serve the director with gevent (monkey-patched in manage.py) on HOST:PORT."
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("--host", default="127.0.0.1", help="Address to bind (127.0.0.1).")
         parser.add_argument("--port", type=int, default=8000, help="Port to bind (8000).")
         parser.add_argument(

@@ -7,7 +7,7 @@ import time
 from dataclasses import replace
 from typing import Any
 
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from director import presence, redirects, registry
 from director.management.arguments import object_path
@@ -25,7 +25,7 @@ class Command(BaseCommand):
         "server has the object, 1 when none has it, 2 on bad input."
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument("path", help="Object path, e.g. /ospool/data/file.txt")
         parser.add_argument("--token", default="", help="Bearer token sent with each HEAD.")
         parser.add_argument(

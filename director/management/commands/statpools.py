@@ -9,7 +9,7 @@ from urllib.parse import urlsplit
 
 import requests
 from django.conf import settings
-from django.core.management.base import BaseCommand, CommandError
+from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 COLUMNS = (
     ("server", "name"),
@@ -40,7 +40,7 @@ class Command(BaseCommand):
         "outcome counts. Exit 1 when the director cannot be reached, 2 on bad input."
     )
 
-    def add_arguments(self, parser: Any) -> None:
+    def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--director",
             default=settings.DIRECTOR_EXTERNAL_URL or "http://127.0.0.1:8000",
