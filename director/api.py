@@ -1,7 +1,12 @@
 """JSON API routers (django-ninja): registration, namespaces, directors, director_ui.
 
-Handlers are thin: they parse, call a service or read the snapshot, and shape the answer
-in Pelican's JSON. ``director_project.api`` mounts these routers and maps errors.
+Handlers are thin: they parse, call a service or read the snapshot, and return schemas
+from ``director.schemas``. Each operation declares a schema for every status code it
+can answer. ninja serialises the return value through the declared schema, and refuses
+(with a 500) a status code that is not declared, so ``/api/openapi.json`` cannot leave
+one out. Errors are returned as ``Status(code, ErrorOut)``. The exceptions are the auth
+step's 403/413 and the body's 400, raised before the handler runs: ``director_project.api``
+turns those into the same ``ErrorOut`` body.
 """
 
 from __future__ import annotations
@@ -9,12 +14,12 @@ from __future__ import annotations
 import datetime as dt
 import time
 import uuid
-from typing import Any
 
 from django.conf import settings
+from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
-from ninja import Router
+from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
@@ -22,42 +27,50 @@ from director import __version__, presence, registry
 from director.ads import AdRejected, record_advertisement
 from director.models import Downtime, Kind, RegistrationToken, Server, Source
 from director.ops.health import assess
-from director.responses import JSON_CONTENT_TYPE, error_response, json_bytes
+from director.schemas import (
+    DirectorAdOut,
+    DowntimeOut,
+    ErrorOut,
+    HealthOut,
+    NamespaceAdOut,
+    NamespaceSummaryOut,
+    PoolOut,
+    PrefixOut,
+    ServerDetailOut,
+    ServerOut,
+    SuccessOut,
+    UiNamespaceOut,
+)
 from director.snapshot import NamespaceView
 from director.views import external_url
-from director.wire.ads import (
-    AdvertisementIn,
-    go_url_object,
-    token_generation_json,
-    token_issuer_json,
-)
+from director.wire.ads import AdvertisementIn
 from director.wire.paths import PathError, clean_path
-from director.wire.types import CAPABILITY_NAMES, WIRE_CAPABILITY_KEYS, Capability, ServerKind
+from director.wire.types import Capability, ServerKind
 
 INSTANCE_ID = uuid.uuid4().hex
 MAX_AD_BYTES = 1024 * 1024
 MONITORING_NAMESPACE = NamespaceView(
     path="/pelican/monitoring", capabilities=Capability.PUBLIC_READS | Capability.READS
 )
+DEPRECATED_V1_LISTING = "Deprecated API: use GET /api/v2.0/director/listNamespaces"
 
-director_router = Router(tags=["director"])
-director_v2_router = Router(tags=["director"])
-ui_router = Router(tags=["director_ui"])
-health_router = Router(tags=["health"])
-
-
-def _json(payload: Any, status: int = 200) -> HttpResponse:
-    return HttpResponse(json_bytes(payload), status=status, content_type=JSON_CONTENT_TYPE)
+# by_alias: the schemas' wire names (``token-issuer``, ``class``) in bodies and document.
+director_router = Router(tags=["director"], by_alias=True)
+director_v2_router = Router(tags=["director"], by_alias=True)
+ui_router = Router(tags=["director_ui"], by_alias=True)
+health_router = Router(tags=["health"], by_alias=True)
 
 
-def _error(status: int, message: str) -> HttpResponse:
-    return error_response(status, message, cors=False)
+def _error(status: int, message: str) -> Status[ErrorOut]:
+    return Status(status, ErrorOut(msg=message))
 
 
 # --- registration ----------------------------------------------------------------------
 
 
-def _register(request: HttpRequest, kind: str, ad: AdvertisementIn) -> HttpResponse:
+def _register(
+    request: HttpRequest, kind: str, ad: AdvertisementIn
+) -> SuccessOut | Status[ErrorOut]:
     token: RegistrationToken = request.auth  # type: ignore[attr-defined]  # set by the auth step
     try:
         record_advertisement(
@@ -65,7 +78,7 @@ def _register(request: HttpRequest, kind: str, ad: AdvertisementIn) -> HttpRespo
         )
     except AdRejected as rejected:
         return _error(rejected.status, rejected.message)
-    return _json({"status": "success", "msg": "Successful registration"})
+    return SuccessOut(msg="Successful registration")
 
 
 class RegistrationBearer(HttpBearer):
@@ -100,83 +113,95 @@ class RegistrationBearer(HttpBearer):
 
 
 registration_bearer = RegistrationBearer()
+# 400: a body that does not validate, or an ad refused (expired, duplicate paths, ...);
+# 403: the auth step, or a token that may not send this ad; 409: a concurrent first
+# registration of one name; 413: the auth step; 500: a too old Pelican version.
+REGISTRATION_RESPONSES = {
+    200: SuccessOut,
+    400: ErrorOut,
+    403: ErrorOut,
+    409: ErrorOut,
+    413: ErrorOut,
+    500: ErrorOut,
+}
 
 
 @director_router.post(
     "/registerOrigin",
     summary="Advertise an origin (Pelican OriginAdvertise body, Bearer registration token)",
-    response={200: dict, 400: dict, 403: dict, 413: dict, 500: dict},
+    response=REGISTRATION_RESPONSES,
     auth=registration_bearer,
 )
-def register_origin(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
+def register_origin(request: HttpRequest, ad: AdvertisementIn) -> SuccessOut | Status[ErrorOut]:
     return _register(request, Kind.ORIGIN, ad)
 
 
 @director_router.post(
     "/registerCache",
     summary="Advertise a cache (Pelican OriginAdvertise body, Bearer registration token)",
-    response={200: dict, 400: dict, 403: dict, 413: dict, 500: dict},
+    response=REGISTRATION_RESPONSES,
     auth=registration_bearer,
 )
-def register_cache(request: HttpRequest, ad: AdvertisementIn) -> HttpResponse:
+def register_cache(request: HttpRequest, ad: AdvertisementIn) -> SuccessOut | Status[ErrorOut]:
     return _register(request, Kind.CACHE, ad)
 
 
 # --- namespaces --------------------------------------------------------------------------
 
 
-def wire_caps(capabilities: Capability) -> dict[str, bool]:
-    return {key: bool(capabilities & flag) for key, flag in WIRE_CAPABILITY_KEYS}
+@director_router.get(
+    "/listNamespaces",
+    summary="Deprecated: use /api/v2.0/director/listNamespaces",
+    response={299: ErrorOut},
+    # ninja knows no description for 299, and does not document response headers.
+    openapi_extra={
+        "responses": {
+            299: {
+                "description": "Deprecated API (Pelican's answer): an error body",
+                "headers": {
+                    "Warning": {
+                        "description": f'299 - "{DEPRECATED_V1_LISTING}"',
+                        "schema": {"type": "string"},
+                    }
+                },
+            }
+        }
+    },
+)
+def list_namespaces_v1(request: HttpRequest, response: HttpResponse) -> Status[ErrorOut]:
+    response["Warning"] = f'299 - "{DEPRECATED_V1_LISTING}"'
+    return _error(299, DEPRECATED_V1_LISTING)
 
 
-def ui_caps(capabilities: Capability) -> dict[str, bool]:
-    return {name: bool(capabilities & flag) for name, flag in CAPABILITY_NAMES}
-
-
-def namespace_ad_json(namespace: NamespaceView) -> dict[str, Any]:
-    """A NamespaceAd in the ad's own JSON shape (issuer URLs as Go URL objects)."""
-    return {
-        "Caps": wire_caps(namespace.capabilities),
-        "path": namespace.path,
-        "token-generation": [
-            token_generation_json(generation, url=go_url_object)
-            for generation in namespace.token_generations
-        ],
-        "token-issuer": [
-            token_issuer_json(issuer, url=go_url_object) for issuer in namespace.token_issuers
-        ],
-        "from-topology": namespace.from_topology,
-    }
-
-
-@director_router.get("/listNamespaces", summary="Deprecated: use /api/v2.0/director/listNamespaces")
-def list_namespaces_v1(request: HttpRequest) -> HttpResponse:
-    response = _error(299, "Deprecated API: use GET /api/v2.0/director/listNamespaces")
-    response["Warning"] = '299 - "Deprecated API: use GET /api/v2.0/director/listNamespaces"'
-    return response
-
-
-@director_v2_router.get("/listNamespaces", summary="Every namespace of every origin")
-def list_namespaces(request: HttpRequest) -> HttpResponse:
+@director_v2_router.get(
+    "/listNamespaces",
+    summary="Every namespace of every origin",
+    response={200: list[NamespaceAdOut]},
+)
+def list_namespaces(request: HttpRequest) -> list[NamespaceAdOut]:
     snapshot = registry.current()
     now = time.time()
     listing = [
-        namespace_ad_json(namespace)
+        NamespaceAdOut.from_view(namespace)
         for name, server in snapshot.servers.items()
         if server.kind is ServerKind.ORIGIN and server.routable(now)
         for namespace in snapshot.namespaces_by_server[name]
     ]
-    listing.append(namespace_ad_json(MONITORING_NAMESPACE))
-    return _json(listing)
+    listing.append(NamespaceAdOut.from_view(MONITORING_NAMESPACE))
+    return listing
 
 
-@director_router.get("/namespaces/prefix/", include_in_schema=False)
-def namespace_prefix_empty(request: HttpRequest) -> HttpResponse:
+@director_router.get("/namespaces/prefix/", response={400: ErrorOut}, include_in_schema=False)
+def namespace_prefix_empty(request: HttpRequest) -> Status[ErrorOut]:
     return _error(400, "A path is required: /api/v1.0/director/namespaces/prefix/<path>")
 
 
-@director_router.get("/namespaces/prefix/{path:path}", summary="Longest origin namespace of a path")
-def namespace_prefix(request: HttpRequest, path: str) -> HttpResponse:
+@director_router.get(
+    "/namespaces/prefix/{path:path}",
+    summary="Longest origin namespace of a path",
+    response={200: PrefixOut, 400: ErrorOut, 404: ErrorOut},
+)
+def namespace_prefix(request: HttpRequest, path: str) -> PrefixOut | Status[ErrorOut]:
     try:
         cleaned = clean_path(path)
     except PathError as error:
@@ -186,115 +211,32 @@ def namespace_prefix(request: HttpRequest, path: str) -> HttpResponse:
     prefix, _ = registry.current().longest_match(cleaned, time.time(), ServerKind.ORIGIN)
     if not prefix:
         return _error(404, f"No namespace found for path {cleaned}")
-    return _json({"prefix": prefix})
+    return PrefixOut(prefix=prefix)
 
 
-@director_router.get("/directors", summary="This director's own advertisement")
-def directors(request: HttpRequest) -> HttpResponse:
-    expiry = timezone.now() + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
-    return _json(
-        [
-            {
-                "name": settings.DIRECTOR_NAME,
-                "startTime": int(registry.PROCESS_STARTED_AT),
-                "instanceID": INSTANCE_ID,
-                "generationID": 0,
-                "version": __version__,
-                "expiry": expiry.isoformat().replace("+00:00", "Z"),
-                "advertise_url": external_url(request),
-            }
-        ]
-    )
+@director_router.get(
+    "/directors",
+    summary="This director's own advertisement",
+    response={200: list[DirectorAdOut]},
+)
+def directors(request: HttpRequest) -> list[DirectorAdOut]:
+    return [
+        DirectorAdOut(
+            name=settings.DIRECTOR_NAME,
+            startTime=int(registry.PROCESS_STARTED_AT),
+            instanceID=INSTANCE_ID,
+            generationID=0,
+            version=__version__,
+            expiry=timezone.now() + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL),
+            advertise_url=external_url(request),
+        )
+    ]
 
 
 # --- director_ui ---------------------------------------------------------------------------
 
 
-def _filtered_type(server: Server, now: dt.datetime) -> str:
-    reason = server.unroutable_reason(now)
-    return reason.filtered_type if reason is not None else ""
-
-
-def _iso(value: dt.datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
-
-
-def downtime_json(downtime: Downtime) -> dict[str, Any]:
-    return {
-        "active": downtime.active,
-        "id": downtime.external_id or str(downtime.pk),
-        "serverName": downtime.server.name,
-        "source": downtime.source,
-        "class": downtime.downtime_class,
-        "severity": downtime.severity,
-        "description": downtime.description,
-        "startTime": int(downtime.starts_at.timestamp() * 1000),
-        "endTime": int(downtime.ends_at.timestamp() * 1000) if downtime.ends_at else -1,
-    }
-
-
-def server_json(server: Server, now: dt.datetime, *, full: bool = False) -> dict[str, Any]:
-    filtered_type = _filtered_type(server, now)
-    namespaces = list(server.namespaces.all())
-    coordinate = {
-        "Lat": server.latitude or 0.0,
-        "Long": server.longitude or 0.0,
-        "AccuracyRadius": 0,
-        "Source": "declared" if server.latitude is not None else "",
-        "FromTTLCache": False,
-    }
-    data: dict[str, Any] = {
-        "name": server.name,
-        "serverId": str(server.pk),
-        "storageType": server.storage_type,
-        "disableDirectorTest": server.director_test_disabled,
-        "authUrl": server.auth_url,
-        "brokerUrl": server.broker_url,
-        "url": server.data_url,
-        "webUrl": server.web_url,
-        "type": "Origin" if server.kind == Kind.ORIGIN else "Cache",
-        "coordinate": coordinate,
-        "latitude": server.latitude or 0.0,
-        "longitude": server.longitude or 0.0,
-        "capabilities": ui_caps(server.capabilities),
-        "filtered": bool(filtered_type),
-        "filteredType": filtered_type,
-        "downtimes": [downtime_json(downtime) for downtime in server.downtimes.all()],
-        "fromTopology": False,
-        "healthStatus": server.health_status,
-        "healthMessage": server.health_message,
-        "healthCheckedAt": _iso(server.health_checked_at),
-        "serverStatus": server.status,
-        "ioLoad": 0.0,
-        "statusWeight": server.status_weight,
-        "statusWeightLastUpdate": int(server.status_weight_updated_at.timestamp())
-        if server.status_weight_updated_at
-        else 0,
-        "registryPrefix": server.registry_prefix,
-        "version": server.version,
-        "enabled": server.enabled,
-        "source": server.source,
-        "expiresAt": _iso(server.expires_at),
-        "lastAdvertisedAt": _iso(server.last_advertised_at),
-    }
-    if full:
-        data["namespaces"] = [ui_namespace_json(namespace) for namespace in namespaces]
-    else:
-        data["namespacePrefixes"] = [namespace.path for namespace in namespaces]
-    return data
-
-
-def ui_namespace_json(namespace: Any) -> dict[str, Any]:
-    return {
-        "path": namespace.path,
-        "capabilities": ui_caps(namespace.capabilities),
-        "tokenGeneration": namespace.token_generations,
-        "tokenIssuer": namespace.token_issuers,
-        "fromTopology": namespace.from_topology,
-    }
-
-
-def _listed_servers() -> Any:
+def _listed_servers() -> QuerySet[Server]:
     """Servers whose ads have not lapsed (Pelican forgets lapsed ads), disabled included."""
     return (
         Server.objects.exclude(source=Source.ADVERTISED, expires_at__lte=timezone.now())
@@ -303,115 +245,119 @@ def _listed_servers() -> Any:
     )
 
 
-@ui_router.get("/servers", summary="Origins and caches (server_type=origin|cache)")
-def ui_servers(request: HttpRequest, server_type: str | None = None) -> HttpResponse:
+def _one_server(name: str) -> Server | None:
+    return _listed_servers().filter(name=name).first()
+
+
+def _no_server(name: str) -> Status[ErrorOut]:
+    return _error(404, f"No server named {name!r}")
+
+
+@ui_router.get(
+    "/servers",
+    summary="Origins and caches (server_type=origin|cache)",
+    response={200: list[ServerOut], 400: ErrorOut},
+)
+def ui_servers(
+    request: HttpRequest, server_type: str | None = None
+) -> list[ServerOut] | Status[ErrorOut]:
     servers = _listed_servers()
     if server_type:  # absent or empty: no filter
         if server_type.lower() not in (Kind.ORIGIN, Kind.CACHE):
             return _error(400, f"server_type must be 'origin' or 'cache', not {server_type!r}")
         servers = servers.filter(kind=server_type.lower())
     now = timezone.now()
-    return _json([server_json(server, now) for server in servers])
+    return [ServerOut.from_row(server, now) for server in servers]
 
 
-def _one_server(name: str) -> Server:
-    server = _listed_servers().filter(name=name).first()
+@ui_router.get(
+    "/servers/{name}",
+    summary="One server with its namespaces",
+    response={200: ServerDetailOut, 404: ErrorOut},
+)
+def ui_server(request: HttpRequest, name: str) -> ServerDetailOut | Status[ErrorOut]:
+    server = _one_server(name)
     if server is None:
-        raise HttpError(404, f"No server named {name!r}")
-    return server
+        return _no_server(name)
+    return ServerDetailOut.from_row(server, timezone.now())
 
 
-@ui_router.get("/servers/{name}", summary="One server with its namespaces")
-def ui_server(request: HttpRequest, name: str) -> HttpResponse:
+@ui_router.get(
+    "/servers/{name}/namespaces",
+    summary="The namespaces of one server",
+    response={200: list[UiNamespaceOut], 404: ErrorOut},
+)
+def ui_server_namespaces(
+    request: HttpRequest, name: str
+) -> list[UiNamespaceOut] | Status[ErrorOut]:
     server = _one_server(name)
-    return _json(server_json(server, timezone.now(), full=True))
+    if server is None:
+        return _no_server(name)
+    return [UiNamespaceOut.from_row(namespace) for namespace in server.namespaces.all()]
 
 
-@ui_router.get("/servers/{name}/namespaces", summary="The namespaces of one server")
-def ui_server_namespaces(request: HttpRequest, name: str) -> HttpResponse:
+@ui_router.get(
+    "/servers/{name}/downtimes",
+    summary="The downtimes of one server",
+    response={200: list[DowntimeOut], 404: ErrorOut},
+)
+def ui_server_downtimes(request: HttpRequest, name: str) -> list[DowntimeOut] | Status[ErrorOut]:
     server = _one_server(name)
-    return _json([ui_namespace_json(namespace) for namespace in server.namespaces.all()])
+    if server is None:
+        return _no_server(name)
+    return [DowntimeOut.from_row(downtime) for downtime in server.downtimes.all()]
 
 
-@ui_router.get("/servers/{name}/downtimes", summary="The downtimes of one server")
-def ui_server_downtimes(request: HttpRequest, name: str) -> HttpResponse:
-    server = _one_server(name)
-    return _json([downtime_json(downtime) for downtime in server.downtimes.all()])
-
-
-@ui_router.get("/downtimes", summary="Every downtime, from ads and from the admin")
-def ui_downtimes(request: HttpRequest) -> HttpResponse:
+@ui_router.get(
+    "/downtimes",
+    summary="Every downtime, from ads and from the admin",
+    response={200: list[DowntimeOut]},
+)
+def ui_downtimes(request: HttpRequest) -> list[DowntimeOut]:
     # As /servers: the servers of lapsed ads are forgotten, and so are their downtimes.
     downtimes = (
         Downtime.objects.select_related("server")
         .filter(server__in=_listed_servers())
         .order_by("starts_at", "server__name")
     )
-    return _json([downtime_json(downtime) for downtime in downtimes])
+    return [DowntimeOut.from_row(downtime) for downtime in downtimes]
 
 
-@ui_router.get("/namespaces", summary="Namespaces with the origins and caches serving each")
-def ui_namespaces(request: HttpRequest) -> HttpResponse:
-    merged: dict[str, dict[str, Any]] = {}
+@ui_router.get(
+    "/namespaces",
+    summary="Namespaces with the origins and caches serving each",
+    response={200: list[NamespaceSummaryOut]},
+)
+def ui_namespaces(request: HttpRequest) -> list[NamespaceSummaryOut]:
+    merged: dict[str, NamespaceSummaryOut] = {}
     for server in _listed_servers().filter(enabled=True):
         for namespace in server.namespaces.all():
             entry = merged.get(namespace.path)
             if entry is None:
-                entry = ui_namespace_json(namespace) | {"origins": [], "caches": []}
-                merged[namespace.path] = entry
-            entry["origins" if server.kind == Kind.ORIGIN else "caches"].append(server.name)
-    return _json([merged[path] for path in sorted(merged)])
+                entry = merged[namespace.path] = NamespaceSummaryOut.from_row(namespace)
+            (entry.origins if server.kind == Kind.ORIGIN else entry.caches).append(server.name)
+    return [merged[path] for path in sorted(merged)]
 
 
 # --- stat pools and health -------------------------------------------------------------------
 
 
-def pool_json(state: Any) -> dict[str, Any]:
-    ejected_until = (
-        (timezone.now() + dt.timedelta(seconds=state.ejected_for)) if state.ejected else None
-    )
-    return {
-        "name": state.name,
-        "type": state.kind,
-        "url": state.url,
-        "limit": state.limit,
-        "active": state.active,
-        "waiting": state.waiting,
-        "maxWaiters": state.max_waiters,
-        "ejectedUntil": _iso(ejected_until),
-        "timesEjected": state.times_ejected,
-        "consecutiveFailures": state.consecutive_failures,
-        "cacheEntries": state.cache_entries,
-        "saturated": state.saturated_recently,
-        "outcomes": state.outcomes,
-        "cachedOutcomes": state.cached_outcomes,
-        "rejections": state.rejections,
-    }
-
-
-@ui_router.get("/stat/pools", summary="Per-server stat pools: limits, load, ejection, cache")
-def stat_pools(request: HttpRequest) -> HttpResponse:
+@ui_router.get(
+    "/stat/pools",
+    summary="Per-server stat pools: limits, load, ejection, cache",
+    response={200: list[PoolOut]},
+)
+def stat_pools(request: HttpRequest) -> list[PoolOut]:
     states = sorted(presence.engine.states(), key=lambda state: (state.kind, state.name))
-    return _json([pool_json(state) for state in states])
+    now = timezone.now()
+    return [PoolOut.from_state(state, now) for state in states]
 
 
 @health_router.get(
     "/health",
     summary="ok / degraded (a server saturated or ejected) / overloaded (503)",
-    response={200: dict, 503: dict},
+    response={200: HealthOut, 503: HealthOut},
 )
-def health(request: HttpRequest) -> HttpResponse:
+def health(request: HttpRequest) -> Status[HealthOut]:
     verdict = assess(registry.current().settings.max_inflight_requests)
-    return _json(
-        {
-            "status": verdict.status,
-            "greenlets": verdict.greenlets,
-            "inflight": verdict.inflight,
-            "maxInflight": verdict.max_inflight,
-            "loopLagSeconds": verdict.loop_lag_seconds,
-            "saturatedServers": verdict.saturated_servers,
-            "ejectedServers": verdict.ejected_servers,
-            "reasons": verdict.reasons,
-        },
-        verdict.http_status,
-    )
+    return Status(verdict.http_status, HealthOut.from_verdict(verdict))

@@ -1,7 +1,8 @@
 """The one NinjaAPI of the project, mounted at /api/.
 
 Every error leaves as ``{"status":"error","msg":...}``: ninja's own 422 for a bad body
-becomes a 400 whose message names the offending field.
+becomes a 400 whose message names the offending field. Bodies are written as Pelican
+writes them, compact UTF-8 JSON (``PelicanJSONRenderer``).
 """
 
 from __future__ import annotations
@@ -11,15 +12,32 @@ from typing import Any
 from django.http import HttpRequest, HttpResponse
 from ninja import NinjaAPI
 from ninja.errors import HttpError, ValidationError
+from ninja.renderers import BaseRenderer
 
 from director.api import director_router, director_v2_router, health_router, ui_router
-from director.responses import error_response
+from director.responses import error_response, json_bytes
+
+
+class PelicanJSONRenderer(BaseRenderer):
+    """``json_bytes``: no spaces, non-ASCII as is, as Go's encoding/json writes it.
+
+    ninja's ``JSONRenderer`` writes ``{"a": 1}`` and escapes non-ASCII. The content
+    type is ``application/json; charset=utf-8`` (``JSON_CONTENT_TYPE``).
+    """
+
+    media_type = "application/json"
+    charset = "utf-8"
+
+    def render(self, request: HttpRequest, data: object, *, response_status: int) -> bytes:
+        return json_bytes(data)
+
 
 api = NinjaAPI(
     title="director",
     version="1.0",
     description="Pelican-compatible director: registration, namespaces, servers, health.",
     urls_namespace="api",
+    renderer=PelicanJSONRenderer(),
 )
 api.add_router("/v1.0/director", director_router)
 api.add_router("/v2.0/director", director_v2_router)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any
 
@@ -20,6 +21,7 @@ PUBLIC = {
     "Copies": False,
 }
 NO_CAPS = dict.fromkeys(PUBLIC, False)
+ISSUER = "https://issuer.example:8443"
 UI_PUBLIC = {
     "PublicReads": True,
     "Reads": True,
@@ -396,6 +398,108 @@ def test_ui_namespaces_merges_origins_and_caches_by_path(small_federation):
         "/only-a": (["origin-a"], ["defined-cache"]),
         "/shared": (["origin-a", "origin-b"], ["cache-a"]),
     }
+
+
+SERVER_KEYS = [
+    "name",
+    "serverId",
+    "storageType",
+    "disableDirectorTest",
+    "authUrl",
+    "brokerUrl",
+    "url",
+    "webUrl",
+    "type",
+    "coordinate",
+    "latitude",
+    "longitude",
+    "capabilities",
+    "filtered",
+    "filteredType",
+    "downtimes",
+    "fromTopology",
+    "healthStatus",
+    "healthMessage",
+    "healthCheckedAt",
+    "serverStatus",
+    "ioLoad",
+    "statusWeight",
+    "statusWeightLastUpdate",
+    "registryPrefix",
+    "version",
+    "enabled",
+    "source",
+    "expiresAt",
+    "lastAdvertisedAt",
+]
+DOWNTIME_KEYS = [
+    "active",
+    "id",
+    "serverName",
+    "source",
+    "class",
+    "severity",
+    "description",
+    "startTime",
+    "endTime",
+]
+
+
+def test_ui_server_bodies_keep_their_key_order(live_director):
+    live_director.register(
+        "origin-a",
+        "origin",
+        "http://127.0.0.1:7001",
+        downtimes=[{"id": "d1", "startTime": 1_700_000_000_000}],
+    )
+
+    [listed] = live_director.get("/api/v1.0/director_ui/servers").json()
+    one = live_director.get("/api/v1.0/director_ui/servers/origin-a").json()
+
+    assert list(listed) == [*SERVER_KEYS, "namespacePrefixes"]
+    assert list(one) == [*SERVER_KEYS, "namespaces"]
+    assert list(one["coordinate"]) == ["Lat", "Long", "AccuracyRadius", "Source", "FromTTLCache"]
+    assert [list(downtime) for downtime in one["downtimes"]] == [DOWNTIME_KEYS]
+    assert list(one["namespaces"][0]) == [
+        "path",
+        "capabilities",
+        "tokenGeneration",
+        "tokenIssuer",
+        "fromTopology",
+    ]
+
+
+def test_json_bodies_are_compact_utf8_as_go_writes_them(live_director):
+    description = "Wartung für das Café ✓"
+    live_director.register(
+        "origin-a",
+        "origin",
+        "http://127.0.0.1:7001",
+        downtimes=[{"id": "d1", "startTime": 1_700_000_000_000, "description": description}],
+    )
+
+    answer = live_director.get("/api/v1.0/director_ui/downtimes")
+
+    assert answer.headers["Content-Type"] == "application/json; charset=utf-8"
+    assert description.encode() in answer.content
+    assert answer.content == json.dumps(
+        answer.json(), separators=(",", ":"), ensure_ascii=False
+    ).encode("utf-8")
+
+
+def test_ui_token_metadata_is_shown_as_routing_reads_it(small_federation):
+    """Admin-entered JSON comes out in the ads' key order, missing keys filled in."""
+    server = create_server("defined-cache", "cache", "http://127.0.0.1:7004", {"/only-a": {}})
+    server.namespaces.update(token_issuers=[{"issuer": ISSUER, "base-paths": ["/only-a"]}])
+
+    answer = small_federation.get("/api/v1.0/director_ui/servers/defined-cache/namespaces")
+
+    [issuer] = answer.json()[0]["tokenIssuer"]
+    assert list(issuer.items()) == [
+        ("base-paths", ["/only-a"]),
+        ("restricted-paths", []),
+        ("issuer", ISSUER),
+    ]
 
 
 # --- OpenAPI ----------------------------------------------------------------------------------

@@ -1,0 +1,344 @@
+"""The OpenAPI document against the wire: every status code an operation answers with is
+declared, with a schema, and the bodies sent validate against that schema.
+
+``CASES`` holds real requests, one for each (operation, status code) the document
+declares, and ``test_the_cases_cover_exactly_the_declared_status_codes`` keeps the two
+lists equal. A new status code in a handler needs a declaration, and a new declaration
+needs a case.
+"""
+
+from __future__ import annotations
+
+import functools
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any
+
+import pytest
+from django.db import IntegrityError
+from django.http import HttpResponse
+from django.test import Client
+from helpers import caps, create_server, make_ad, namespace_ad
+from pydantic import BaseModel, TypeAdapter
+
+import director.ads
+from director import schemas
+from director.models import RegistrationToken
+from director.ops.metrics import INFLIGHT
+from director.responses import JSON_CONTENT_TYPE, json_bytes
+from director_project.api import api
+
+JSONDict = dict[str, Any]  # a part of the OpenAPI document, as parsed JSON
+ORIGIN_UA = "pelican-origin/7.20.0"
+CACHE_UA = "pelican-cache/7.20.0"
+ISSUER = "https://issuer.example:8443"
+
+
+@pytest.fixture(scope="module")
+def document() -> JSONDict:
+    """The document as /api/openapi.json serves it (status codes as strings)."""
+    parsed: JSONDict = json.loads(json.dumps(api.get_openapi_schema()))
+    return parsed
+
+
+def operations(document: JSONDict) -> Iterator[tuple[str, str, JSONDict]]:
+    for path, methods in document["paths"].items():
+        for method, operation in methods.items():
+            yield path, method, operation
+
+
+# --- (a) every response declares a typed schema ----------------------------------------------
+
+
+def assert_typed(schema: JSONDict, components: JSONDict, where: str) -> None:
+    """``schema`` says what the JSON is, all the way down: no bare ``{}`` and no object
+    without properties (a ``dict[str, int]``, typed values, is fine)."""
+    if "$ref" in schema:
+        name = schema["$ref"].removeprefix("#/components/schemas/")
+        assert_typed(components[name], components, f"{where} -> {name}")
+    elif "anyOf" in schema:
+        for option in schema["anyOf"]:
+            assert_typed(option, components, where)
+    elif "const" in schema or "enum" in schema:
+        pass
+    elif schema.get("type") == "array":
+        assert_typed(schema.get("items", {}), components, f"{where}[]")
+    elif schema.get("type") == "object":
+        properties = schema.get("properties")
+        values = schema.get("additionalProperties")
+        assert properties or isinstance(values, dict), f"{where}: an object without properties"
+        for key, value in (properties or {}).items():
+            assert_typed(value, components, f"{where}.{key}")
+        if isinstance(values, dict):
+            assert_typed(values, components, f"{where}.*")
+    else:
+        assert schema.get("type") in {"string", "integer", "number", "boolean", "null"}, (
+            f"{where}: untyped schema {schema}"
+        )
+
+
+def test_every_response_of_every_operation_declares_a_typed_json_schema(
+    document: JSONDict,
+) -> None:
+    components = document["components"]["schemas"]
+    for path, method, operation in operations(document):
+        assert operation["responses"], f"{method} {path} declares no response"
+        for code, response in operation["responses"].items():
+            where = f"{method.upper()} {path} {code}"
+            assert set(response.get("content", {})) == {"application/json"}, where
+            schema = response["content"]["application/json"]["schema"]
+            assert_typed(schema, components, where)
+
+
+def test_the_registration_operations_require_the_bearer_scheme(document: JSONDict) -> None:
+    assert document["components"]["securitySchemes"] == {
+        "RegistrationBearer": {"type": "http", "scheme": "bearer"}
+    }
+    secured = {path for path, _, operation in operations(document) if operation.get("security")}
+    assert secured == {"/api/v1.0/director/registerOrigin", "/api/v1.0/director/registerCache"}
+    for path in secured:
+        assert document["paths"][path]["post"]["security"] == [{"RegistrationBearer": []}]
+
+
+def test_the_deprecated_listing_documents_its_warning_header(document: JSONDict) -> None:
+    answer = document["paths"]["/api/v1.0/director/listNamespaces"]["get"]["responses"]["299"]
+
+    assert set(answer["headers"]) == {"Warning"}
+    assert answer["content"]["application/json"]["schema"] == {
+        "$ref": "#/components/schemas/ErrorOut"
+    }
+
+
+# --- (b) real answers: declared, and valid against the declared schema -----------------------
+
+
+@dataclass
+class Env:
+    """A small federation behind the Django test client, and ways to talk to it."""
+
+    client: Client
+    monkeypatch: pytest.MonkeyPatch
+
+    def get(self, path: str) -> HttpResponse:
+        return self.client.get(path)
+
+    def advertise(
+        self,
+        endpoint: str,
+        ad: JSONDict | None = None,
+        *,
+        secret: str | None = "issue",
+        user_agent: str | None = None,
+        **extra: str,
+    ) -> HttpResponse:
+        """POST an ad (a fresh valid one by default) to registerOrigin or registerCache.
+
+        ``secret="issue"`` sends a new live token for the ad's prefix, ``None`` no
+        Authorization header at all.
+        """
+        kind = "origin" if endpoint == "registerOrigin" else "cache"
+        ad = ad if ad is not None else make_ad(f"{kind}-z", kind, "http://127.0.0.1:7100")
+        headers = {"HTTP_USER_AGENT": user_agent or (ORIGIN_UA if kind == "origin" else CACHE_UA)}
+        if secret == "issue":
+            secret = RegistrationToken.issue(ad["registry-prefix"])[1]
+        if secret is not None:
+            headers["HTTP_AUTHORIZATION"] = f"Bearer {secret}"
+        return self.client.post(
+            f"/api/v1.0/director/{endpoint}",
+            data=json.dumps(ad),
+            content_type="application/json",
+            **headers,
+            **extra,
+        )
+
+
+@pytest.fixture
+def env(
+    director_settings: Callable[..., object], client: Client, monkeypatch: pytest.MonkeyPatch
+) -> Env:
+    """origin-a (/shared with token metadata and a downtime, /only-a), cache-a (/shared),
+    and an admin-defined cache with coordinates and a health test result."""
+    env = Env(client, monkeypatch)
+    protected = namespace_ad(
+        "/shared",
+        Caps=caps(Read=True, Listing=True),
+        **{
+            "token-issuer": [
+                {"base-paths": ["/shared"], "restricted-paths": ["/shared/x"], "issuer": ISSUER}
+            ],
+            "token-generation": [
+                {"strategy": "OAuth2", "vault-server": "", "max-scope-depth": 3, "issuer": ISSUER}
+            ],
+        },
+    )
+    origin = make_ad(
+        "origin-a",
+        "origin",
+        "http://127.0.0.1:7001",
+        namespaces=[protected, namespace_ad("/only-a")],
+        coordinate={"Lat": 43.07, "Long": -89.4},
+        downtimes=[{"id": "d1", "startTime": 1_700_000_000_000, "endTime": 1_700_000_600_000}],
+    )
+    cache = make_ad(
+        "cache-a", "cache", "http://127.0.0.1:7002", namespaces=[namespace_ad("/shared")]
+    )
+    for endpoint, ad in (("registerOrigin", origin), ("registerCache", cache)):
+        answer = env.advertise(endpoint, ad)
+        assert answer.status_code == 200, answer.content
+    create_server(
+        "defined-cache",
+        "cache",
+        "http://127.0.0.1:7003",
+        {"/only-a": {}},
+        latitude=-33.5,
+        longitude=151.25,
+        health_status="OK",
+        health_message="tested",
+    )
+    return env
+
+
+def simulate_registration_race(env: Env) -> None:
+    """Two first ads of one name at once: the second insert fails the unique constraint.
+
+    That interleaving cannot be arranged through one test client, so the store step
+    raises what the database raises then.
+    """
+
+    def insert_races(*args: object, **kwargs: object) -> None:
+        raise IntegrityError("UNIQUE constraint failed: director_server.name")
+
+    env.monkeypatch.setattr(director.ads, "_store", insert_races)
+
+
+@dataclass(frozen=True)
+class Case:
+    path: str  # as in the document
+    method: str
+    status: int
+    what: str
+    send: Callable[[Env], HttpResponse]
+
+    @property
+    def id(self) -> str:
+        return f"{self.method.upper()} {self.path.removeprefix('/api')} {self.status} {self.what}"
+
+
+def registration_cases(endpoint: str) -> list[Case]:
+    path = f"/api/v1.0/director/{endpoint}"
+    kind = "origin" if endpoint == "registerOrigin" else "cache"
+
+    def case(status: int, what: str, send: Callable[[Env], HttpResponse]) -> Case:
+        return Case(path, "post", status, what, send)
+
+    def racing(env: Env) -> HttpResponse:
+        simulate_registration_race(env)
+        return env.advertise(endpoint)
+
+    expired = make_ad(f"{kind}-z", kind, "http://127.0.0.1:7100", expiry="2001-01-01T00:00:00Z")
+    invalid = {"registry-prefix": f"/{kind}s/{kind}-z", "data-url": "not a URL"}
+    return [
+        case(200, "a valid ad", lambda env: env.advertise(endpoint)),
+        case(400, "a body that fails validation", lambda env: env.advertise(endpoint, invalid)),
+        case(400, "an expired ad", lambda env: env.advertise(endpoint, expired)),
+        case(403, "no token", lambda env: env.advertise(endpoint, secret=None)),
+        case(403, "an unknown token", lambda env: env.advertise(endpoint, secret="nope")),
+        case(
+            403,
+            "a token for another prefix",
+            lambda env: env.advertise(
+                endpoint, secret=RegistrationToken.issue(f"/{kind}s/other")[1]
+            ),
+        ),
+        case(409, "a concurrent first registration", racing),
+        case(
+            413, "an oversized body", lambda env: env.advertise(endpoint, CONTENT_LENGTH="2000000")
+        ),
+        case(
+            500,
+            "a too old Pelican",
+            lambda env: env.advertise(endpoint, user_agent=f"pelican-{kind}/7.0.0"),
+        ),
+    ]
+
+
+def get_case(path: str, status: int, what: str, url: str) -> Case:
+    return Case(path, "get", status, what, lambda env: env.get(url))
+
+
+def overloaded_health(env: Env) -> HttpResponse:
+    env.monkeypatch.setattr(INFLIGHT, "count", 10**6)  # health is exempt from shedding
+    return env.get("/api/v1.0/health")
+
+
+PREFIX = "/api/v1.0/director/namespaces/prefix/{path}"
+SERVER = "/api/v1.0/director_ui/servers/{name}"
+UI = "/api/v1.0/director_ui"
+CASES = [
+    *registration_cases("registerOrigin"),
+    *registration_cases("registerCache"),
+    get_case(
+        "/api/v1.0/director/listNamespaces", 299, "deprecated", "/api/v1.0/director/listNamespaces"
+    ),
+    get_case("/api/v2.0/director/listNamespaces", 200, "", "/api/v2.0/director/listNamespaces"),
+    get_case(PREFIX, 200, "a match", "/api/v1.0/director/namespaces/prefix/shared/a/b"),
+    get_case(PREFIX, 400, "the root", "/api/v1.0/director/namespaces/prefix//"),
+    get_case(PREFIX, 400, "above the root", "/api/v1.0/director/namespaces/prefix/a/../../x"),
+    get_case(PREFIX, 404, "no match", "/api/v1.0/director/namespaces/prefix/nothing/here"),
+    get_case("/api/v1.0/director/directors", 200, "", "/api/v1.0/director/directors"),
+    get_case(f"{UI}/servers", 200, "all", f"{UI}/servers"),
+    get_case(f"{UI}/servers", 200, "caches", f"{UI}/servers?server_type=cache"),
+    get_case(f"{UI}/servers", 400, "a bad server_type", f"{UI}/servers?server_type=all"),
+    get_case(SERVER, 200, "an origin", f"{UI}/servers/origin-a"),
+    get_case(SERVER, 200, "an admin cache", f"{UI}/servers/defined-cache"),
+    get_case(SERVER, 404, "unknown", f"{UI}/servers/nobody"),
+    get_case(f"{SERVER}/namespaces", 200, "", f"{UI}/servers/origin-a/namespaces"),
+    get_case(f"{SERVER}/namespaces", 404, "unknown", f"{UI}/servers/nobody/namespaces"),
+    get_case(f"{SERVER}/downtimes", 200, "", f"{UI}/servers/origin-a/downtimes"),
+    get_case(f"{SERVER}/downtimes", 404, "unknown", f"{UI}/servers/nobody/downtimes"),
+    get_case(f"{UI}/downtimes", 200, "", f"{UI}/downtimes"),
+    get_case(f"{UI}/namespaces", 200, "", f"{UI}/namespaces"),
+    get_case(f"{UI}/stat/pools", 200, "", f"{UI}/stat/pools"),
+    get_case("/api/v1.0/health", 200, "ok", "/api/v1.0/health"),
+    Case("/api/v1.0/health", "get", 503, "overloaded", overloaded_health),
+]
+
+
+def body_validator(schema: JSONDict) -> Callable[[bytes], object]:
+    """A strict validator of a JSON body for a declared schema: the ``ThingOut`` it names,
+    or a list of them. Keys are taken by their wire names only (``token-issuer``, not
+    ``token_issuer``), so a body written without ninja's ``by_alias`` fails."""
+    if schema.get("type") == "array":
+        item: type[BaseModel] = getattr(schemas, schema["items"]["$ref"].rsplit("/", 1)[1])
+        adapter: TypeAdapter[object] = TypeAdapter(list[item])  # type: ignore[valid-type]
+    else:
+        adapter = TypeAdapter(getattr(schemas, schema["$ref"].rsplit("/", 1)[1]))
+    return functools.partial(adapter.validate_json, strict=True, by_alias=True, by_name=False)
+
+
+@pytest.mark.parametrize("case", CASES, ids=lambda case: case.id)
+def test_each_answer_is_declared_and_its_body_validates(
+    env: Env, document: JSONDict, case: Case
+) -> None:
+    answer = case.send(env)
+
+    assert answer.status_code == case.status, answer.content
+    declared = document["paths"][case.path][case.method]["responses"]
+    assert str(answer.status_code) in declared
+    assert answer["Content-Type"] == JSON_CONTENT_TYPE
+    body_validator(declared[str(answer.status_code)]["content"]["application/json"]["schema"])(
+        answer.content
+    )
+    # Pelican's byte shape: compact, non-ASCII as UTF-8 (what json_bytes writes).
+    assert answer.content == json_bytes(json.loads(answer.content))
+
+
+def test_the_cases_cover_exactly_the_declared_status_codes(document: JSONDict) -> None:
+    declared = {
+        (path, method, int(code))
+        for path, method, operation in operations(document)
+        for code in operation["responses"]
+    }
+    exercised = {(case.path, case.method, case.status) for case in CASES}
+    assert exercised == declared
