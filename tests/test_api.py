@@ -10,7 +10,7 @@ import pytest
 from django.conf import settings
 from helpers import caps, create_server, namespace_ad
 
-from director.models import Server
+from director.models import Namespace, Server
 
 PUBLIC = {
     "PublicRead": True,
@@ -525,3 +525,27 @@ def test_the_api_docs_page_loads(live_director):
     assert answer.status_code == 200
     assert answer.headers["Content-Type"].startswith("text/html")
     assert "/api/openapi.json" in answer.text
+
+
+@pytest.mark.django_db
+def test_token_metadata_entered_in_the_admin_is_stored_as_an_ad_stores_it():
+    server = create_server("defined", "origin", "http://127.0.0.1:9001", rebuild=False)
+    namespace = Namespace(
+        server=server,
+        path="/protected/",
+        token_issuers=[{"issuer": {"Scheme": "https", "Host": "issuer.example", "Path": ""}}],
+        token_generations=[{"issuer": "https://issuer.example", "strategy": "OAuth2"}],
+    )
+    namespace.full_clean()
+    assert namespace.path == "/protected"
+    assert namespace.token_issuers == [
+        {"base-paths": [], "restricted-paths": [], "issuer": "https://issuer.example"}
+    ]
+    assert namespace.token_generations == [
+        {
+            "strategy": "OAuth2",
+            "vault-server": "",
+            "max-scope-depth": 0,
+            "issuer": "https://issuer.example",
+        }
+    ]

@@ -15,7 +15,7 @@ from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
 from director.snapshot import DowntimeWindow, Unroutable, unroutable_reason
-from director.wire.ads import NamespaceAdIn
+from director.wire.ads import NamespaceAdIn, token_generation_json, token_issuer_json
 from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
 from director.wire.types import HealthStatus as WireHealthStatus
 from director.wire.validation import namespace_path_problem, url_problem
@@ -238,7 +238,7 @@ class Namespace(CapabilityFields):
         self.path = self.path.rstrip("/") or "/"
         # The same checks as an advertisement's: these values end up in response headers.
         try:
-            NamespaceAdIn.model_validate(
+            parsed = NamespaceAdIn.model_validate(
                 {
                     "path": self.path,
                     "token-issuer": self.token_issuers,
@@ -252,6 +252,11 @@ class Namespace(CapabilityFields):
                     for item in error.errors()
                 )
             ) from None
+        # Stored as an ad stores them (URLs as strings, every key, the ad's key order).
+        self.token_issuers = [token_issuer_json(item.view()) for item in parsed.token_issuer]
+        self.token_generations = [
+            token_generation_json(item.view()) for item in parsed.token_generation
+        ]
 
     @property
     def require_token(self) -> bool:
