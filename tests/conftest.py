@@ -12,6 +12,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+import gevent
 import pytest
 import requests
 from django.core.wsgi import get_wsgi_application
@@ -38,6 +39,18 @@ def _fresh_registry_snapshot() -> Iterator[None]:
     registry.reset()
     yield
     registry.reset()
+
+
+@pytest.fixture
+def hang_guard() -> Iterator[None]:
+    """A bug must fail a test, never hang the suite (the stat-engine unit tests use it for
+    every test: ``pytestmark = pytest.mark.usefixtures("hang_guard")``)."""
+    guard = gevent.Timeout(5.0, AssertionError("test blocked for 5 s"))
+    guard.start()
+    try:
+        yield
+    finally:
+        guard.close()
 
 
 @pytest.fixture

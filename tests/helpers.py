@@ -3,16 +3,20 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
-from typing import Any
+from typing import Any, NamedTuple
 
+import gevent
 from django.utils import timezone
 
 from director import registry
 from director.models import Namespace, Server, Source, StatSettings
+from director.presence import presence_of
 from director.presence import stat_config as stat_config_for
-from director.snapshot import DEFAULT_SETTINGS
-from director.stat import StatConfig
+from director.routing import Presence
+from director.snapshot import DEFAULT_SETTINGS, NamespaceView, ServerView
+from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
 
 PUBLIC_CAPS = {
     "PublicRead": True,
@@ -110,3 +114,129 @@ def create_server(
     if rebuild:
         registry.rebuild()
     return server
+
+
+# --- the routing seam (test_routing.py, test_selection_adaptive.py) --------------------------
+
+
+class AvailabilityCall(NamedTuple):
+    """One call of the availability seam, as names (equal to the plain tuple)."""
+
+    servers: list[str]
+    path: str
+    namespace: str
+    token: str
+    deadline: float
+
+
+class FakeAvailability:
+    """routing's availability seam (``director.routing.Availability``): records every call.
+
+    It answers either a fixed map of presences, returned as given (``FakeAvailability({...})``),
+    or, built with ``FakeAvailability.statting({...})``, StatResults mapped through
+    ``presence_of`` as the stat engine's results are, for each server asked about (a server
+    without a result timed out).
+    """
+
+    def __init__(
+        self,
+        answers: Mapping[str, Presence] | None = None,
+        *,
+        results: Mapping[str, StatResult] | None = None,
+    ) -> None:
+        self.answers = dict(answers or {})
+        self.results = dict(results) if results is not None else None
+        self.calls: list[AvailabilityCall] = []
+
+    @classmethod
+    def statting(cls, results: Mapping[str, StatResult] | None = None) -> FakeAvailability:
+        return cls(results=results or {})
+
+    @property
+    def asked(self) -> list[tuple[list[str], str]]:
+        """(server names, token) of each call."""
+        return [(call.servers, call.token) for call in self.calls]
+
+    def __call__(
+        self,
+        servers: Sequence[ServerView],
+        path: str,
+        namespace: NamespaceView,
+        token: str,
+        deadline: float,
+    ) -> Mapping[str, Presence]:
+        self.calls.append(
+            AvailabilityCall([s.name for s in servers], path, namespace.path, token, deadline)
+        )
+        if self.results is None:
+            return self.answers
+        return {
+            s.name: presence_of(s, self.results.get(s.name, StatResult(Outcome.TIMEOUT)))
+            for s in servers
+        }
+
+
+# --- the stat engine (tests/test_stat_*.py) and other clocks ------------------------------------
+
+
+class FakeClock:
+    """A monotonic clock that moves only when told (binary-exact steps keep comparisons exact)."""
+
+    def __init__(self, now: float = 1000.0) -> None:
+        self.now = now
+
+    def __call__(self) -> float:
+        return self.now
+
+    def advance(self, seconds: float) -> None:
+        self.now += seconds
+
+
+def answer(outcome: Outcome) -> StatResult:
+    """What a server's HEAD comes to, per outcome, as HeadProbe would report it."""
+    if outcome is Outcome.PRESENT:
+        return StatResult(Outcome.PRESENT, 200, 0.001, size=5, checksum="crc32c=0a1b2c3d", age=7)
+    if outcome is Outcome.ABSENT:
+        return StatResult(Outcome.ABSENT, 404, 0.001)
+    if outcome is Outcome.DENIED:
+        return StatResult(Outcome.DENIED, 403, 0.001)
+    if outcome is Outcome.ERROR:
+        return StatResult(Outcome.ERROR, 500, 0.001, server_fault=True, detail="HTTP 500")
+    if outcome is Outcome.TIMEOUT:
+        return StatResult(Outcome.TIMEOUT, latency=0.001, server_fault=True)
+    raise AssertionError(f"no server answers {outcome}")
+
+
+def stat(
+    engine: StatEngine,
+    targets: list[StatTarget],
+    path: str,
+    within: float = 1.0,
+    *,
+    deadline: float | None = None,
+    **kw: Any,
+) -> dict[str, StatResult]:
+    """stat_many with a deadline ``within`` seconds from now (or the ``deadline`` given,
+    shared by callers meant to be concurrent), itself bounded in real time."""
+    if deadline is None:
+        deadline = engine.clock() + within
+    limit = deadline - engine.clock() + 2.0
+    with gevent.Timeout(limit, AssertionError("stat_many overran its deadline by 2 s")):
+        return engine.stat_many(targets, path, deadline=deadline, **kw)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, what: str = "") -> None:
+    with gevent.Timeout(timeout, AssertionError(f"not within {timeout} s: {what}")):
+        while not predicate():
+            gevent.sleep(0.005)
+
+
+def settle(engine: StatEngine, timeout: float = 1.0) -> None:
+    """Every stat greenlet of ``engine`` has finished."""
+    wait_until(lambda: engine.live_stat_greenlets() == 0, timeout, "stat greenlets finished")
+
+
+def join_all(greenlets: list[gevent.Greenlet], timeout: float = 2.0) -> list[Any]:
+    done = gevent.joinall(greenlets, timeout=timeout, raise_error=True)
+    assert len(done) == len(greenlets), "some greenlets did not finish in time"
+    return [greenlet.value for greenlet in greenlets]

@@ -9,6 +9,7 @@ import re
 import pytest
 from django.contrib import admin
 from django.contrib.auth.models import Group
+from django.core.exceptions import ValidationError
 from django.urls import reverse
 from django.utils import timezone
 from helpers import create_server, make_ad
@@ -284,6 +285,17 @@ def test_an_edit_of_an_advertised_server_cannot_change_its_data_url(admin_client
     assert answer.status_code == 302
     server.refresh_from_db()
     assert (server.data_url, server.enabled) == ("http://127.0.0.1:9001", False)
+
+
+# The header-safety checks of advertisements (test_registration.py) hold for admin edits.
+def test_a_namespace_edited_in_the_admin_gets_the_same_checks(db):
+    server = Server.objects.create(name="o", kind="origin", data_url="http://127.0.0.1:1")
+    namespace = Namespace(
+        server=server, path="/ns", token_issuers=[{"issuer": "https://a\r\nb", "base-paths": []}]
+    )
+
+    with pytest.raises(ValidationError, match="token-issuer"):
+        namespace.full_clean()
 
 
 @pytest.mark.parametrize(

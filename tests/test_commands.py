@@ -76,6 +76,15 @@ def test_issuetoken_without_a_prefix_is_a_usage_error(db):
         issue()
 
 
+def test_issuetoken_records_the_namespaces_and_refuses_bad_ones(db, capsys):
+    call_command("issuetoken", "/origins/site", "--namespace", "/a", "--namespace", "/b/c/")
+    token = RegistrationToken.objects.get()
+    assert token.allowed_namespaces() == ["/a", "/b/c"]
+    assert token.allows_namespace("/a/x") and not token.allows_namespace("/ab")
+    with pytest.raises(Exception, match="must start with '/'"):
+        call_command("issuetoken", "/origins/site2", "--namespace", "relative")
+
+
 def test_the_migrations_match_the_models(db):
     out = io.StringIO()
 

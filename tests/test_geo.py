@@ -13,7 +13,7 @@ from pathlib import Path
 
 import pytest
 from django.test import RequestFactory
-from helpers import create_server
+from helpers import FakeClock, create_server
 from mmdb_writer import MMDBWriter
 from netaddr import IPSet
 
@@ -52,19 +52,6 @@ CITY_RECORDS = [
     (["192.0.2.128/25"], 44.0, -99.0, 900),
     (["2001:db8:20::/48"], 39.0, -77.0, 1000),
 ]
-
-
-class FakeClock:
-    """A monotonic clock that moves only when the test says so."""
-
-    def __init__(self, now: float = 1000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
-
-    def advance(self, seconds: float) -> None:
-        self.now += seconds
 
 
 def write_mmdb(path: Path, records: list[tuple[list[str], float, float, int]]) -> Path:

@@ -311,6 +311,25 @@ def test_a_health_test_file_with_a_bad_name_is_a_400_with_the_json_error(live_di
     assert body["msg"].startswith("The last path element must be director-test-")
 
 
+@pytest.mark.parametrize(
+    "name",
+    ["director-test-0001-01-01T00:00:00+01:00.txt", "self-test-9999-12-31T23:59:59-01:00.txt"],
+)
+def test_a_health_test_name_at_the_edge_of_time_is_a_400(live_director, name):
+    answer = live_director.request("PROPFIND", f"/api/v1.0/director/healthTest/x/{name}")
+
+    assert answer.status_code == 400
+
+
+def test_the_propfind_href_is_escaped(live_director):
+    answer = live_director.request(
+        "PROPFIND", "/api/v1.0/director/healthTest/a<b>&/director-test-2026-01-01T00:00:00Z.txt"
+    )
+
+    assert answer.status_code == 207
+    assert "a&lt;b&gt;&amp;/director-test" in answer.text
+
+
 def test_the_origin_route_sends_monitoring_paths_to_the_directors_own_test_files(live_director):
     answer = live_director.get(f"/api/v1.0/director/origin{CACHE_TEST_PATH}")
 

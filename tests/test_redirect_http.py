@@ -672,6 +672,17 @@ def test_a_live_jwt_is_copied_into_the_location(live_director, file_servers):
     assert answer.one("Location") == f"{origin.url}/test/f?authz={token}"
 
 
+def test_a_token_built_to_exhaust_the_json_parser_is_just_not_a_jwt(live_director):
+    live_director.register("origin-a", "origin", "http://127.0.0.1:1")
+    payload = base64.urlsafe_b64encode(b"[" * 3000).rstrip(b"=").decode()
+
+    answer = live_director.get(
+        "/api/v1.0/director/origin/test/f", headers={"Authorization": f"Bearer a.{payload}.c"}
+    )
+
+    assert answer.status_code == 307
+
+
 def test_directread_with_prefercached_gets_400(live_director, file_servers):
     live_director.register("origin-a", "origin", file_servers().url)
 

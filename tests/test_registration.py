@@ -278,6 +278,40 @@ def test_an_admin_defined_server_cannot_be_replaced_by_an_ad(live_director):
     assert list(server.namespaces.values_list("path", flat=True)) == ["/kept"]
 
 
+# --- 403: which namespaces a token may advertise ------------------------------------------
+
+
+def test_a_token_limited_to_namespaces_cannot_claim_another(live_director):
+    _, secret = RegistrationToken.issue("/origins/origin-a", namespaces=["/mine"])
+    ad = make_ad(
+        "origin-a",
+        "origin",
+        "http://127.0.0.1:1",
+        namespaces=[namespace_ad("/mine/data"), namespace_ad("/theirs")],
+    )
+
+    refused = live_director.advertise(ad, token=secret)
+    ad["namespaces"] = [namespace_ad("/mine"), namespace_ad("/mine/data")]
+    accepted = live_director.advertise(ad, token=secret)
+
+    assert refused.status_code == 403
+    assert "/theirs" in refused.json()["msg"] and "/mine/data" not in refused.json()["msg"]
+    assert accepted.status_code == 200, accepted.text
+    assert sorted(Namespace.objects.values_list("path", flat=True)) == ["/mine", "/mine/data"]
+
+
+def test_a_limited_cache_token_still_serves_the_pelican_paths(live_director):
+    _, secret = RegistrationToken.issue("/caches/cache-a", namespaces=["/mine"])
+    ad = make_ad(
+        "cache-a",
+        "cache",
+        "http://127.0.0.1:1",
+        namespaces=[namespace_ad("/mine"), namespace_ad("/pelican/monitoring")],
+    )
+
+    assert live_director.advertise(ad, token=secret).status_code == 200
+
+
 # --- 400: malformed bodies -----------------------------------------------------------------
 
 
@@ -371,6 +405,89 @@ def test_a_json_array_body_gets_400(live_director):
 
     assert_error(answer, 400, "'body'")
     assert_nothing_stored()
+
+
+# --- 400: values that would break response headers or do not fit the registry ------------
+
+
+PROTECTED = caps(Read=True)
+
+
+def issuer_ad(**issuer: object) -> dict[str, object]:
+    return make_ad(
+        "origin-a",
+        "origin",
+        "http://127.0.0.1:1",
+        namespaces=[namespace_ad("/ns", Caps=PROTECTED, **issuer)],
+    )
+
+
+@pytest.mark.parametrize(
+    ("issuer", "field"),
+    [
+        (
+            {"token-issuer": [{"issuer": "https://a.example\r\nX-Evil: 1", "base-paths": []}]},
+            "namespaces.0.token-issuer.0.issuer",
+        ),
+        (
+            {"token-issuer": [{"issuer": {"Scheme": "https", "Host": "a\r\nb"}}]},
+            "namespaces.0.token-issuer.0.issuer",
+        ),
+        ({"token-issuer": [{"issuer": "https://日本.example"}]}, "namespaces.0.token-issuer"),
+        (
+            {"token-generation": [{"strategy": "OAuth2, x=1", "issuer": "https://a.example"}]},
+            "namespaces.0.token-generation.0.strategy",
+        ),
+        (
+            {"token-issuer": [{"issuer": "https://a.example", "base-paths": ["/a;b"]}]},
+            "namespaces.0.token-issuer.0.base-paths.0",
+        ),
+    ],
+)
+def test_an_ad_whose_values_would_break_response_headers_is_refused(live_director, issuer, field):
+    answer = live_director.advertise(issuer_ad(**issuer))
+
+    assert answer.status_code == 400, answer.text
+    assert field in answer.json()["msg"]
+    assert not Server.objects.exists()
+
+
+@pytest.mark.parametrize(
+    ("fields", "field"),
+    [
+        ({"data-url": "http://日本.example:8443"}, "data-url"),
+        ({"version": "7" * 101}, "version"),
+        ({"storageType": "posix\x00"}, "storageType"),
+        ({"name": "a\x00b"}, "name"),
+    ],
+)
+def test_values_that_do_not_fit_the_registry_are_a_400_not_a_500(live_director, fields, field):
+    ad = make_ad("origin-a", "origin", "http://127.0.0.1:1")
+    ad.update(fields)
+
+    answer = live_director.advertise(ad)
+
+    assert answer.status_code == 400, answer.text
+    assert f"field '{field}'" in answer.json()["msg"]
+
+
+def test_a_namespace_with_a_comma_is_refused(live_director):
+    answer = live_director.advertise(
+        make_ad("origin-a", "origin", "http://127.0.0.1:1", namespaces=[namespace_ad("/a,b")])
+    )
+
+    assert answer.status_code == 400
+    assert "must not contain ," in answer.json()["msg"]
+
+
+def test_an_unknown_downtime_class_is_refused(live_director):
+    downtime = {"id": 1, "class": "WHENEVER", "startTime": 0, "endTime": -1}
+    answer = live_director.advertise(
+        make_ad("origin-a", "origin", "http://127.0.0.1:1", downtimes=[downtime])
+    )
+
+    assert answer.status_code == 400
+    assert "downtimes.0.class" in answer.json()["msg"]
 
 
 # --- re-advertisement ------------------------------------------------------------------------
@@ -540,6 +657,23 @@ def test_an_already_expired_ad_is_refused(live_director):
 
     assert_error(answer, 400, "expired")
     assert_nothing_stored()
+
+
+def test_an_expiry_in_year_9999_is_cut_to_seven_days(live_director):
+    now = dt.datetime.now(dt.UTC)
+    ad = make_ad(
+        "origin-a",
+        "origin",
+        "http://127.0.0.1:1",
+        now=(now - dt.timedelta(hours=1)).isoformat(),
+        expiry="9999-12-31T23:59:59-14:00",
+    )
+
+    answer = live_director.advertise(ad)
+
+    assert answer.status_code == 200, answer.text
+    expires = Server.objects.get(name="origin-a").expires_at
+    assert dt.timedelta(days=6, hours=23) < expires - now <= dt.timedelta(days=7, minutes=1)
 
 
 def test_an_expired_server_leaves_routing_without_any_request_or_job(live_director):

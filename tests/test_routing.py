@@ -3,9 +3,9 @@ from __future__ import annotations
 import base64
 import json
 import random
-from collections.abc import Mapping, Sequence
 
 import pytest
+from helpers import FakeAvailability
 
 from director.geo import Coordinate
 from director.routing import Presence, RedirectRequest, RedirectResult, decide
@@ -84,25 +84,6 @@ def jwt(**claims: object) -> str:
 
 EXPIRED_JWT = jwt(iat=NOW - 3600, exp=NOW - 5)
 VALID_JWT = jwt(iat=NOW - 60, exp=NOW + 3600)
-
-
-class FakeAvailability:
-    """The availability seam: answers from a fixed map and records every call."""
-
-    def __init__(self, answers: Mapping[str, Presence] | None = None) -> None:
-        self.answers = dict(answers or {})
-        self.calls: list[tuple[list[str], str, str, str, float]] = []
-
-    def __call__(
-        self,
-        servers: Sequence[ServerView],
-        path: str,
-        namespace: NamespaceView,
-        token: str,
-        deadline: float,
-    ) -> Mapping[str, Presence]:
-        self.calls.append(([s.name for s in servers], path, namespace.path, token, deadline))
-        return self.answers
 
 
 def names(result: RedirectResult) -> list[str]:

@@ -8,11 +8,11 @@ import itertools
 import math
 import random
 from collections import Counter
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 
 import gevent
 import pytest
-from helpers import make_ad
+from helpers import FakeAvailability, make_ad
 
 from director import registry
 from director.geo import Coordinate
@@ -101,29 +101,6 @@ def request(*, to_origin: bool = False, **fields) -> RedirectRequest:
         deadline=NOW + 2.5,
         **fields,
     )
-
-
-class StatSeam:
-    """The availability seam answering with real StatResults through presence_of, as the
-    stat engine's results are mapped; records which servers each call asked about."""
-
-    def __init__(self, results: Mapping[str, StatResult] | None = None) -> None:
-        self.results = dict(results or {})
-        self.calls: list[tuple[list[str], str]] = []
-
-    def __call__(
-        self,
-        servers: Sequence[ServerView],
-        path: str,
-        namespace: NamespaceView,
-        token: str,
-        deadline: float,
-    ) -> Mapping[str, Presence]:
-        self.calls.append(([s.name for s in servers], token))
-        return {
-            s.name: presence_of(s, self.results.get(s.name, StatResult(Outcome.TIMEOUT)))
-            for s in servers
-        }
 
 
 def held(age: int = 120) -> StatResult:
@@ -356,14 +333,14 @@ def test_the_health_penalty_lowers_the_status_weight_only_after_the_grace():
 def test_only_the_nearest_working_set_is_statted_and_can_be_answered():
     caches = eight_caches()
     snap = snapshot(caches, sort_method="adaptive", adaptive_working_set=3)
-    seam = StatSeam({c.name: held() for c in caches})
+    seam = FakeAvailability.statting({c.name: held() for c in caches})
 
     for seed in range(100):
         seam.calls.clear()
         trace = Trace()
         result = decide(request(), snap, availability=seam, rng=random.Random(seed), trace=trace)
 
-        assert seam.calls == [(["hotel", "bravo", "foxtrot"], "")]
+        assert seam.asked == [(["hotel", "bravo", "foxtrot"], "")]
         assert sorted(names(result)) == ["bravo", "foxtrot", "hotel"]
         assert set(trace.weights) == {"hotel", "bravo", "foxtrot"}
         assert trace.excluded == dict.fromkeys(
@@ -374,7 +351,7 @@ def test_only_the_nearest_working_set_is_statted_and_can_be_answered():
 @pytest.mark.parametrize(("configured", "statted"), [(1, 3), (3, 3), (5, 5), (6, 6), (20, 8)])
 def test_the_working_set_has_at_least_three_caches(configured, statted):
     caches = eight_caches()
-    seam = StatSeam()
+    seam = FakeAvailability.statting()
     snap = snapshot(caches, sort_method="adaptive", adaptive_working_set=configured)
 
     decide(request(), snap, availability=seam, rng=random.Random(1))
@@ -383,7 +360,7 @@ def test_the_working_set_has_at_least_three_caches(configured, statted):
 
 
 def test_the_default_working_set_is_six():
-    seam = StatSeam()
+    seam = FakeAvailability.statting()
 
     decide(request(), snapshot(eight_caches(), sort_method="adaptive"), availability=seam)
 
@@ -393,7 +370,7 @@ def test_the_default_working_set_is_six():
 def test_caches_in_an_error_state_never_enter_the_working_set():
     caches = eight_caches()
     caches[0] = server("hotel", (40.8136, -96.2), status=ServerStatus.CRITICAL)
-    seam = StatSeam()
+    seam = FakeAvailability.statting()
     trace = Trace()
 
     result = decide(
@@ -403,14 +380,14 @@ def test_caches_in_an_error_state_never_enter_the_working_set():
         trace=trace,
     )
 
-    assert seam.calls == [(["bravo", "foxtrot", "alpha"], "")]
+    assert seam.asked == [(["bravo", "foxtrot", "alpha"], "")]
     assert "hotel" not in names(result)
     assert trace.excluded["hotel"] == "status critical"
 
 
 @pytest.mark.parametrize("method", ["distance", "distanceAndLoad", "random"])
 def test_caches_are_not_statted_by_the_other_sort_methods(method):
-    seam = StatSeam()
+    seam = FakeAvailability.statting()
     trace = Trace()
 
     result = decide(
@@ -432,7 +409,7 @@ def test_caches_are_not_statted_by_the_other_sort_methods(method):
     ids=["skipstat", "check_cache_presence off", "protected without a token"],
 )
 def test_cache_stats_are_skipped(fields, settings, namespace_caps):
-    seam = StatSeam()
+    seam = FakeAvailability.statting()
     trace = Trace()
     snap = snapshot(
         eight_caches(), sort_method="adaptive", namespace_caps=namespace_caps, **settings
@@ -447,13 +424,13 @@ def test_cache_stats_are_skipped(fields, settings, namespace_caps):
 
 
 def test_a_protected_namespace_is_statted_with_the_clients_token():
-    seam = StatSeam()
+    seam = FakeAvailability.statting()
     snap = snapshot(eight_caches(), sort_method="adaptive", namespace_caps=PROTECTED)
 
     decide(request(authorization="Bearer opaque-token"), snap, availability=seam)
     decide(request(query=(("authz", "query-token"),)), snap, availability=seam)
 
-    assert [token for _, token in seam.calls] == ["opaque-token", "query-token"]
+    assert [token for _, token in seam.asked] == ["opaque-token", "query-token"]
 
 
 @pytest.mark.parametrize(
@@ -492,7 +469,7 @@ def test_the_trace_holds_the_distance_status_and_availability_weights():
         server("san-diego", SAN_DIEGO, status_weight=0.25),
         server("amsterdam", AMSTERDAM),
     ]
-    seam = StatSeam(
+    seam = FakeAvailability.statting(
         {"madison": held(), "chicago": missing(), "san-diego": proxied(), "amsterdam": held(0)}
     )
     trace = Trace()
@@ -527,7 +504,7 @@ def test_the_trace_holds_the_distance_status_and_availability_weights():
 
 def test_an_absent_cache_is_kept_but_weighed_down():
     caches = [server("holder", MADISON), server("empty", MADISON)]
-    seam = StatSeam({"holder": held(), "empty": missing()})
+    seam = FakeAvailability.statting({"holder": held(), "empty": missing()})
     snap = snapshot(caches, sort_method="adaptive")
     rng = random.Random(99)
 
@@ -540,7 +517,7 @@ def test_an_absent_cache_is_kept_but_weighed_down():
 
 def test_a_cache_answering_without_age_does_not_weigh_as_much_as_one_holding_the_object():
     caches = [server("holder", MADISON), server("proxying", MADISON)]
-    seam = StatSeam({"holder": held(), "proxying": proxied()})
+    seam = FakeAvailability.statting({"holder": held(), "proxying": proxied()})
     trace = Trace()
 
     decide(request(), snapshot(caches, sort_method="adaptive"), availability=seam, trace=trace)
@@ -554,7 +531,9 @@ def test_origins_under_adaptive_are_ranked_present_first():
         server("middle", CHICAGO, ServerKind.ORIGIN),
         server("far", AMSTERDAM, ServerKind.ORIGIN),
     ]
-    seam = StatSeam({"near": StatResult(Outcome.TIMEOUT), "middle": missing(), "far": proxied()})
+    seam = FakeAvailability.statting(
+        {"near": StatResult(Outcome.TIMEOUT), "middle": missing(), "far": proxied()}
+    )
     snap = snapshot([], origins, sort_method="adaptive")
 
     for seed in range(50):

@@ -7,6 +7,7 @@ import re
 from pathlib import Path
 
 import pytest
+from django.core.exceptions import ValidationError
 
 from director import presence
 from director.models import StatSettings
@@ -47,6 +48,14 @@ def test_a_stored_row_is_read_back_field_by_field() -> None:
     assert StatSettings.current() == dataclasses.replace(
         DEFAULT_SETTINGS, stat_timeout=1.25, sort_method=SortMethod.ADAPTIVE
     )
+
+
+def test_a_redirect_deadline_that_cuts_every_stat_short_is_refused(db):
+    row = StatSettings.load()
+    row.stat_timeout, row.redirect_timeout = 2.0, 2.05
+
+    with pytest.raises(ValidationError, match="hung server would never be ejected"):
+        row.full_clean()
 
 
 def test_the_stat_engine_config_is_derived_from_the_settings() -> None:
