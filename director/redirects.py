@@ -3,9 +3,9 @@ redirect views, ``manage.py explain`` and ``manage.py stat``, so that the three 
 drift apart.
 
 ``new_request`` describes a request the same way for all three (clock, deadline, request
-ID); ``decide`` runs it against a snapshot with the process's stat engine (or a given
-availability) and the start-up grace, and returns a ``Decision``: the result, the trace
-of why, and every stat result.
+ID); ``decide`` runs it against a snapshot with the process's stat engine (or stat results
+in hand) and the start-up grace, and returns a ``Decision``: the result, the trace of
+why, and every stat result.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from director import presence, registry, routing
 from director.geo import Coordinate, LocationSource
 from director.snapshot import ServerView, Snapshot
 from director.stat import StatResult
+from director.wire.documents import DebugCoordinate, DebugServer, debug_document
 
 _rng = random.Random()
 
@@ -32,40 +33,35 @@ class Decision:
     stat_results: Mapping[str, StatResult] = field(default_factory=dict)
 
     def debug_document(self, snapshot: Snapshot, ip: str) -> dict[str, object]:
-        """The ``X-Pelican-Debug: true`` body (reference 2.8: clientInfo, serversInfo,
-        directorSortMethod), plus why each server was left out, what its stat said, and
-        the final order."""
+        """The ``X-Pelican-Debug: true`` body of this decision (``wire.documents``)."""
         trace = self.trace
-        client = trace.client
-        servers_info = {}
+        servers = []
         for name, weights in trace.weights.items():
             server = snapshot.servers[name]
-            servers_info[server.url] = {
-                "Coordinate": coordinate_json(
-                    server.latitude or 0.0, server.longitude or 0.0, server.location_source
-                ),
-                "RedirectWeights": {
-                    "distanceWeight": weights.distance,
-                    "ioLoadWeight": weights.io_load,
-                    "statusWeight": weights.status,
-                    "availabilityWeight": weights.availability,
-                },
-            }
-        return {
-            "clientInfo": {
-                "Coordinate": coordinate_json(
-                    client.latitude if client else 0.0,
-                    client.longitude if client else 0.0,
-                    client.source if client else LocationSource.UNKNOWN,
-                ),
-                "ipAddr": ip,
-            },
-            "serversInfo": servers_info,
-            "directorSortMethod": trace.method,
-            "namespace": trace.namespace,
-            "order": trace.chosen,
-            "excluded": trace.excluded,
-            "stat": {
+            servers.append(
+                DebugServer(
+                    url=server.url,
+                    coordinate=DebugCoordinate(
+                        server.latitude or 0.0, server.longitude or 0.0, server.location_source
+                    ),
+                    distance=weights.distance,
+                    io_load=weights.io_load,
+                    status=weights.status,
+                    availability=weights.availability,
+                )
+            )
+        client = trace.client
+        return debug_document(
+            client=DebugCoordinate(client.latitude, client.longitude, client.source)
+            if client
+            else DebugCoordinate(0.0, 0.0, LocationSource.UNKNOWN),
+            ip=ip,
+            servers=servers,
+            sort_method=trace.method,
+            namespace=trace.namespace,
+            order=trace.chosen,
+            excluded=trace.excluded,
+            stat={
                 name: (
                     self.stat_results[name].outcome.value
                     if name in self.stat_results
@@ -73,18 +69,7 @@ class Decision:
                 )
                 for name, verdict in trace.presence.items()
             },
-        }
-
-
-def coordinate_json(latitude: float, longitude: float, source: LocationSource) -> dict[str, object]:
-    """Pelican's ``Coordinate`` JSON (a random point counts as coming from its TTL cache)."""
-    return {
-        "Lat": latitude,
-        "Long": longitude,
-        "AccuracyRadius": 0,
-        "Source": source,
-        "FromTTLCache": source == LocationSource.RANDOM,
-    }
+        )
 
 
 def new_request(

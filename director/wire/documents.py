@@ -1,6 +1,10 @@
-"""JSON documents in Pelican's shapes that are not ads: federation discovery."""
+"""JSON documents in Pelican's shapes that are not ads: federation discovery and the
+redirect debug body."""
 
 from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 
 
 def discovery_document(base: str) -> dict[str, str]:
@@ -12,4 +16,70 @@ def discovery_document(base: str) -> dict[str, str]:
         "namespace_registration_endpoint": base,
         "jwks_uri": f"{base}/.well-known/issuer.jwks",
         "broker_endpoint": base,
+    }
+
+
+@dataclass(frozen=True, slots=True)
+class DebugCoordinate:
+    latitude: float
+    longitude: float
+    source: str  # declared, override, maxmind, random, or "" (unknown)
+
+
+@dataclass(frozen=True, slots=True)
+class DebugServer:
+    """One ranked server of a redirect and its RedirectWeights."""
+
+    url: str
+    coordinate: DebugCoordinate
+    distance: float
+    io_load: float
+    status: float
+    availability: float
+
+
+def coordinate_json(coordinate: DebugCoordinate) -> dict[str, object]:
+    """Pelican's ``Coordinate`` JSON (a random point counts as coming from its TTL cache)."""
+    return {
+        "Lat": coordinate.latitude,
+        "Long": coordinate.longitude,
+        "AccuracyRadius": 0,
+        "Source": coordinate.source,
+        "FromTTLCache": coordinate.source == "random",
+    }
+
+
+def debug_document(
+    *,
+    client: DebugCoordinate,
+    ip: str,
+    servers: Sequence[DebugServer],
+    sort_method: str,
+    namespace: str,
+    order: Sequence[str],
+    excluded: Mapping[str, str],
+    stat: Mapping[str, str],
+) -> dict[str, object]:
+    """The ``X-Pelican-Debug: true`` body (reference 2.8: clientInfo, serversInfo,
+    directorSortMethod), plus what Pelican does not say: the namespace, the final order,
+    why each left-out server was left out, and each stat outcome."""
+    return {
+        "clientInfo": {"Coordinate": coordinate_json(client), "ipAddr": ip},
+        "serversInfo": {
+            server.url: {
+                "Coordinate": coordinate_json(server.coordinate),
+                "RedirectWeights": {
+                    "distanceWeight": server.distance,
+                    "ioLoadWeight": server.io_load,
+                    "statusWeight": server.status,
+                    "availabilityWeight": server.availability,
+                },
+            }
+            for server in servers
+        },
+        "directorSortMethod": sort_method,
+        "namespace": namespace,
+        "order": list(order),
+        "excluded": dict(excluded),
+        "stat": dict(stat),
     }
