@@ -13,6 +13,7 @@ from django.urls import reverse
 from django.utils import timezone
 
 from director.models import (
+    CapabilityFields,
     Downtime,
     GeoIPOverride,
     Namespace,
@@ -24,7 +25,7 @@ from director.models import (
 from director.registry import registry_changed
 
 _ModelT = TypeVar("_ModelT", bound=Model)
-CAPABILITY_FIELDS = ("public_reads", "reads", "writes", "listings", "direct_reads", "copies")
+CAPABILITY_FIELDS = tuple(name for name, _ in CapabilityFields.CAPABILITY_FIELDS)
 # What an advertisement sets: read-only for advertised servers (the next ad would undo an edit).
 ADVERTISED_SERVER_FIELDS = (
     "name",
@@ -155,7 +156,8 @@ class ServerAdmin(RegistryAdmin[Server]):
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Server]:
         queryset: QuerySet[Server] = super().get_queryset(request)
-        return queryset.annotate(_namespace_count=Count("namespaces"))
+        # The routing column reads each row's downtimes.
+        return queryset.annotate(_namespace_count=Count("namespaces")).prefetch_related("downtimes")
 
     def get_readonly_fields(
         self, request: HttpRequest, obj: Server | None = None

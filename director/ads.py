@@ -85,10 +85,8 @@ def parse_status(raw: str) -> ServerStatus:
         return ServerStatus.UNKNOWN
 
 
-def check_token(
-    kind: str, token: models.RegistrationToken, registry_prefix: str
-) -> models.RegistrationToken:
-    """``token`` (the live token the bearer secret named) when it may send this ad."""
+def check_token(kind: str, token: models.RegistrationToken, registry_prefix: str) -> None:
+    """Refuse the ad unless ``token`` (the live token the bearer secret named) may send it."""
     prefix_kind = registry_prefix_kind(registry_prefix)
     if prefix_kind is None:
         raise AdRejected(
@@ -102,7 +100,6 @@ def check_token(
         )
     if token.registry_prefix != registry_prefix:
         raise AdRejected(403, f"The token is not a live registration token for {registry_prefix}")
-    return token
 
 
 def record_advertisement(

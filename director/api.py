@@ -44,13 +44,14 @@ from director.schemas import (
 from director.snapshot import NamespaceView
 from director.views import external_url
 from director.wire.ads import AdvertisementIn
+from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import PathError, clean_path
 from director.wire.types import Capability, ServerKind
 
 INSTANCE_ID = uuid.uuid4().hex
 MAX_AD_BYTES = 1024 * 1024
-MONITORING_NAMESPACE = NamespaceView(
-    path="/pelican/monitoring", capabilities=Capability.PUBLIC_READS | Capability.READS
+MONITORING_NAMESPACE_VIEW = NamespaceView(
+    path=MONITORING_NAMESPACE, capabilities=Capability.PUBLIC_READS | Capability.READS
 )
 DEPRECATED_V1_LISTING = "Deprecated API: use GET /api/v2.0/director/listNamespaces"
 
@@ -187,7 +188,7 @@ def list_namespaces(request: HttpRequest) -> list[NamespaceAdOut]:
         if server.kind is ServerKind.ORIGIN and server.routable(now)
         for namespace in snapshot.namespaces_by_server[name]
     ]
-    listing.append(NamespaceAdOut.from_view(MONITORING_NAMESPACE))
+    listing.append(NamespaceAdOut.from_view(MONITORING_NAMESPACE_VIEW))
     return listing
 
 

@@ -281,34 +281,38 @@ class ClientLocator:
         remembered = self._recent.get(client_ip)
         if remembered is not None and remembered[1] is overrides:
             return remembered[2]
-        found = self._resolve(client_ip, overrides)
-        until = self._clock() + RECENT_SECONDS
-        if found.source is LocationSource.RANDOM:  # never past the end of the sticky assignment
-            until = min(until, self._sticky[client_ip][0])
+        found, sticky_until = self._resolve(client_ip, overrides)
+        # Never past the end of a sticky random assignment.
+        until = min(self._clock() + RECENT_SECONDS, sticky_until)
         self._recent[client_ip] = (until, overrides, found)
         return found
 
-    def _resolve(self, client_ip: str, overrides: Sequence[Override]) -> Coordinate:
+    def _resolve(self, client_ip: str, overrides: Sequence[Override]) -> tuple[Coordinate, float]:
+        """(coordinate, until when it may be remembered: forever but for random points)."""
         address = parse_address(client_ip)
         if address is not None:
             override = match_override(address, overrides)
             if override is not None:
-                return Coordinate(
+                located = Coordinate(
                     override.latitude, override.longitude, source=LocationSource.OVERRIDE
                 )
+                return located, math.inf
             if self.database is not None:
                 found, _ = self.database.lookup(address)
                 if found is not None:
-                    return found
+                    return found, math.inf
         return self._sticky_random(client_ip)
 
-    def _sticky_random(self, key: str) -> Coordinate:
+    def _sticky_random(self, key: str) -> tuple[Coordinate, float]:
+        """The address's random point and until when it holds (one read of the cache:
+        an entry may lapse between two)."""
         entry = self._sticky.get(key)
         if entry is not None:
-            return entry[1]
+            return entry[1], entry[0]
+        until = self._clock() + self._sticky_seconds
         point = self.region.random_point(self._rng)
-        self._sticky[key] = (self._clock() + self._sticky_seconds, point)
-        return point
+        self._sticky[key] = (until, point)
+        return point, until
 
 
 def server_coordinate(

@@ -98,6 +98,13 @@ def effective_status_weight(
     return weight
 
 
+def _health_status(value: str) -> HealthStatus:
+    try:
+        return HealthStatus(value)
+    except ValueError:  # only raw SQL stores a value outside the choices
+        return HealthStatus.UNKNOWN
+
+
 def _server_view(
     server: models.Server,
     settings: DirectorSettings,
@@ -132,7 +139,7 @@ def _server_view(
         downtimes=tuple(downtime.window() for downtime in server.downtimes.all()),
         stat_concurrency_limit=server.stat_concurrency_limit,
         status_weight=effective_status_weight(server, settings, now),
-        health_status=HealthStatus(server.health_status),
+        health_status=_health_status(server.health_status),
         health_tests=not server.director_test_disabled,
     )
 
@@ -211,8 +218,11 @@ def registry_changed() -> None:
     their next poll. ORM writes made elsewhere (a shell, a script) must call this too.
     """
     if connection.in_atomic_block and any(
+        # Django keeps pending callbacks as (savepoint ids, callback, robust) and drops
+        # them on rollback: a pending one means this transaction recorded its change.
+        # (Not a public API: tests/test_registry_changes.py pins the behaviour.)
         entry[1] is _rebuild_if_behind
-        for entry in connection.run_on_commit  # (ids, callback, robust)
+        for entry in connection.run_on_commit
     ):
         return  # this transaction has recorded its change already
     updated = models.RegistryState.objects.filter(pk=1).update(generation=F("generation") + 1)

@@ -65,7 +65,7 @@ _UNROUTABLE_LABELS = {
 }
 _UNROUTABLE_FILTERED_TYPES = {
     Unroutable.DISABLED: "Disabled in the director admin",
-    Unroutable.EXPIRED: "Advertisement expired",
+    Unroutable.EXPIRED: "Expired",
     Unroutable.SHUTTING_DOWN: "Server is shutting down",
     Unroutable.DOWNTIME: "In downtime",
 }

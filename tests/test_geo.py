@@ -488,6 +488,23 @@ def test_a_random_point_is_sticky_per_address_for_20_minutes(clock):
     assert locator.locate("", UNKNOWN_CLIENT) == again
 
 
+def test_a_sticky_point_that_lapses_while_it_is_looked_up_is_still_an_answer():
+    """The clock moves on during one lookup (a busy loop): the sticky point read at its
+    last valid moment is the answer, and nothing reads the memory again to fail."""
+    readings: list[float] = []
+
+    def clock() -> float:
+        return readings.pop(0) if len(readings) > 1 else readings[0]
+
+    locator = ClientLocator(None, rng=random.Random(4), clock=clock)
+    readings[:] = [0.0]
+    first = locator.locate("", UNKNOWN_CLIENT)
+    # A new override list: the short-lived memory misses; the sticky point is read at
+    # its last valid moment, and the clock has passed it by the end of the lookup.
+    readings[:] = [20 * 60 - 0.001, 20 * 60 - 0.001, 20 * 60]
+    assert locator.locate("", UNKNOWN_CLIENT, overrides=[]) == first
+
+
 def test_the_sticky_memory_holds_a_bounded_number_of_addresses(clock):
     locator = ClientLocator(None, rng=random.Random(4), clock=clock, sticky_capacity=2)
     first = locator.locate("", "100.64.0.1")

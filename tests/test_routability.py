@@ -105,3 +105,12 @@ def test_explain_gives_each_left_out_server_its_reason(servers):
         if expected is not None:
             assert lines[name].excluded == expected.value, name
     assert lines["routable"].rank == 1
+
+
+def test_a_stored_value_outside_the_choices_does_not_break_the_snapshot(db):
+    """Raw SQL can store any string; routing still builds, reading it as unknown."""
+    configure_director()
+    create_server("odd", "origin", "http://127.0.0.1:9001", rebuild=False)
+    Server.objects.filter(name="odd").update(health_status="Degraded", status="sleepy")
+    view = registry.rebuild().servers["odd"]
+    assert (view.health_status, view.status) == ("Unknown", ServerStatus.UNKNOWN)

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import pytest
 from django.core.exceptions import ValidationError
+from django.db.migrations.loader import MigrationLoader
 
 from director import presence
 from director.models import StatSettings
@@ -27,6 +28,15 @@ def test_the_settings_row_has_exactly_the_fields_of_the_dataclass() -> None:
 @pytest.mark.parametrize("name", SETTING_NAMES)
 def test_a_fresh_settings_row_has_the_dataclass_default(name: str) -> None:
     assert getattr(StatSettings(), name) == getattr(DEFAULT_SETTINGS, name)
+
+
+@pytest.mark.parametrize("name", SETTING_NAMES)
+def test_the_migrations_give_the_column_the_dataclass_default(name: str) -> None:
+    """The model derives its defaults from the dataclass, so the row agrees by
+    construction; the migrated schema is what a database really has."""
+    state = MigrationLoader(None, ignore_no_migrations=True).project_state()
+    migrated = state.models["director", "statsettings"].get_field(name)
+    assert migrated.default == getattr(DEFAULT_SETTINGS, name)
 
 
 def test_an_unsaved_row_turns_into_the_default_settings() -> None:

@@ -81,10 +81,6 @@ class RegistrationToken(models.Model):
         key = path.rstrip("/") + "/"
         return any(key.startswith(prefix.rstrip("/") + "/") for prefix in allowed)
 
-    @property
-    def kind(self) -> str | None:
-        return registry_prefix_kind(self.registry_prefix)
-
     @classmethod
     def issue(
         cls, registry_prefix: str, description: str = "", namespaces: list[str] | None = None

@@ -11,7 +11,6 @@ import gc
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress
-from typing import Any
 
 from greenlet import greenlet
 from prometheus_client import REGISTRY, Counter, Histogram
@@ -34,8 +33,8 @@ REQUEST_DURATION = Histogram(
 )
 
 
-_redirect_children: dict[tuple[str, str], Any] = {}
-_duration_children: dict[str, Any] = {}
+_redirect_children: dict[tuple[str, str], Counter] = {}
+_duration_children: dict[str, Histogram] = {}
 
 
 def count_redirect(destination: str, status_code: int) -> None:

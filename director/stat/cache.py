@@ -37,8 +37,7 @@ class PresenceCache:
         return int(self._entries.maxsize)
 
     def __len__(self) -> int:
-        """Entries that have not expired (expired ones are dropped first)."""
-        self._entries.expire()
+        """Entries that have not expired (cachetools drops the expired ones first)."""
         return len(self._entries)
 
     def configure(self, capacity: int, ttl: float) -> None:

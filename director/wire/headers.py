@@ -10,7 +10,7 @@ from collections.abc import Iterable, Sequence
 from typing import Protocol
 from urllib.parse import quote_plus, urlsplit
 
-from director.wire.healthfiles import MONITORING_PREFIX
+from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import go_path_escape, path_depth
 from director.wire.types import TokenGeneration, TokenIssuer
 
@@ -186,7 +186,7 @@ def redirect_body(location: str) -> bytes:
     return f'<a href="{go_html_escape(location)}">Temporary Redirect</a>.\n\n'.encode()
 
 
-MONITORING_NAMESPACE_HEADER = "namespace=/pelican/monitoring, require-token=false"
+MONITORING_NAMESPACE_HEADER = f"namespace={MONITORING_NAMESPACE}, require-token=false"
 
 
 def monitoring_redirect_headers(
@@ -204,7 +204,7 @@ def monitoring_redirect_headers(
     location = f"{base}{escaped}" + (f"?{encoded}" if encoded else "")
     lines = [
         ("Location", location),
-        ("Link", link_header([f"{base}{escaped}"], path_depth(path, MONITORING_PREFIX[:-1]))),
+        ("Link", link_header([f"{base}{escaped}"], path_depth(path, MONITORING_NAMESPACE))),
         ("X-Pelican-Namespace", MONITORING_NAMESPACE_HEADER),
         ("X-Pelican-JobId", request_id),
     ]

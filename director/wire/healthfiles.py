@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
 
-MONITORING_PREFIX = "/pelican/monitoring/"
-TEST_DIRECTORY = "/pelican/monitoring/directorTest"
+MONITORING_NAMESPACE = "/pelican/monitoring"  # the federation's own, served by the director
+MONITORING_PREFIX = MONITORING_NAMESPACE + "/"
+TEST_DIRECTORY = f"{MONITORING_NAMESPACE}/directorTest"
 TEST_TEXT = "This object was created by the Pelican director-test functionality"
 _TEST_NAME = re.compile(r"(?P<kind>director|self)-test-(?P<stamp>[^/]+?)\.(?P<ext>[A-Za-z0-9]+)")
 
