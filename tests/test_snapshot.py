@@ -1,5 +1,8 @@
 from __future__ import annotations
 
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
 from director.snapshot import (
     DirectorSettings,
     DowntimeWindow,
@@ -275,3 +278,83 @@ def test_a_server_defined_in_the_admin_never_expires():
 def test_namespace_requires_a_token_unless_public_reads():
     assert NamespaceView("/p", Capability.PUBLIC_READS).require_token is False
     assert NamespaceView("/p", Capability.READS | Capability.LISTINGS).require_token is True
+
+
+# apply: a change's delta
+
+
+def test_apply_replaces_one_server_and_leaves_the_others_untouched():
+    base = build(
+        (server("o-1"), ["/a", "/b"]),
+        (server("o-2"), ["/a"]),
+        (server("c-1", ServerKind.CACHE), ["/a"]),
+    )
+    moved = server("o-1", auth_url="https://moved.example.org")
+    after = base.apply(8, [(moved, [namespace("/b"), namespace("/c")])])
+
+    assert after.generation == 8
+    assert after.servers["o-1"] is moved
+    assert after.servers["o-2"] is base.servers["o-2"]
+    assert names(after.by_prefix["/a/"]) == ["o-2", "c-1"]
+    assert names(after.by_prefix["/c/"]) == ["o-1"]
+    assert after.by_prefix["/b/"][0].server is moved
+    # The base is immutable: requests holding it see it whole.
+    assert names(base.by_prefix["/a/"]) == ["o-1", "o-2", "c-1"]
+    assert "/c/" not in base.by_prefix
+
+
+def test_apply_removes_a_server_and_a_prefix_nobody_else_serves():
+    base = build((server("o-1"), ["/a", "/only"]), (server("o-2"), ["/a"]))
+    after = base.apply(8, removals=["o-1"])
+    assert set(after.servers) == {"o-2"}
+    assert "/only/" not in after.by_prefix
+    assert names(after.by_prefix["/a/"]) == ["o-2"]
+    assert after.longest_match("/only/x", NOW) == ("", ())
+
+
+def test_apply_keeps_the_routable_memo_of_untouched_prefixes_only():
+    base = build((server("o-1"), ["/a"]), (server("o-2"), ["/b"]))
+    base.longest_match("/a/x", NOW)
+    base.longest_match("/b/x", NOW)
+    after = base.apply(8, [(server("o-2", status=ServerStatus.SHUTTING_DOWN), [namespace("/b")])])
+    assert set(after._live) == {"/a/"}
+    assert after.longest_match("/b/x", NOW) == ("", ())
+
+
+SERVER_NAMES = ["o-1", "o-2", "o-3", "c-1", "c-2"]
+PATHS = ["/", "/a", "/a/b", "/a/b/c", "/d", "/d/e"]
+
+
+def _views(name: str, paths: list[str], version: int) -> tuple[ServerView, list[NamespaceView]]:
+    kind = ServerKind.CACHE if name.startswith("c") else ServerKind.ORIGIN
+    view = server(name, kind, version=str(version))
+    return view, [namespace(path) for path in sorted(set(paths))]
+
+
+@given(
+    initial=st.dictionaries(st.sampled_from(SERVER_NAMES), st.lists(st.sampled_from(PATHS))),
+    changes=st.lists(
+        st.tuples(
+            st.sampled_from(SERVER_NAMES),
+            st.one_of(st.none(), st.lists(st.sampled_from(PATHS))),  # None: removed
+        ),
+        max_size=12,
+    ),
+)
+@settings(max_examples=200, deadline=None)
+def test_any_sequence_of_deltas_equals_a_build_of_the_result(initial, changes):
+    current = {name: _views(name, paths, 0) for name, paths in initial.items()}
+    snapshot = Snapshot.build(1, DirectorSettings(), current.values())
+    for version, (name, paths) in enumerate(changes, start=1):
+        if paths is None:
+            current.pop(name, None)
+            snapshot = snapshot.apply(version + 1, removals=[name])
+        else:
+            current[name] = _views(name, paths, version)
+            snapshot = snapshot.apply(version + 1, [current[name]])
+    rebuilt = Snapshot.build(snapshot.generation, DirectorSettings(), current.values())
+    assert snapshot.servers == rebuilt.servers
+    assert snapshot.namespaces_by_server == rebuilt.namespaces_by_server
+    assert snapshot.by_prefix == rebuilt.by_prefix
+    for path in ["/a/b/c/x", "/d/x", "/x"]:
+        assert snapshot.longest_match(path, NOW) == rebuilt.longest_match(path, NOW)
