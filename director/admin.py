@@ -50,15 +50,30 @@ class RegistryAdmin(admin.ModelAdmin[_ModelT]):
     """A ModelAdmin whose every write is one registry change.
 
     A save (with its inlines), a bulk edit, a delete or a bulk delete runs in one
-    transaction and calls ``registry_changed`` once per write; the transaction records one
-    change, which every director process follows within about a second.
+    transaction and records one change, naming the servers it touched (``servers_of``),
+    or a full one (``full_change``: settings and overrides touch every server); every
+    director process follows it within about a second.
     """
+
+    full_change = False
+
+    def servers_of(self, obj: _ModelT) -> list[int]:
+        """The primary keys of the servers a write of ``obj`` changes."""
+        return []
+
+    def _record(self, objects: list[_ModelT], *, full: bool = False) -> None:
+        servers = [pk for obj in objects for pk in self.servers_of(obj)]
+        registry_changed(servers, full=full or self.full_change)
 
     def save_model(
         self, request: HttpRequest, obj: _ModelT, form: ModelForm[_ModelT], change: bool
     ) -> None:
+        before = self._saved(obj) if change else None  # a row moved to another server
         super().save_model(request, obj, form, change)
-        registry_changed()
+        self._record([obj, *([before] if before is not None else [])])
+
+    def _saved(self, obj: _ModelT) -> _ModelT | None:
+        return type(obj)._default_manager.filter(pk=obj.pk).first()
 
     def save_related(
         self,
@@ -68,16 +83,21 @@ class RegistryAdmin(admin.ModelAdmin[_ModelT]):
         change: bool,
     ) -> None:
         super().save_related(request, form, formsets, change)
-        registry_changed()
+        self._record([form.instance])
 
     def delete_model(self, request: HttpRequest, obj: _ModelT) -> None:
+        servers = self.servers_of(obj)
         super().delete_model(request, obj)
-        registry_changed()
+        registry_changed(servers, full=self.full_change or self.deleting_is_full)
 
     def delete_queryset(self, request: HttpRequest, queryset: QuerySet[_ModelT]) -> None:
         with transaction.atomic():
+            servers = [pk for obj in queryset for pk in self.servers_of(obj)]
             super().delete_queryset(request, queryset)
-            registry_changed()
+            registry_changed(servers, full=self.full_change or self.deleting_is_full)
+
+    # A deleted server leaves no row to stamp: every process rebuilds.
+    deleting_is_full = False
 
 
 class NamespaceInline(admin.TabularInline[Namespace, Server]):
@@ -176,12 +196,22 @@ class ServerAdmin(RegistryAdmin[Server]):
             return (*always, *ADVERTISED_SERVER_FIELDS, "expires_at")
         return always
 
+    deleting_is_full = True
+
+    def servers_of(self, obj: Server) -> list[int]:
+        return [obj.pk]
+
     def save_model(
         self, request: HttpRequest, obj: Server, form: ModelForm[Server], change: bool
     ) -> None:
         if not change:
             obj.source = Source.ADMIN
-        super().save_model(request, obj, form, change)
+            super().save_model(request, obj, form, change)
+            return
+        before = Server.objects.filter(pk=obj.pk).values_list("name", flat=True).first()
+        admin.ModelAdmin.save_model(self, request, obj, form, change)
+        # A renamed server leaves its old name in every snapshot: rebuild.
+        registry_changed([obj.pk], full=before != obj.name)
 
     @admin.display(description="namespaces", ordering="_namespace_count")
     def namespace_count(self, obj: Server) -> int:
@@ -194,8 +224,9 @@ class ServerAdmin(RegistryAdmin[Server]):
 
     def _update(self, request: HttpRequest, queryset: QuerySet[Server], **changes: Any) -> int:
         with transaction.atomic():
+            servers = list(queryset.values_list("pk", flat=True))
             count = queryset.update(**changes)
-            registry_changed()
+            registry_changed(servers)
         return count
 
     @admin.action(description="Disable selected servers (leave them out of routing)")
@@ -229,6 +260,9 @@ class ServerAdmin(RegistryAdmin[Server]):
 
 @admin.register(Namespace)
 class NamespaceAdmin(RegistryAdmin[Namespace]):
+    def servers_of(self, obj: Namespace) -> list[int]:
+        return [obj.server_id]
+
     list_display = ("path", "server", "public_reads", "reads", "writes", "listings", "direct_reads")
     list_filter = ("server__kind", "public_reads", "writes", "listings")
     search_fields = ("path", "server__name")
@@ -238,6 +272,9 @@ class NamespaceAdmin(RegistryAdmin[Namespace]):
 
 @admin.register(Downtime)
 class DowntimeAdmin(RegistryAdmin[Downtime]):
+    def servers_of(self, obj: Downtime) -> list[int]:
+        return [obj.server_id]
+
     list_display = (
         "server",
         "downtime_class",
@@ -260,6 +297,8 @@ class DowntimeAdmin(RegistryAdmin[Downtime]):
 @admin.register(GeoIPOverride)
 class GeoIPOverrideAdmin(RegistryAdmin[GeoIPOverride]):
     """Address ranges placed at fixed coordinates; the form refuses invalid rows."""
+
+    full_change = True  # clients and servers anywhere may move
 
     list_display = ("network", "latitude", "longitude", "position", "description")
     list_editable = ("position",)
@@ -326,6 +365,8 @@ class RegistrationTokenAdmin(admin.ModelAdmin[RegistrationToken]):
 @admin.register(StatSettings)
 class StatSettingsAdmin(RegistryAdmin[StatSettings]):
     """One row; the list page jumps straight to it."""
+
+    full_change = True  # every server view carries weights computed with the settings
 
     fieldsets = (
         (

@@ -10,6 +10,8 @@ downtimes are replaced together, so a failing ad never leaves half a server behi
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+import json
 import logging
 from dataclasses import dataclass
 
@@ -17,8 +19,8 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from director import models
-from director.registry import registry_changed
+from director import models, registry
+from director.registry import change_generation
 from director.selection import ewma_status_weight
 from director.wire.ads import AdvertisementIn, token_generation_json, token_issuer_json
 from director.wire.types import HealthStatus, ServerStatus
@@ -149,6 +151,34 @@ def record_advertisement(
         raise AdRejected(409, f"Server {ad.name!r} was registered concurrently; retry") from None
 
 
+# The token's last use is recorded to within this: a re-advertisement every minute need
+# not write the token row every time.
+TOKEN_USE_RESOLUTION = dt.timedelta(minutes=10)
+# What a renewal writes: the one row of the server.
+RENEWAL_FIELDS = [
+    "expires_at",
+    "last_advertised_at",
+    "status_weight",
+    "status_weight_updated_at",
+    "change_seq",
+    "updated_at",
+]
+NAMESPACE_FIELDS = [
+    *(name for name, _ in models.CapabilityFields.CAPABILITY_FIELDS),
+    "token_issuers",
+    "token_generations",
+    "from_topology",
+]
+
+
+def ad_fingerprint(kind: str, ad: AdvertisementIn, version: str) -> str:
+    """SHA-256 of everything an ad says but its times: an ad with the fingerprint of the
+    stored one changes nothing but the server's expiry and weight."""
+    content = ad.model_dump(mode="json", by_alias=True, exclude={"expiry", "now"})
+    canonical = json.dumps([kind, version, content], sort_keys=True, separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
 def _store(
     kind: str,
     ad: AdvertisementIn,
@@ -157,6 +187,17 @@ def _store(
     received_at: dt.datetime,
     expires_at: dt.datetime,
 ) -> RecordedAd:
+    """One transaction, writing what changed (reference 1.6 steps 9-12):
+
+    1. A re-advertisement equal to the stored one but for its times renews the server:
+       its expiry, last-advertised time and status weight, in one row.
+    2. Anything else rewrites the server row and replaces exactly the namespaces and
+       advertised downtimes that differ.
+    Either way the server is stamped with the change's generation (``registry``).
+    """
+    version = ad.version or user_agent_version(user_agent) or "unknown"
+    fingerprint = ad_fingerprint(kind, ad, version)
+    time_constant = registry.current().settings.status_ewma_time_constant
     with transaction.atomic():
         server = models.Server.objects.select_for_update().filter(name=ad.name).first()
         created = server is None
@@ -173,24 +214,91 @@ def _store(
                 )
         else:
             server = models.Server(name=ad.name, source=models.Source.ADVERTISED, kind=kind)
-        time_constant = models.StatSettings.current().status_ewma_time_constant
-        _apply_ad(server, kind, ad, user_agent, received_at, expires_at, time_constant)
-        server.save()
-        server.namespaces.all().delete()
-        models.Namespace.objects.bulk_create(_namespace_rows(server, ad))
-        server.downtimes.filter(source=models.Source.ADVERTISED).delete()
-        models.Downtime.objects.bulk_create(_downtime_rows(server, ad))
-        token.last_used_at = received_at
-        token.save(update_fields=["last_used_at"])
-        registry_changed()
+        if not created and server.ad_fingerprint == fingerprint:
+            _renew(server, parse_status(ad.status), received_at, expires_at, time_constant)
+            server.change_seq = change_generation()
+            server.save(update_fields=RENEWAL_FIELDS)
+        else:
+            _apply_ad(server, kind, ad, version, received_at, expires_at, time_constant)
+            server.ad_fingerprint = fingerprint
+            server.change_seq = server.structure_seq = change_generation()
+            server.save()
+            _replace_namespaces(server, _namespace_rows(server, ad))
+            _replace_downtimes(server, _downtime_rows(server, ad))
+        if token.last_used_at is None or received_at - token.last_used_at >= TOKEN_USE_RESOLUTION:
+            token.last_used_at = received_at
+            token.save(update_fields=["last_used_at"])
     return RecordedAd(server=server, created=created)
+
+
+def _renew(
+    server: models.Server,
+    status: ServerStatus,
+    received_at: dt.datetime,
+    expires_at: dt.datetime,
+    time_constant: float,
+) -> None:
+    previous_at = server.status_weight_updated_at
+    server.status_weight = ewma_status_weight(
+        server.status_weight if previous_at else None,
+        (received_at - previous_at).total_seconds() if previous_at else None,
+        status,
+        time_constant,
+    )
+    server.status_weight_updated_at = received_at
+    server.expires_at = expires_at
+    server.last_advertised_at = received_at
+
+
+def _replace_namespaces(server: models.Server, wanted: list[models.Namespace]) -> None:
+    """Delete, update and insert only the namespace rows that differ from ``wanted``."""
+    existing = {row.path: row for row in server.namespaces.all()}
+    paths = {row.path for row in wanted}
+    gone = [row.pk for path, row in existing.items() if path not in paths]
+    if gone:
+        models.Namespace.objects.filter(pk__in=gone).delete()
+    added, changed = [], []
+    for row in wanted:
+        old = existing.get(row.path)
+        if old is None:
+            added.append(row)
+        elif any(getattr(old, name) != getattr(row, name) for name in NAMESPACE_FIELDS):
+            for name in NAMESPACE_FIELDS:
+                setattr(old, name, getattr(row, name))
+            changed.append(old)
+    models.Namespace.objects.bulk_create(added)
+    models.Namespace.objects.bulk_update(changed, NAMESPACE_FIELDS)
+
+
+def _downtime_key(row: models.Downtime) -> tuple[object, ...]:
+    return (
+        row.external_id,
+        row.downtime_class,
+        row.severity,
+        row.description,
+        row.starts_at,
+        row.ends_at,
+    )
+
+
+def _replace_downtimes(server: models.Server, wanted: list[models.Downtime]) -> None:
+    """The same for the advertised downtimes (those set in the admin stay)."""
+    existing = list(server.downtimes.filter(source=models.Source.ADVERTISED))
+    wanted_keys = {_downtime_key(row) for row in wanted}
+    existing_keys = {_downtime_key(row) for row in existing}
+    gone = [row.pk for row in existing if _downtime_key(row) not in wanted_keys]
+    if gone:
+        models.Downtime.objects.filter(pk__in=gone).delete()
+    models.Downtime.objects.bulk_create(
+        [row for row in wanted if _downtime_key(row) not in existing_keys]
+    )
 
 
 def _apply_ad(
     server: models.Server,
     kind: str,
     ad: AdvertisementIn,
-    user_agent: str,
+    version: str,
     received_at: dt.datetime,
     expires_at: dt.datetime,
     time_constant: float,
@@ -208,21 +316,12 @@ def _apply_ad(
         server.latitude = server.longitude = None
     status = parse_status(ad.status)
     server.status = status.value
-    previous_at = server.status_weight_updated_at
-    server.status_weight = ewma_status_weight(
-        server.status_weight if previous_at else None,
-        (received_at - previous_at).total_seconds() if previous_at else None,
-        status,
-        time_constant,
-    )
-    server.status_weight_updated_at = received_at
+    _renew(server, status, received_at, expires_at, time_constant)
     if ad.director_test:
         server.health_status = HealthStatus.DISABLED
     elif server.health_status == HealthStatus.DISABLED:
         server.health_status = HealthStatus.UNKNOWN
-    server.version = ad.version or user_agent_version(user_agent) or "unknown"
-    server.expires_at = expires_at
-    server.last_advertised_at = received_at
+    server.version = version
     server.storage_type = ad.storage_type
     server.director_test_disabled = ad.director_test
     server.required_features = list(ad.required_features)

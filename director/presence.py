@@ -50,10 +50,16 @@ def target_for(server: ServerView) -> StatTarget:
     )
 
 
-def follow_snapshot(snapshot: Snapshot) -> None:
-    """Registry listener: new settings and the current server list reach the engine."""
-    engine.configure(
-        stat_config(snapshot.settings), [target_for(server) for server in snapshot.servers.values()]
+def follow_snapshot(snapshot: Snapshot, changed: frozenset[str] | None) -> None:
+    """Registry listener: new settings and the server list reach the engine; after a
+    delta (``changed``), only the servers it changed."""
+    if changed is None:
+        targets = [target_for(server) for server in snapshot.servers.values()]
+        engine.configure(stat_config(snapshot.settings), targets)
+        return
+    engine.update_targets(
+        [target_for(snapshot.servers[name]) for name in changed if name in snapshot.servers],
+        [name for name in changed if name not in snapshot.servers],
     )
 
 

@@ -1,15 +1,21 @@
 """The process's routing snapshot and how it follows the database.
 
-1. Every registry change (an ad, an admin edit, a settings save) bumps
-   ``RegistryState.generation`` once, in the same transaction (``registry_changed``), and,
-   once committed, rebuilds this process's snapshot right away.
-2. A ``RegistryWatcher`` greenlet in each serving process reads the generation every
-   ``DIRECTOR_REGISTRY_POLL_INTERVAL`` (1 s) and rebuilds when it moved, so processes that
-   share one database converge within about a second.
+1. Every registry change (an ad, an admin edit, a settings save) is recorded once per
+   transaction by ``registry_changed``: the shared ``RegistryState.generation`` moves, the
+   changed servers are stamped with it (``Server.change_seq``), and changes that touch
+   everything (settings, GeoIP overrides, a server deleted or renamed) move
+   ``full_generation`` too. After commit this process brings its snapshot up to date.
+2. ``sync`` brings the snapshot up to date: with only ``generation`` moved it reads the
+   servers stamped since its own generation and applies them as a delta
+   (``Snapshot.apply``: in proportion to what changed); otherwise it rebuilds. A
+   ``RegistryWatcher`` greenlet in each serving process runs it every
+   ``DIRECTOR_REGISTRY_POLL_INTERVAL`` (1 s), so processes sharing one database converge
+   within about a second, and rebuilds in full every ``DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL``
+   as a consistency check.
 3. Redirects call ``current()``, which returns the snapshot without touching the database
    (only the very first call in a process builds it).
 
-Expiry needs no rebuild: each ServerView carries its expiry and routing checks it.
+Expiry needs no change at all: each ServerView carries its expiry and routing checks it.
 """
 
 from __future__ import annotations
@@ -18,17 +24,16 @@ import datetime as dt
 import ipaddress
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable, Sequence
 
 import gevent
 from django.db import close_old_connections, connection, transaction
-from django.db.models import F
 from django.utils import timezone
 
 from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
-from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
+from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
 from director.wire.ads import token_generations_from_json, token_issuers_from_json
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
@@ -39,7 +44,8 @@ PROCESS_STARTED_AT = time.time()
 _snapshot: Snapshot | None = None
 _build_sequence = 0
 _installed_sequence = 0
-_listeners: list[Callable[[Snapshot], None]] = []
+# listener(snapshot, names of the servers that changed, or None after a full build)
+_listeners: list[Callable[[Snapshot, frozenset[str] | None], None]] = []
 
 
 def current() -> Snapshot:
@@ -50,8 +56,9 @@ def current() -> Snapshot:
     return snapshot
 
 
-def on_rebuild(listener: Callable[[Snapshot], None]) -> None:
-    """Call ``listener(snapshot)`` after each install (the stat engine resizes its pools)."""
+def on_rebuild(listener: Callable[[Snapshot, frozenset[str] | None], None]) -> None:
+    """Call ``listener(snapshot, changed)`` after each install (the stat engine follows the
+    servers): ``changed`` names the servers of a delta, None after a full build."""
     if listener not in _listeners:
         _listeners.append(listener)
 
@@ -62,8 +69,7 @@ def startup_grace_active(snapshot: Snapshot, now: float) -> bool:
 
 
 def read_generation() -> int:
-    state = models.RegistryState.objects.filter(pk=1).values_list("generation", flat=True).first()
-    return int(state or 0)
+    return models.RegistryState.read()[0]
 
 
 def _overrides() -> list[Override]:
@@ -108,9 +114,11 @@ def _health_status(value: str) -> HealthStatus:
 def _server_view(
     server: models.Server,
     settings: DirectorSettings,
-    overrides: list[Override],
+    overrides: Sequence[Override],
     now: dt.datetime,
+    downtimes: tuple[DowntimeWindow, ...] | None = None,
 ) -> ServerView:
+    """The row as routing sees it; ``downtimes`` given when they are known unchanged."""
     try:
         status = ServerStatus(server.status)
     except ValueError:
@@ -136,11 +144,14 @@ def _server_view(
         status=status,
         version=server.version,
         expires_at=server.expires_at.timestamp() if server.expires_at else None,
-        downtimes=tuple(downtime.window() for downtime in server.downtimes.all()),
+        downtimes=downtimes
+        if downtimes is not None
+        else tuple(downtime.window() for downtime in server.downtimes.all()),
         stat_concurrency_limit=server.stat_concurrency_limit,
         status_weight=effective_status_weight(server, settings, now),
         health_status=_health_status(server.health_status),
         health_tests=not server.director_test_disabled,
+        structure_seq=server.structure_seq,
     )
 
 
@@ -155,9 +166,9 @@ def _namespace_view(namespace: models.Namespace) -> NamespaceView:
 
 
 def build_snapshot() -> Snapshot:
-    """Read the registry. The generation is read first, so a change that lands while we
-    read is picked up by the next poll rather than lost."""
-    generation = read_generation()
+    """Read the whole registry. The counter is read first, so a change that lands while
+    we read is picked up by the next sync rather than lost."""
+    generation, full_generation = models.RegistryState.read()
     settings = models.StatSettings.current()
     overrides = _overrides()
     now = timezone.now()
@@ -174,13 +185,61 @@ def build_snapshot() -> Snapshot:
             for server in servers
         ],
         overrides,
+        full_generation=full_generation,
     )
 
 
-def install(snapshot: Snapshot, build_sequence: int) -> Snapshot:
-    """Make ``snapshot`` current unless a build that started later is already installed.
+def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[str]]:
+    """``snapshot`` with the servers stamped after its generation applied.
 
-    Builds are ordered by when they started (they read the generation first), not by
+    A server whose structure did not change since its view was made (an ad that only
+    renewed its expiry and weight) keeps its namespace views and downtimes: one row read.
+    Servers that left routing (disabled, their ad lapsed) are removed.
+    """
+    now = timezone.now()
+    rows = list(models.Server.objects.filter(change_seq__gt=snapshot.generation))
+    routable = [
+        row for row in rows if row.enabled and not (row.expires_at and row.expires_at <= now)
+    ]
+    structural = [
+        row.pk
+        for row in routable
+        if (view := snapshot.servers.get(row.name)) is None
+        or view.structure_seq != row.structure_seq
+    ]
+    full_rows = {
+        row.pk: row
+        for row in models.Server.objects.filter(pk__in=structural).prefetch_related(
+            "namespaces", "downtimes"
+        )
+    }
+    upserts = []
+    for row in routable:
+        if row.pk in full_rows:
+            full_row = full_rows[row.pk]
+            view = _server_view(full_row, snapshot.settings, snapshot.overrides, now)
+            namespaces = [_namespace_view(ns) for ns in full_row.namespaces.all()]
+        else:
+            old = snapshot.servers[row.name]
+            view = _server_view(row, snapshot.settings, snapshot.overrides, now, old.downtimes)
+            namespaces = list(snapshot.namespaces_by_server[row.name])
+        upserts.append((view, namespaces))
+    removals = [row.name for row in rows if row not in routable]
+    changed = frozenset(row.name for row in rows)
+    return snapshot.apply(generation, upserts, removals), changed
+
+
+def _structure_changed(snapshot: Snapshot, row: models.Server) -> bool:
+    view = snapshot.servers.get(row.name)
+    return view is None or view.structure_seq != row.structure_seq
+
+
+def install(
+    snapshot: Snapshot, build_sequence: int, changed: frozenset[str] | None = None
+) -> Snapshot:
+    """Make ``snapshot`` current unless a sync that started later is already installed.
+
+    Syncs are ordered by when they started (they read the counter first), not by
     generation: a generation can go back when a database is restored or flushed.
     """
     global _snapshot, _installed_sequence
@@ -189,15 +248,38 @@ def install(snapshot: Snapshot, build_sequence: int) -> Snapshot:
     _snapshot = snapshot
     _installed_sequence = build_sequence
     for listener in _listeners:
-        listener(snapshot)
+        listener(snapshot, changed)
     return snapshot
 
 
-def rebuild() -> Snapshot:
+def _next_sequence() -> int:
     global _build_sequence
     _build_sequence += 1
-    sequence = _build_sequence
+    return _build_sequence
+
+
+def rebuild() -> Snapshot:
+    """Build the snapshot from the whole registry and install it."""
+    sequence = _next_sequence()
     return install(build_snapshot(), sequence)
+
+
+def sync() -> Snapshot:
+    """Bring this process's snapshot up to the registry: nothing when it is current, a
+    delta when only servers changed, a full rebuild otherwise."""
+    sequence = _next_sequence()
+    generation, full_generation = models.RegistryState.read()
+    snapshot = _snapshot
+    if (
+        snapshot is None
+        or full_generation > snapshot.full_generation
+        or generation < snapshot.generation  # the database was restored or flushed
+    ):
+        return install(build_snapshot(), sequence)
+    if generation == snapshot.generation:
+        return snapshot
+    updated, changed = _delta(snapshot, generation)
+    return install(updated, sequence, changed)
 
 
 def reset() -> None:
@@ -207,34 +289,46 @@ def reset() -> None:
     _installed_sequence = 0
 
 
-def registry_changed() -> None:
+def registry_changed(
+    servers: Iterable[int] = (), *, structure: bool = True, full: bool = False
+) -> int:
     """Record one registry change: the one way every writer (an ad, an admin save or
-    action, health-test results) tells the processes that routing must be rebuilt.
+    action, health-test results) tells the processes that routing must follow.
 
-    Inside a transaction the shared generation moves once, however many times this is
-    called (an admin save with inlines, an ad with a thousand namespaces: one change), and
-    this process rebuilds after commit; a rolled-back transaction records nothing. Outside
-    one, each call is a change of its own. Other processes see the new generation on
-    their next poll. ORM writes made elsewhere (a shell, a script) must call this too.
+    ``servers`` are the primary keys of the servers that changed (``structure=False``:
+    only their expiry or weight); ``full``, or naming no server, asks every process for a
+    full rebuild (settings, overrides, a server deleted or renamed, a write that does not
+    say what it touched). Inside a transaction the shared
+    generation moves once however many times this is called (an admin save with
+    inlines, an ad with a thousand namespaces: one change) and a rolled-back transaction
+    records nothing; outside one, each call is a change of its own. After commit this
+    process syncs at once; the others on their next poll. ORM writes made elsewhere (a
+    shell, a script) must call this too. Returns the change's generation.
     """
-    if connection.in_atomic_block and any(
-        # Django keeps pending callbacks as (savepoint ids, callback, robust) and drops
-        # them on rollback: a pending one means this transaction recorded its change.
-        # (Not a public API: tests/test_registry_changes.py pins the behaviour.)
-        entry[1] is _rebuild_if_behind
-        for entry in connection.run_on_commit
-    ):
-        return  # this transaction has recorded its change already
-    updated = models.RegistryState.objects.filter(pk=1).update(generation=F("generation") + 1)
-    if not updated:
-        models.RegistryState.objects.create(pk=1, generation=1)
-    transaction.on_commit(_rebuild_if_behind)
+    ids = list(servers)
+    with transaction.atomic():
+        generation = models.RegistryState.record_change(
+            full=full or not ids, after_commit=_sync_after_commit
+        )
+        if ids:
+            stamps = {"change_seq": generation}
+            if structure:
+                stamps["structure_seq"] = generation
+            models.Server.objects.filter(pk__in=ids).update(**stamps)
+    return generation
 
 
-def _rebuild_if_behind() -> None:
-    snapshot = _snapshot
-    if snapshot is None or read_generation() != snapshot.generation:
-        rebuild()
+def change_generation(*, full: bool = False) -> int:
+    """The generation of the calling transaction's change, for a writer that stamps the
+    rows it saves itself (an ad: one row written)."""
+    return models.RegistryState.record_change(full=full, after_commit=_sync_after_commit)
+
+
+def _sync_after_commit() -> None:
+    try:
+        sync()
+    except Exception:  # the change is committed; the watcher brings it in on its next poll
+        logger.exception("could not follow a registry change; the watcher will")
 
 
 class RegistryWatcher:
@@ -244,8 +338,10 @@ class RegistryWatcher:
     generation moved; a failing database is logged and retried, never fatal.
     """
 
-    def __init__(self, interval: float) -> None:
+    def __init__(self, interval: float, full_interval: float) -> None:
         self.interval = interval
+        self.full_interval = full_interval
+        self._last_full = time.monotonic()
         self._greenlet: gevent.Greenlet | None = None
 
     @property
@@ -265,14 +361,16 @@ class RegistryWatcher:
             self._greenlet = None
 
     def check_once(self) -> bool:
-        """Rebuild if the shared generation differs from ours; True when rebuilt."""
+        """Sync with the registry (in full when the consistency check is due); True when
+        a new snapshot was installed."""
         try:
-            generation = read_generation()
-            snapshot = _snapshot
-            if snapshot is None or generation != snapshot.generation:
+            before = _snapshot
+            if time.monotonic() - self._last_full >= self.full_interval:
+                self._last_full = time.monotonic()
                 rebuild()
-                return True
-            return False
+            else:
+                sync()
+            return _snapshot is not before
         finally:
             # Each check runs in this greenlet's own connection: close it so that no
             # connection (or SQLite read lock) is held between polls.
@@ -295,9 +393,9 @@ def _log_greenlet_death(greenlet: gevent.Greenlet) -> None:
 watcher: RegistryWatcher | None = None
 
 
-def start_watcher(interval: float) -> RegistryWatcher:
+def start_watcher(interval: float, full_interval: float) -> RegistryWatcher:
     global watcher
     if watcher is None:
-        watcher = RegistryWatcher(interval)
+        watcher = RegistryWatcher(interval, full_interval)
     watcher.start()
     return watcher

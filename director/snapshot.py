@@ -114,6 +114,9 @@ class ServerView:
     location_source: LocationSource = LocationSource.UNKNOWN
     health_status: HealthStatus = HealthStatus.UNKNOWN
     health_tests: bool = True  # False when the ad says directorTest: true
+    # The registry generation of its last change beyond expiry and weight: a delta with
+    # the same one keeps the namespace views and downtimes it has (director.registry).
+    structure_seq: int = 0
 
     def changes_after(self, now: float) -> list[float]:
         """The moments after ``now`` at which ``routable`` may change its answer."""

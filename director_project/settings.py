@@ -121,6 +121,11 @@ DIRECTOR_ORIGIN_RESPONSE_HOSTNAMES = env_list("DIRECTOR_ORIGIN_RESPONSE_HOSTNAME
 DIRECTOR_CACHE_RESPONSE_HOSTNAMES = env_list("DIRECTOR_CACHE_RESPONSE_HOSTNAMES")
 # How often each process checks the registry's change counter (seconds).
 DIRECTOR_REGISTRY_POLL_INTERVAL = env_float("DIRECTOR_REGISTRY_POLL_INTERVAL", 1.0, minimum=0.05)
+# Seconds between full rebuilds of the routing snapshot, a consistency check besides the
+# per-change deltas (lapsed ads leave the snapshot then too).
+DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL = env_float(
+    "DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL", 300.0, minimum=1.0
+)
 # Idle keep-alive connections are closed after this many seconds (`manage.py serve`).
 DIRECTOR_KEEPALIVE_TIMEOUT = env_float("DIRECTOR_KEEPALIVE_TIMEOUT", 5.0, minimum=0.1)
 # A MaxMind-format city database (GeoLite2-City.mmdb) for client and server locations.

@@ -144,10 +144,10 @@ class DemoFederation:
             member.server.stop(timeout=0.5)
         # Let the demo servers leave routing now rather than in ten minutes.
         with transaction.atomic():
-            Server.objects.filter(name__in=[m.name for m in self.members]).update(
-                expires_at=timezone.now()
-            )
-            registry_changed()
+            members = Server.objects.filter(name__in=[m.name for m in self.members])
+            servers = list(members.values_list("pk", flat=True))
+            members.update(expires_at=timezone.now())
+            registry_changed(servers)
 
 
 def _issue_tokens() -> dict[str, str]:

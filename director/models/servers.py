@@ -161,6 +161,23 @@ class Server(CapabilityFields):
     health_failing_since = models.DateTimeField(
         null=True, blank=True, help_text="Start of the current run of failed health tests."
     )
+    change_seq = models.BigIntegerField(
+        default=0,
+        db_index=True,
+        editable=False,
+        help_text="The registry generation of this server's last change (its ad included).",
+    )
+    structure_seq = models.BigIntegerField(
+        default=0,
+        editable=False,
+        help_text="The generation of its last change beyond expiry and weight.",
+    )
+    ad_fingerprint = models.CharField(
+        max_length=64,
+        blank=True,
+        editable=False,
+        help_text="SHA-256 of the last ad minus its times: an equal one changes nothing.",
+    )
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 

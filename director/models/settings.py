@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import dataclasses
 import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import ValidationError
 from django.core.validators import BaseValidator, MaxValueValidator, MinValueValidator
-from django.db import models
-from django.db.models import Q
+from django.db import connection, models, transaction
+from django.db.models import F, Q
 
 from director.snapshot import DEFAULT_SETTINGS, SETTING_FIELDS, DirectorSettings
 from director.wire.types import SortMethod as WireSortMethod
@@ -166,11 +167,17 @@ class RegistryState(models.Model):
     """One row whose ``generation`` moves on every registry change.
 
     Each director process compares it with its snapshot's generation (at most once per
-    second) and rebuilds the snapshot when it moved: that is how processes sharing one
-    database converge.
+    second): when only ``generation`` moved, it reads the servers stamped with a later
+    ``change_seq`` and applies them as a delta; when ``full_generation`` moved too
+    (settings, GeoIP overrides, a server deleted or renamed), it rebuilds. That is how
+    processes sharing one database converge. Writers take this row's lock to move the
+    counter, so changes commit in the order of their generations.
     """
 
     generation = models.BigIntegerField(default=0)
+    full_generation = models.BigIntegerField(
+        default=0, help_text="The generation of the last change that needs a full rebuild."
+    )
 
     class Meta:
         constraints = [
@@ -179,3 +186,52 @@ class RegistryState(models.Model):
 
     def __str__(self) -> str:
         return f"Registry generation {self.generation}"
+
+    @classmethod
+    def read(cls) -> tuple[int, int]:
+        """(generation, full_generation), (0, 0) before the first change."""
+        row = cls.objects.filter(pk=1).values_list("generation", "full_generation").first()
+        return (int(row[0]), int(row[1])) if row else (0, 0)
+
+    @classmethod
+    def record_change(cls, *, full: bool, after_commit: Callable[[], None]) -> int:
+        """The generation of the calling transaction's change (``transaction.atomic``
+        required): the first call moves the counter, under its row lock, and registers
+        ``after_commit``; later calls in the same transaction return the same generation
+        (``full`` may still raise full_generation to it). A rolled-back transaction
+        records nothing: Django drops its pending callbacks, and with them the marker.
+        """
+        pending = _pending_change()
+        if pending is not None:
+            if full:
+                cls.objects.filter(pk=1).update(full_generation=pending.generation)
+            return pending.generation
+        moved = {"generation": F("generation") + 1}
+        if full:
+            moved["full_generation"] = F("generation") + 1
+        if not cls.objects.filter(pk=1).update(**moved):
+            cls.objects.create(pk=1, generation=0, full_generation=0)
+            cls.objects.filter(pk=1).update(**moved)
+        generation = int(cls.objects.values_list("generation", flat=True).get(pk=1))
+        transaction.on_commit(_PendingChange(generation, after_commit))
+        return generation
+
+
+class _PendingChange:
+    """The callback a transaction's change registers; finding it marks the transaction."""
+
+    def __init__(self, generation: int, after_commit: Callable[[], None]) -> None:
+        self.generation = generation
+        self.after_commit = after_commit
+
+    def __call__(self) -> None:
+        self.after_commit()
+
+
+def _pending_change() -> _PendingChange | None:
+    # Django keeps pending callbacks as (savepoint ids, callback, robust) and drops them
+    # on rollback. Not a public API: tests/test_registry_changes.py pins the behaviour.
+    for entry in connection.run_on_commit:
+        if isinstance(entry[1], _PendingChange):
+            return entry[1]
+    return None

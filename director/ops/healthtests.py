@@ -248,7 +248,7 @@ class HealthTester:
             return
         snapshot = registry.current()
         settings = snapshot.settings
-        changed = False
+        changed: list[int] = []
         with transaction.atomic():
             for outcome in outcomes:
                 server = Server.objects.filter(name=outcome.server).first()
@@ -275,9 +275,10 @@ class HealthTester:
                 # ran out between two failed tests reaches routing at the next one.
                 weight = registry.effective_status_weight(server, settings, timezone.now())
                 after = (server.health_status, weight if routed else None)
-                changed = changed or after[0] != before[0] or not _same(after[1], before[1])
+                if after[0] != before[0] or not _same(after[1], before[1]):
+                    changed.append(server.pk)
             if changed:
-                registry.registry_changed()
+                registry.registry_changed(changed)
 
 
 def _same(a: float | None, b: float | None) -> bool:

@@ -17,7 +17,9 @@ def start_background() -> None:
     """Build the snapshot now, follow the registry, watch the loop lag, run the health
     tests when this process holds their lease (idempotent)."""
     registry.current()
-    registry.start_watcher(settings.DIRECTOR_REGISTRY_POLL_INTERVAL)
+    registry.start_watcher(
+        settings.DIRECTOR_REGISTRY_POLL_INTERVAL, settings.DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL
+    )
     monitor.start()
     healthtests.start(settings.DIRECTOR_NAME)
 

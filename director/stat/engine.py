@@ -310,6 +310,15 @@ class StatEngine:
         for pool in self._pools.values():
             pool.configure(pool.target, config)
 
+    def update_targets(self, targets: Iterable[StatTarget], removed: Iterable[str]) -> None:
+        """Follow a change of some servers only (the settings are unchanged)."""
+        for name in removed:
+            if name in self._pools:
+                self._drop(name)
+        for target in targets:
+            self.pool_for(target)
+        self._prune_draining()
+
     def _drop(self, name: str) -> None:
         pool = self._pools.pop(name)
         if len(pool.group):

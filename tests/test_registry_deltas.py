@@ -1,0 +1,135 @@
+"""An advertisement costs what it changed: rows written, and the snapshot delta applied.
+
+Real commits (``transactional_db``): what other processes read is what was committed.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from helpers import ORIGIN_UA, configure_director, create_server, make_ad, namespace_ad
+
+from director import registry
+from director.models import Namespace, RegistrationToken, Server, StatSettings
+
+pytestmark = pytest.mark.django_db(transaction=True)
+
+NAMESPACES = [namespace_ad(f"/big/{number}") for number in range(50)]
+
+
+@pytest.fixture
+def advertise(client):
+    configure_director()
+    _, secret = RegistrationToken.issue("/origins/big")
+
+    def send(namespaces=NAMESPACES, **fields) -> None:
+        ad = make_ad("big", "origin", "http://127.0.0.1:9", namespaces, **fields)
+        answer = client.post(
+            "/api/v1.0/director/registerOrigin",
+            data=json.dumps(ad),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {secret}", "User-Agent": ORIGIN_UA},
+        )
+        assert answer.status_code == 200, answer.content
+
+    return send
+
+
+def writes(queries: CaptureQueriesContext) -> list[str]:
+    """The tables each INSERT, UPDATE or DELETE wrote, in order."""
+    found = []
+    for query in queries.captured_queries:
+        sql = query["sql"]
+        verb = sql.split(None, 1)[0].upper()
+        if verb in ("INSERT", "UPDATE", "DELETE"):
+            table = next(
+                word for word in sql.replace('"', " ").split() if word.startswith("director_")
+            )
+            found.append(f"{verb} {table}")
+    return found
+
+
+def test_an_unchanged_readvertisement_writes_only_the_server_row_and_the_counter(advertise):
+    advertise()
+    namespace_ids = set(Namespace.objects.values_list("pk", flat=True))
+    with CaptureQueriesContext(connection) as queries:
+        advertise()
+    assert writes(queries) == ["UPDATE director_registrystate", "UPDATE director_server"]
+    assert set(Namespace.objects.values_list("pk", flat=True)) == namespace_ids
+
+
+def test_a_changed_readvertisement_writes_only_what_changed(advertise):
+    advertise()
+    kept = dict(Namespace.objects.values_list("path", "pk"))
+    changed = [*NAMESPACES[1:], namespace_ad("/big/new")]
+    changed[0] = namespace_ad("/big/1", Caps={"PublicRead": False, "Read": True})
+    with CaptureQueriesContext(connection) as queries:
+        advertise(changed)
+    assert sorted(writes(queries)) == sorted(
+        [
+            "UPDATE director_registrystate",
+            "UPDATE director_server",
+            "DELETE director_namespace",  # /big/0
+            "INSERT director_namespace",  # /big/new
+            "UPDATE director_namespace",  # /big/1, in one bulk update
+        ]
+    )
+    now = dict(Namespace.objects.values_list("path", "pk"))
+    assert now["/big/2"] == kept["/big/2"]
+    assert "/big/0" not in now
+    assert Namespace.objects.get(path="/big/1").public_reads is False
+
+
+def test_a_readvertisement_is_a_delta_of_its_server_only(advertise):
+    create_server("other", "origin", "http://127.0.0.1:8", {"/other": {}})
+    advertise()
+    before = registry.current()
+    advertise(status="warning")
+    after = registry.current()
+    assert after.generation > before.generation
+    assert after.servers["other"] is before.servers["other"]  # a rebuild makes new views
+    assert after.servers["big"].status == "warning"
+    assert after.by_prefix["/other/"] is before.by_prefix["/other/"]
+
+
+def test_a_renewal_keeps_the_namespace_views_and_moves_the_expiry(advertise):
+    advertise()
+    before = registry.current()
+    advertise()
+    after = registry.current()
+    assert after.namespaces_by_server["big"] == before.namespaces_by_server["big"]
+    assert after.namespaces_by_server["big"][0] is before.namespaces_by_server["big"][0]
+    assert after.servers["big"].expires_at > before.servers["big"].expires_at
+
+
+def test_another_process_follows_a_delta_and_a_full_change(advertise):
+    """Another process is another snapshot following the same database."""
+    advertise()
+    registry.sync()
+    theirs = registry.current()
+    advertise(status="warning")
+    registry.reset()
+    registry.install(theirs, 0)  # as the other process last saw the registry
+    synced = registry.sync()
+    assert synced.servers["big"].status == "warning"
+    assert synced.full_generation == theirs.full_generation  # a delta, not a rebuild
+
+    row = StatSettings.load()
+    row.stat_timeout = 1.25
+    row.save()
+    registry.registry_changed(full=True)
+    assert registry.sync().settings.stat_timeout == 1.25
+
+
+def test_a_disabled_server_leaves_the_snapshot_by_delta_and_returns(advertise):
+    advertise()
+    server = Server.objects.get(name="big")
+    Server.objects.filter(pk=server.pk).update(enabled=False)
+    registry.registry_changed([server.pk])
+    assert "big" not in registry.current().servers
+    Server.objects.filter(pk=server.pk).update(enabled=True)
+    registry.registry_changed([server.pk])
+    assert len(registry.current().namespaces_by_server["big"]) == len(NAMESPACES)
