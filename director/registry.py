@@ -165,28 +165,50 @@ def _namespace_view(namespace: models.Namespace) -> NamespaceView:
     )
 
 
+BUILD_PAGE = 50  # servers read and applied per step of a full build
+
+
 def build_snapshot() -> Snapshot:
-    """Read the whole registry. The counter is read first, so a change that lands while
-    we read is picked up by the next sync rather than lost."""
+    """Read the whole registry, a page of servers at a time, yielding to the event loop
+    between pages: a full build never holds the loop for more than one page's work.
+
+    The counter is read first, so a change that lands while we read is picked up by the
+    next sync rather than lost (a server stamped later is applied again as a delta).
+    """
     generation, full_generation = models.RegistryState.read()
-    settings = models.StatSettings.current()
-    overrides = _overrides()
-    now = timezone.now()
-    servers = list(models.Server.objects.routable().prefetch_related("namespaces", "downtimes"))
-    forget_addresses_except([server.data_url for server in servers])
-    return Snapshot.build(
-        generation,
-        settings,
-        [
-            (
-                _server_view(server, settings, overrides, now),
-                [_namespace_view(ns) for ns in server.namespaces.all()],
-            )
-            for server in servers
-        ],
-        overrides,
+    snapshot = Snapshot(
+        generation=generation,
         full_generation=full_generation,
+        settings=models.StatSettings.current(),
+        overrides=tuple(_overrides()),
     )
+    now = timezone.now()
+    urls: list[str] = []
+    after = 0
+    while True:
+        page = list(
+            models.Server.objects.routable()
+            .filter(pk__gt=after)
+            .order_by("pk")
+            .prefetch_related("namespaces", "downtimes")[:BUILD_PAGE]
+        )
+        if not page:
+            break
+        after = page[-1].pk
+        urls.extend(server.data_url for server in page)
+        snapshot = snapshot.apply(
+            generation,
+            [
+                (
+                    _server_view(server, snapshot.settings, snapshot.overrides, now),
+                    [_namespace_view(ns) for ns in server.namespaces.all()],
+                )
+                for server in page
+            ],
+        )
+        gevent.sleep(0)
+    forget_addresses_except(urls)
+    return snapshot
 
 
 def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[str]]:

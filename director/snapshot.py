@@ -362,13 +362,16 @@ class Snapshot:
                 by_prefix[key] = tuple(entries)
             else:
                 by_prefix.pop(key, None)
+        live = dict(self._live)  # a C-level copy: no Python loop over every prefix
+        for key in touched:
+            live.pop(key, None)
         return replace(
             self,
             generation=generation,
             servers=servers,
             by_prefix=by_prefix,
             namespaces_by_server=namespaces,
-            _live={key: memo for key, memo in self._live.items() if key not in touched},
+            _live=live,
         )
 
     def longest_match(
