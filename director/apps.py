@@ -9,8 +9,12 @@ class DirectorConfig(AppConfig):
     default_auto_field = "django.db.models.BigAutoField"
 
     def ready(self) -> None:
-        from director import checks, presence, registry
+        from django.core.signals import got_request_exception
+
+        from director import checks, presence, registry, views
 
         checks.register()
+        # A request failing with a database error answers 503, not 500 (views.server_error).
+        got_request_exception.connect(views.note_request_exception, dispatch_uid="director-db")
         # The stat engine follows every snapshot: new settings, servers come and go.
         registry.on_rebuild(presence.follow_snapshot)

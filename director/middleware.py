@@ -14,9 +14,11 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 
+from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from director import registry, views
+from director.ops import database
 from director.ops.metrics import INFLIGHT, observe_duration
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
@@ -30,6 +32,20 @@ REDIRECT_ROUTES = (
 )
 # Paths that belong to the urlconf's own routes; every other path is a root-path redirect.
 NON_SHORTCUT_PREFIXES = ("/api/", "/admin/", "/static/", "/.well-known/")
+# The routes that read or write the registry database (the rest read the snapshot):
+# served within the database's budget and deadline (director.ops.database).
+DATABASE_PREFIXES = (
+    "/admin/",
+    "/api/v1.0/director/registerOrigin",
+    "/api/v1.0/director/registerCache",
+    "/api/v1.0/director_ui/servers",
+    "/api/v1.0/director_ui/namespaces",
+    "/api/v1.0/director_ui/downtimes",
+)
+
+
+def needs_database(path: str) -> bool:
+    return path.startswith(DATABASE_PREFIXES) or path == "/admin"
 
 
 def route_label(path: str) -> str:
@@ -46,15 +62,32 @@ def route_label(path: str) -> str:
     return "shortcut"
 
 
+def database_unavailable(request: HttpRequest, message: str) -> HttpResponse:
+    """503 with Retry-After: the registry database cannot serve this request now."""
+    return error_response(
+        503,
+        f"{message} Request ID: {views.request_id_for(request)}",
+        header_lines=[("Retry-After", database.RETRY_AFTER)],
+        cors=False,
+    )
+
+
 class FrontDoorMiddleware:
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
+        database.budget.limit = settings.DIRECTOR_DB_MAX_INFLIGHT
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         path = request.path_info
         if path in UNLIMITED_PATHS:
             response = self.get_response(request)
+        elif needs_database(path):
+            response = database.serve_with_deadline(
+                lambda: self._serve(request, path),
+                settings.DIRECTOR_DB_REQUEST_TIMEOUT,
+                lambda message: database_unavailable(request, message),
+            )
         else:
             limit = registry.current().settings.max_inflight_requests
             if INFLIGHT.count >= limit:

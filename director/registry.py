@@ -33,6 +33,7 @@ from django.utils import timezone
 from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
+from director.ops import database
 from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
 from director.wire.ads import token_generations_from_json, token_issuers_from_json
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
@@ -360,9 +361,10 @@ class RegistryWatcher:
     generation moved; a failing database is logged and retried, never fatal.
     """
 
-    def __init__(self, interval: float, full_interval: float) -> None:
+    def __init__(self, interval: float, full_interval: float, timeout: float = 10.0) -> None:
         self.interval = interval
         self.full_interval = full_interval
+        self.timeout = timeout
         self._last_full = time.monotonic()
         self._greenlet: gevent.Greenlet | None = None
 
@@ -401,11 +403,27 @@ class RegistryWatcher:
 
     def _run(self) -> None:
         while True:
-            try:
-                self.check_once()
-            except Exception:
-                logger.exception("registry watcher: could not read the registry; retrying")
+            self.check_bounded()
             gevent.sleep(self.interval)
+
+    def check_bounded(self) -> None:
+        """One check in a greenlet of its own, waited for at most the database deadline:
+        a database that is down or hung is reported (health says degraded, since when)
+        while redirects go on from the last snapshot; one check at a time, so a hung one
+        is waited out before the next, and the first success clears the report."""
+        check = gevent.spawn(self.check_once)
+        check.join(self.timeout)
+        if not check.ready():
+            database.health.failed(f"the registry watcher got no answer within {self.timeout:g} s")
+            check.join()
+        if check.exception is not None:
+            error = check.exception
+            if database.is_database_error(error):
+                database.health.failed(f"{type(error).__name__}: {error}".strip())
+            logger.error("registry watcher: could not read the registry (%r); retrying", error)
+            return
+        if check.successful():
+            database.health.recovered()
 
 
 def _log_greenlet_death(greenlet: gevent.Greenlet) -> None:
@@ -415,9 +433,9 @@ def _log_greenlet_death(greenlet: gevent.Greenlet) -> None:
 watcher: RegistryWatcher | None = None
 
 
-def start_watcher(interval: float, full_interval: float) -> RegistryWatcher:
+def start_watcher(interval: float, full_interval: float, timeout: float) -> RegistryWatcher:
     global watcher
     if watcher is None:
-        watcher = RegistryWatcher(interval, full_interval)
+        watcher = RegistryWatcher(interval, full_interval, timeout)
     watcher.start()
     return watcher

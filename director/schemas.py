@@ -465,6 +465,9 @@ class HealthOut(WireOut):
     saturatedServers: list[str]
     ejectedServers: list[str]
     reasons: list[str]
+    databaseUnreachableSince: str | None = Field(
+        description="RFC 3339 time since when the registry database has not answered."
+    )
 
     @classmethod
     def from_verdict(cls, verdict: Health) -> HealthOut:
@@ -477,4 +480,5 @@ class HealthOut(WireOut):
             saturatedServers=verdict.saturated_servers,
             ejectedServers=verdict.ejected_servers,
             reasons=verdict.reasons,
+            databaseUnreachableSince=verdict.database_unreachable_since,
         )

@@ -7,6 +7,7 @@ files (7.3), /metrics and the JSON 500 handler.
 from __future__ import annotations
 
 import json
+import sys
 import uuid
 from urllib.parse import parse_qsl
 
@@ -18,6 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
 from director.locate import client_coordinate, client_ip
+from director.ops import database
 from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
 from director.wire import healthfiles
@@ -222,8 +224,31 @@ def metrics(request: HttpRequest) -> HttpResponse:
 
 
 def server_error(request: HttpRequest) -> HttpResponse:
-    """Django's 500 handler: the director's JSON error shape, never an HTML page."""
+    """Django's 500 handler: the director's JSON error shape, never an HTML page. A
+    request that failed because the registry database did (``note_request_exception``)
+    gets 503 with Retry-After instead: it may well succeed shortly."""
+    failure = getattr(request, "database_error", None)
+    if failure is not None:
+        return error_response(
+            503,
+            f"The registry database is unavailable ({failure}); retry shortly. "
+            f"Request ID: {request_id_for(request)}",
+            header_lines=[("Retry-After", database.RETRY_AFTER)],
+            cors=False,
+        )
     return error_response(500, f"Internal error. Request ID: {request_id_for(request)}", cors=False)
+
+
+def note_request_exception(
+    sender: object, request: HttpRequest | None = None, **kwargs: object
+) -> None:
+    """``got_request_exception`` receiver: remember a database failure for ``server_error``
+    and for health."""
+    error = sys.exc_info()[1]
+    if request is not None and error is not None and database.is_database_error(error):
+        summary = f"{type(error).__name__}: {str(error).strip().splitlines()[0][:200]}"
+        request.database_error = summary  # type: ignore[attr-defined]
+        database.health.failed(summary)
 
 
 def issuer_jwks(request: HttpRequest) -> HttpResponse:

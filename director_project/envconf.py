@@ -7,6 +7,7 @@ message instead of silently taking a default.
 
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 from urllib.parse import parse_qsl, unquote, urlsplit
@@ -66,11 +67,34 @@ def env_list(name: str, default: list[str] | None = None) -> list[str]:
     return [item.strip() for item in raw.split(",") if item.strip()]
 
 
-def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
+def _postgres_options(
+    query: list[tuple[str, str]], connect_timeout: float, statement_timeout: float
+) -> dict[str, object]:
+    milliseconds = max(1, round(statement_timeout * 1000))
+    server = (
+        f"-c statement_timeout={milliseconds} -c lock_timeout={milliseconds} "
+        f"-c idle_in_transaction_session_timeout={milliseconds * 2}"
+    )
+    options: dict[str, object] = {"connect_timeout": max(1, math.ceil(connect_timeout))}
+    given = dict(query)
+    if "options" in given:
+        given["options"] = f"{server} {given['options']}"
+    else:
+        given["options"] = server
+    options.update(given)
+    return options
+
+
+def database_from_url(
+    url: str, base_dir: Path, *, connect_timeout: float = 3.0, statement_timeout: float = 5.0
+) -> dict[str, object]:
     """Turn ``sqlite:///path`` or ``postgres://user:pw@host:port/name`` into a DATABASES entry.
 
     A relative SQLite path is taken relative to the repository root. Query parameters of a
-    PostgreSQL URL (``sslmode=require``...) become connection options.
+    PostgreSQL URL (``sslmode=require``...) become connection options. PostgreSQL gets a
+    ``connect_timeout`` and, on the server, ``statement_timeout``, ``lock_timeout`` and
+    ``idle_in_transaction_session_timeout`` (seconds in, whole seconds/milliseconds out);
+    an ``options`` parameter of the URL is kept after ours, so it may override them.
     """
     parts = urlsplit(url)
     scheme = parts.scheme.lower()
@@ -109,7 +133,9 @@ def database_from_url(url: str, base_dir: Path) -> dict[str, object]:
             "PASSWORD": unquote(parts.password or ""),
             "HOST": parts.hostname or "",
             "PORT": str(parts.port or ""),
-            "OPTIONS": dict(parse_qsl(parts.query)),
+            "OPTIONS": _postgres_options(
+                parse_qsl(parts.query), connect_timeout, statement_timeout
+            ),
         }
     raise ImproperlyConfigured(
         f"DATABASE_URL={url!r}: unsupported scheme {scheme!r} (use sqlite:/// or postgres://)"

@@ -73,9 +73,21 @@ TEMPLATES = [
     },
 ]
 
+# A database that is down or hung costs a request at most these (seconds): connecting,
+# and each statement (PostgreSQL; on the server, so a frozen server is bounded by the
+# director's own request deadline, DIRECTOR_DB_REQUEST_TIMEOUT).
+DIRECTOR_DB_CONNECT_TIMEOUT = env_float("DIRECTOR_DB_CONNECT_TIMEOUT", 3.0, minimum=1.0)
+DIRECTOR_DB_STATEMENT_TIMEOUT = env_float("DIRECTOR_DB_STATEMENT_TIMEOUT", 5.0, minimum=0.1)
+# A request that needs the database is answered 503 (Retry-After) past this, and at most
+# this many are served at once, apart from redirects (director.ops.database).
+DIRECTOR_DB_REQUEST_TIMEOUT = env_float("DIRECTOR_DB_REQUEST_TIMEOUT", 10.0, minimum=0.5)
+DIRECTOR_DB_MAX_INFLIGHT = env_int("DIRECTOR_DB_MAX_INFLIGHT", 50, minimum=1)
 DATABASES = {
     "default": database_from_url(
-        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"), BASE_DIR
+        env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
+        BASE_DIR,
+        connect_timeout=DIRECTOR_DB_CONNECT_TIMEOUT,
+        statement_timeout=DIRECTOR_DB_STATEMENT_TIMEOUT,
     )
 }
 

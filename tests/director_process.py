@@ -22,13 +22,22 @@ PUBLIC = {"PublicRead": True, "Read": True}
 
 
 class DirectorProcess:
-    """Owner of one ``manage.py serve --port 0`` child with its own SQLite file."""
+    """Owner of one ``manage.py serve --port 0`` child with its own SQLite file (or the
+    ``database_url`` given), ``env`` added to its environment."""
 
-    def __init__(self, workdir: Path, **settings: Any) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        database_url: str = "",
+        env: dict[str, str] | None = None,
+        **settings: Any,
+    ) -> None:
         self.env = dict(
             os.environ,
-            DATABASE_URL=f"sqlite:///{workdir / 'director.sqlite3'}",
+            DATABASE_URL=database_url or f"sqlite:///{workdir / 'director.sqlite3'}",
             PYTHONUNBUFFERED="1",
+            **(env or {}),
         )
         self.settings = {"startup_grace": 0.0, **settings}
         self.tokens: dict[str, str] = {}

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 
 from director import presence
+from director.ops import database
 from director.ops.loopmonitor import monitor
 from director.ops.metrics import INFLIGHT, live_greenlets
 
@@ -22,6 +24,7 @@ class Health:
     saturated_servers: list[str] = field(default_factory=list)
     ejected_servers: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
+    database_unreachable_since: str | None = None  # RFC 3339, while it is
 
     @property
     def http_status(self) -> int:
@@ -31,7 +34,8 @@ class Health:
 def assess(max_inflight: int) -> Health:
     """1. overloaded (503) when this process cannot serve: in-flight above 90 % of the
     maximum, or the loop lagging more than 1 s; 2. degraded (200) when any server is
-    saturated (recently) or ejected; 3. ok otherwise."""
+    saturated (recently) or ejected, or the registry database is unreachable (redirects
+    go on from the snapshot; registrations and the admin cannot); 3. ok otherwise."""
     states = presence.engine.states()
     saturated = sorted(state.name for state in states if state.saturated_recently)
     ejected = sorted(state.name for state in states if state.ejected)
@@ -42,12 +46,22 @@ def assess(max_inflight: int) -> Health:
         reasons.append(f"{inflight} requests in flight, limit {max_inflight}")
     if lag > OVERLOAD_LOOP_LAG:
         reasons.append(f"event loop lag {lag:.3f} s")
+    unreachable = database.health.unreachable_since
+    since = (
+        dt.datetime.fromtimestamp(unreachable, dt.UTC).isoformat().replace("+00:00", "Z")
+        if unreachable is not None
+        else None
+    )
     if reasons:
         status = "overloaded"
-    elif saturated or ejected:
+    elif saturated or ejected or since is not None:
         status = "degraded"
         reasons.extend(f"server {name} saturated" for name in saturated)
         reasons.extend(f"server {name} ejected" for name in ejected)
+        if since is not None:
+            reasons.append(
+                f"registry database unreachable since {since} ({database.health.last_error})"
+            )
     else:
         status = "ok"
     return Health(
@@ -59,4 +73,5 @@ def assess(max_inflight: int) -> Health:
         saturated_servers=saturated,
         ejected_servers=ejected,
         reasons=reasons,
+        database_unreachable_since=since,
     )

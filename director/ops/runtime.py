@@ -18,7 +18,9 @@ def start_background() -> None:
     tests when this process holds their lease (idempotent)."""
     registry.current()
     registry.start_watcher(
-        settings.DIRECTOR_REGISTRY_POLL_INTERVAL, settings.DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL
+        settings.DIRECTOR_REGISTRY_POLL_INTERVAL,
+        settings.DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL,
+        settings.DIRECTOR_DB_REQUEST_TIMEOUT,
     )
     monitor.start()
     healthtests.start(settings.DIRECTOR_NAME)
