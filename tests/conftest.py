@@ -19,6 +19,7 @@ from django.core.wsgi import get_wsgi_application
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 from helpers import CACHE_UA, ORIGIN_UA, configure_director, make_ad
+from processes import origin_server, postgres_url, spawn  # noqa: F401  (fixtures)
 
 from director import registry
 from director.demo.fileserver import FileServer
