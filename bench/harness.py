@@ -91,6 +91,7 @@ class Director:
     settings: dict[str, Any]
     servers: list[ServerSpec]
     gunicorn_workers: int = 0  # 0: manage.py serve
+    database_url: str = ""  # empty: a fresh SQLite file
     process: subprocess.Popen[str] | None = None
     url: str = ""
     env: dict[str, str] = field(default_factory=dict)
@@ -101,7 +102,7 @@ class Director:
         workdir.mkdir(parents=True)
         self.env = dict(
             os.environ,
-            DATABASE_URL=f"sqlite:///{workdir / 'director.sqlite3'}",
+            DATABASE_URL=self.database_url or f"sqlite:///{workdir / 'director.sqlite3'}",
             PYTHONUNBUFFERED="1",
             DIRECTOR_LOG_LEVEL="WARNING",
         )

@@ -12,7 +12,15 @@ RESULTS = REPO / "bench" / "results"
 README = REPO / "README.md"
 START = "<!-- bench:start -->"
 END = "<!-- bench:end -->"
-ORDER = ["ceiling", "slow-origin", "only-slow-has-it", "fan-out", "cache-churn", "overload"]
+ORDER = [
+    "ceiling",
+    "slow-origin",
+    "only-slow-has-it",
+    "fan-out",
+    "cache-churn",
+    "overload",
+    "registry-scale",
+]
 
 
 def plot(result: dict[str, Any]) -> Path:
@@ -23,6 +31,11 @@ def plot(result: dict[str, Any]) -> Path:
 
     name = result["scenario"]
     path = RESULTS / f"{name}.png"
+    if name == "registry-scale":
+        from bench import registry_scale
+
+        registry_scale.plot(result, path)
+        return path
     if name == "ceiling":
         runs = result["runs"]
         figure, axis = plt.subplots(figsize=(8, 4))

@@ -18,6 +18,7 @@ import requests
 
 from bench.harness import REPO, Director, FakeServers, Sampler, ServerSpec, _read_line, stop
 from bench.loadgen import LoadResult, OpenLoop
+from bench.registry_scale import registry_scale
 
 STAT_TIMEOUT = 2.0
 LIMIT = 100
@@ -543,4 +544,5 @@ SCENARIOS: dict[str, tuple[Callable[[float], dict[str, Any]], float, float]] = {
     "fan-out": (fan_out, 15, 30),
     "cache-churn": (cache_churn, 40, 360),  # long form: about 500,000 unique paths
     "overload": (overload, 15, 30),
+    "registry-scale": (registry_scale, 20, 60),
 }

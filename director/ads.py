@@ -216,7 +216,7 @@ def _store(
             server = models.Server(name=ad.name, source=models.Source.ADVERTISED, kind=kind)
         if not created and server.ad_fingerprint == fingerprint:
             _renew(server, parse_status(ad.status), received_at, expires_at, time_constant)
-            server.change_seq = change_generation()
+            server.change_seq = change_generation(renewal=server)
             server.save(update_fields=RENEWAL_FIELDS)
         else:
             _apply_ad(server, kind, ad, version, received_at, expires_at, time_constant)

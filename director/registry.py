@@ -25,6 +25,7 @@ import ipaddress
 import logging
 import time
 from collections.abc import Callable, Iterable, Sequence
+from dataclasses import replace
 
 import gevent
 from django.db import close_old_connections, connection, transaction
@@ -321,18 +322,16 @@ def registry_changed(
     ``servers`` are the primary keys of the servers that changed (``structure=False``:
     only their expiry or weight); ``full``, or naming no server, asks every process for a
     full rebuild (settings, overrides, a server deleted or renamed, a write that does not
-    say what it touched). Inside a transaction the shared
-    generation moves once however many times this is called (an admin save with
-    inlines, an ad with a thousand namespaces: one change) and a rolled-back transaction
-    records nothing; outside one, each call is a change of its own. After commit this
-    process syncs at once; the others on their next poll. ORM writes made elsewhere (a
-    shell, a script) must call this too. Returns the change's generation.
+    say what it touched). Inside a transaction the shared generation moves once however
+    many times this is called (an admin save with inlines, an ad with a thousand
+    namespaces: one change) and a rolled-back transaction records nothing; outside one,
+    each call is a change of its own. After commit this process syncs at once; the
+    others on their next poll. ORM writes made elsewhere (a shell, a script) must call
+    this too. Returns the change's generation.
     """
     ids = list(servers)
     with transaction.atomic():
-        generation = models.RegistryState.record_change(
-            full=full or not ids, after_commit=_sync_after_commit
-        )
+        generation = change_generation(full=full or not ids)
         if ids:
             stamps = {"change_seq": generation}
             if structure:
@@ -341,17 +340,58 @@ def registry_changed(
     return generation
 
 
-def change_generation(*, full: bool = False) -> int:
+# Renewals this process wrote, by the generation of their change (None: that change did
+# more, and needs a sync). After commit, when nothing came between the snapshot and the
+# change, they are applied in memory: a renewal costs the process no read at all.
+_renewals: dict[int, list[models.Server] | None] = {}
+
+
+def change_generation(*, full: bool = False, renewal: models.Server | None = None) -> int:
     """The generation of the calling transaction's change, for a writer that stamps the
-    rows it saves itself (an ad: one row written)."""
-    return models.RegistryState.record_change(full=full, after_commit=_sync_after_commit)
+    rows it saves itself (an ad: one row written); ``renewal`` is the row of a server
+    whose expiry and weight alone changed."""
+    generation = models.RegistryState.record_change(full=full, after_commit=_after_commit)
+    if renewal is None:
+        _renewals[generation] = None
+    else:
+        entries = _renewals.setdefault(generation, [])
+        if entries is not None:
+            entries.append(renewal)
+    return generation
 
 
-def _sync_after_commit() -> None:
+def _renew_in_memory(generation: int) -> bool:
+    """Apply this process's own renewals of change ``generation``, if that is all that
+    lies between the snapshot and the change; True when done."""
+    rows = _renewals.pop(generation, None)
+    snapshot = _snapshot
+    if not rows or snapshot is None or snapshot.generation != generation - 1:
+        return False
+    now = timezone.now()
+    upserts = []
+    for row in rows:
+        view = snapshot.servers.get(row.name)
+        if view is None or row.expires_at is None:
+            return False
+        renewed = replace(
+            view,
+            expires_at=row.expires_at.timestamp(),
+            status_weight=effective_status_weight(row, snapshot.settings, now),
+        )
+        upserts.append((renewed, snapshot.namespaces_by_server[row.name]))
+    names = frozenset(row.name for row in rows)
+    install(snapshot.apply(generation, upserts), _next_sequence(), names)
+    return True
+
+
+def _after_commit(generation: int) -> None:
     try:
-        sync()
+        if not _renew_in_memory(generation):
+            sync()
     except Exception:  # the change is committed; the watcher brings it in on its next poll
         logger.exception("could not follow a registry change; the watcher will")
+    for stale in [key for key in _renewals if key <= generation]:
+        del _renewals[stale]  # changes rolled back, or already followed
 
 
 class RegistryWatcher:

@@ -10,7 +10,7 @@ from typing import Any
 from django.core.exceptions import ValidationError
 from django.core.validators import BaseValidator, MaxValueValidator, MinValueValidator
 from django.db import connection, models, transaction
-from django.db.models import F, Q
+from django.db.models import Q
 
 from director.snapshot import DEFAULT_SETTINGS, SETTING_FIELDS, DirectorSettings
 from director.wire.types import SortMethod as WireSortMethod
@@ -194,10 +194,10 @@ class RegistryState(models.Model):
         return (int(row[0]), int(row[1])) if row else (0, 0)
 
     @classmethod
-    def record_change(cls, *, full: bool, after_commit: Callable[[], None]) -> int:
+    def record_change(cls, *, full: bool, after_commit: Callable[[int], None]) -> int:
         """The generation of the calling transaction's change (``transaction.atomic``
         required): the first call moves the counter, under its row lock, and registers
-        ``after_commit``; later calls in the same transaction return the same generation
+        ``after_commit(generation)``; later calls in the same transaction return it
         (``full`` may still raise full_generation to it). A rolled-back transaction
         records nothing: Django drops its pending callbacks, and with them the marker.
         """
@@ -206,26 +206,38 @@ class RegistryState(models.Model):
             if full:
                 cls.objects.filter(pk=1).update(full_generation=pending.generation)
             return pending.generation
-        moved = {"generation": F("generation") + 1}
-        if full:
-            moved["full_generation"] = F("generation") + 1
-        if not cls.objects.filter(pk=1).update(**moved):
+        generation = cls._move(full)
+        if generation is None:
             cls.objects.create(pk=1, generation=0, full_generation=0)
-            cls.objects.filter(pk=1).update(**moved)
-        generation = int(cls.objects.values_list("generation", flat=True).get(pk=1))
+            generation = cls._move(full)
+            assert generation is not None
         transaction.on_commit(_PendingChange(generation, after_commit))
         return generation
+
+    @classmethod
+    def _move(cls, full: bool) -> int | None:
+        """Move the counter and read it back in one statement (UPDATE ... RETURNING, in
+        SQLite 3.35+ and PostgreSQL): an ad is on the hot path of the registry."""
+        table = connection.ops.quote_name(cls._meta.db_table)
+        also = ", full_generation = generation + 1" if full else ""
+        with connection.cursor() as cursor:
+            cursor.execute(
+                f"UPDATE {table} SET generation = generation + 1{also} WHERE id = 1 "
+                "RETURNING generation"
+            )
+            row = cursor.fetchone()
+        return int(row[0]) if row else None
 
 
 class _PendingChange:
     """The callback a transaction's change registers; finding it marks the transaction."""
 
-    def __init__(self, generation: int, after_commit: Callable[[], None]) -> None:
+    def __init__(self, generation: int, after_commit: Callable[[int], None]) -> None:
         self.generation = generation
         self.after_commit = after_commit
 
     def __call__(self) -> None:
-        self.after_commit()
+        self.after_commit(self.generation)
 
 
 def _pending_change() -> _PendingChange | None:
