@@ -82,12 +82,16 @@ DIRECTOR_DB_STATEMENT_TIMEOUT = env_float("DIRECTOR_DB_STATEMENT_TIMEOUT", 5.0, 
 # this many are served at once, apart from redirects (director.ops.database).
 DIRECTOR_DB_REQUEST_TIMEOUT = env_float("DIRECTOR_DB_REQUEST_TIMEOUT", 10.0, minimum=0.5)
 DIRECTOR_DB_MAX_INFLIGHT = env_int("DIRECTOR_DB_MAX_INFLIGHT", 50, minimum=1)
+# PostgreSQL connections per process: the requests' budget, and the background work
+# (registry watcher, health tests, its own directors ad).
+DATABASE_BACKGROUND_CONNECTIONS = 5
 DATABASES = {
     "default": database_from_url(
         env_str("DATABASE_URL", f"sqlite:///{BASE_DIR / 'db.sqlite3'}"),
         BASE_DIR,
         connect_timeout=DIRECTOR_DB_CONNECT_TIMEOUT,
         statement_timeout=DIRECTOR_DB_STATEMENT_TIMEOUT,
+        pool_size=DIRECTOR_DB_MAX_INFLIGHT + DATABASE_BACKGROUND_CONNECTIONS,
     )
 }
 
