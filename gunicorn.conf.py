@@ -30,4 +30,8 @@ accesslog = None
 def post_worker_init(worker: object) -> None:
     from director.ops import runtime
 
-    runtime.start_background()
+    # Where others reach this director when DIRECTOR_EXTERNAL_URL does not say: the first
+    # address bound (the command line's --bind, or DIRECTOR_BIND).
+    addresses = getattr(getattr(worker, "cfg", None), "bind", None) or [bind]
+    first = str(addresses[0])
+    runtime.start_background("" if first.startswith("unix:") else f"http://{first}")

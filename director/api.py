@@ -11,9 +11,7 @@ turns those into the same ``ErrorOut`` body.
 
 from __future__ import annotations
 
-import datetime as dt
 import time
-import uuid
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -23,9 +21,10 @@ from ninja import Router, Status
 from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
-from director import __version__, presence, registry
+from director import presence, registry
 from director.ads import AdRejected, record_advertisement
 from director.models import Downtime, Kind, RegistrationToken, Server, Source
+from director.ops.directors import live_directors, this_director
 from director.ops.health import assess
 from director.schemas import (
     DirectorAdOut,
@@ -48,7 +47,6 @@ from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import PathError, clean_path
 from director.wire.types import Capability, ServerKind
 
-INSTANCE_ID = uuid.uuid4().hex
 MAX_AD_BYTES = 1024 * 1024
 MONITORING_NAMESPACE_VIEW = NamespaceView(
     path=MONITORING_NAMESPACE, capabilities=Capability.PUBLIC_READS | Capability.READS
@@ -217,20 +215,24 @@ def namespace_prefix(request: HttpRequest, path: str) -> PrefixOut | Status[Erro
 
 @director_router.get(
     "/directors",
-    summary="This director's own advertisement",
+    summary="The live directors of the federation (each one's own advertisement)",
     response={200: list[DirectorAdOut]},
 )
 def directors(request: HttpRequest) -> list[DirectorAdOut]:
+    """The live directors of the federation, as this one last read them from the shared
+    registry (``director.ops.directors``); just itself before its first read."""
+    itself = this_director(external_url(request), settings.DIRECTOR_AD_TTL)
     return [
         DirectorAdOut(
-            name=settings.DIRECTOR_NAME,
-            startTime=int(registry.PROCESS_STARTED_AT),
-            instanceID=INSTANCE_ID,
+            name=info.name,
+            startTime=int(info.started_at),
+            instanceID=info.instance_id,
             generationID=0,
-            version=__version__,
-            expiry=timezone.now() + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL),
-            advertise_url=external_url(request),
+            version=info.version,
+            expiry=info.expires_at,
+            advertise_url=info.url,
         )
+        for info in live_directors(itself)
     ]
 
 

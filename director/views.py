@@ -19,7 +19,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
 from director.locate import client_coordinate, client_ip
-from director.ops import database
+from director.ops import database, directors
 from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
 from director.wire import healthfiles
@@ -209,8 +209,11 @@ def root_shortcut(request: HttpRequest, path: str = "") -> HttpResponse:
 
 def pelican_configuration(request: HttpRequest) -> HttpResponse:
     """``GET /.well-known/pelican-configuration``: federation discovery (reference 1.12)."""
+    base = external_url(request)
+    itself = directors.this_director(base, settings.DIRECTOR_AD_TTL)
+    endpoints = [info.url for info in directors.live_directors(itself)]
     response = HttpResponse(
-        json.dumps(discovery_document(external_url(request)), indent=2),
+        json.dumps(discovery_document(base, endpoints), indent=2),
         content_type="application/json",
         status=200,
     )

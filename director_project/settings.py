@@ -139,6 +139,9 @@ DIRECTOR_CACHE_RESPONSE_HOSTNAMES = env_list("DIRECTOR_CACHE_RESPONSE_HOSTNAMES"
 DIRECTOR_REGISTRY_POLL_INTERVAL = env_float("DIRECTOR_REGISTRY_POLL_INTERVAL", 1.0, minimum=0.05)
 # Seconds between full rebuilds of the routing snapshot, a consistency check besides the
 # per-change deltas (lapsed ads leave the snapshot then too).
+# Seconds between renewals of this director's own ad in the shared registry (it lives
+# three of them): /api/v1.0/director/directors and discovery list the live directors.
+DIRECTOR_SELF_AD_INTERVAL = env_float("DIRECTOR_SELF_AD_INTERVAL", 10.0, minimum=0.2)
 DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL = env_float(
     "DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL", 300.0, minimum=1.0
 )

@@ -34,7 +34,9 @@ def _free_port() -> int:
 class OwnPostgres:
     """Owner of one ``postgres`` server process tree in a temporary directory."""
 
-    def __init__(self) -> None:
+    def __init__(self, listen: tuple[str, ...] = ("127.0.0.1",), clients: str = "") -> None:
+        """``listen``: addresses to listen on; ``clients``: a network (CIDR) whose hosts
+        may connect too (trust, as the machine's own server)."""
         binaries = _binaries()
         if binaries is None:
             pytest.skip("no PostgreSQL server binaries (/usr/lib/postgresql/*/bin)")
@@ -55,6 +57,8 @@ class OwnPostgres:
         self.socket_dir = self.root / "pgsocket"
         self.port = _free_port()
         self.frozen = False
+        self.listen = listen
+        self.clients = clients
 
     def _as_postgres(self, *command: str, timeout: float = 60) -> None:
         subprocess.run(
@@ -71,6 +75,9 @@ class OwnPostgres:
         self._as_postgres(
             str(self.bin / "initdb"), "-D", str(self.dir), "-A", "trust", "-U", "postgres"
         )
+        if self.clients:
+            with (self.dir / "pg_hba.conf").open("a") as hba:
+                hba.write(f"host all all {self.clients} trust\n")
         self._as_postgres(
             str(self.bin / "pg_ctl"),
             "-D",
@@ -79,7 +86,8 @@ class OwnPostgres:
             "-l",
             str(self.dir / "server.log"),
             "-o",
-            f"-p {self.port} -c listen_addresses=127.0.0.1 -k {self.socket_dir} -c fsync=off",
+            f"-p {self.port} -c listen_addresses={','.join(self.listen)} "
+            f"-k {self.socket_dir} -c fsync=off",
             "start",
         )
         self._as_postgres(

@@ -260,7 +260,10 @@ def test_pelican_configuration_is_pretty_json_served_as_an_attachment(live_direc
         f'  "director_endpoint": "{base}",\n'
         f'  "namespace_registration_endpoint": "{base}",\n'
         f'  "jwks_uri": "{base}/.well-known/issuer.jwks",\n'
-        f'  "broker_endpoint": "{base}"\n'
+        f'  "broker_endpoint": "{base}",\n'
+        '  "director_advertise_endpoints": [\n'
+        f'    "{base}"\n'
+        "  ]\n"
         "}"
     )
 

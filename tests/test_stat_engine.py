@@ -572,14 +572,14 @@ def test_all_stat_greenlets_finish_shortly_after_the_probes_end(gate: Event) -> 
         for n in range(12)
     ]
     gevent.sleep(0.01)
-    assert 0 < engine.live_stat_greenlets() <= 3 * (3 + 2)
+    assert engine.live_stat_greenlets() <= 3 * (3 + 2)  # bounded while they run
     join_all(callers)
-    wait_until(lambda: probes["origin"].running == 0, 0.5, "timing-out probes over")
+    wait_until(lambda: probes["origin"].running == 0, 5.0, "timing-out probes over")
     # Only the blocked ones may remain (the engine cuts them off PROBE_GRACE after their
     # timeout, so on a slow machine they may be gone already).
     assert engine.live_stat_greenlets() <= 3
     gate.set()
-    settle(engine, 0.1)
+    settle(engine, 2.0)
     for state in engine.states():
         assert (state.active, state.waiting) == (0, 0), state.name
 

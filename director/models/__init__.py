@@ -18,11 +18,12 @@ from director.models.servers import (
     Source,
     Status,
 )
-from director.models.settings import HealthTestLease, RegistryState, StatSettings
+from director.models.settings import DirectorAd, HealthTestLease, RegistryState, StatSettings
 from director.models.tokens import RegistrationToken, RegistrationTokenQuerySet, hash_token_secret
 
 __all__ = [
     "CapabilityFields",
+    "DirectorAd",
     "Downtime",
     "GeoIPOverride",
     "HealthStatus",

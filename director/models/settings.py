@@ -247,3 +247,26 @@ def _pending_change() -> _PendingChange | None:
         if isinstance(entry[1], _PendingChange):
             return entry[1]
     return None
+
+
+class DirectorAd(models.Model):
+    """A director's own advertisement in the shared registry: which directors serve this
+    federation now (``/api/v1.0/director/directors`` and discovery list the live ones).
+
+    Each serving process renews its director's row every few seconds; a director that
+    stops deletes it, one that dies drops out when its expiry passes.
+    """
+
+    name = models.CharField(max_length=255, unique=True)
+    url = models.CharField(max_length=1000, help_text="Where servers and clients reach it.")
+    instance_id = models.CharField(max_length=64)
+    version = models.CharField(max_length=100)
+    started_at = models.DateTimeField()
+    expires_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["name"]
+        verbose_name = "director advertisement"
+
+    def __str__(self) -> str:
+        return f"{self.name} at {self.url}"

@@ -9,11 +9,11 @@ from __future__ import annotations
 from django.conf import settings
 
 from director import registry
-from director.ops import healthtests
+from director.ops import directors, healthtests
 from director.ops.loopmonitor import monitor
 
 
-def start_background() -> None:
+def start_background(serving_url: str = "") -> None:
     """Build the snapshot now, follow the registry, watch the loop lag, run the health
     tests when this process holds their lease (idempotent)."""
     registry.current()
@@ -24,6 +24,14 @@ def start_background() -> None:
     )
     monitor.start()
     healthtests.start(settings.DIRECTOR_NAME)
+    url = settings.DIRECTOR_EXTERNAL_URL or serving_url
+    if url:  # where others reach this director: its own ad in the shared registry
+        directors.start(
+            settings.DIRECTOR_NAME,
+            url,
+            settings.DIRECTOR_SELF_AD_INTERVAL,
+            settings.DIRECTOR_DB_REQUEST_TIMEOUT,
+        )
 
 
 def stop_background() -> None:
@@ -32,3 +40,5 @@ def stop_background() -> None:
     monitor.stop()
     if healthtests.tester is not None:
         healthtests.tester.stop()
+    if directors.advertiser is not None:
+        directors.advertiser.stop()

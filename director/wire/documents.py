@@ -7,15 +7,18 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 
-def discovery_document(base: str) -> dict[str, str]:
+def discovery_document(base: str, director_endpoints: Sequence[str]) -> dict[str, object]:
     """``/.well-known/pelican-configuration`` (reference 1.12): this director is the
-    discovery, director, registration and broker endpoint of its federation."""
+    discovery, director, registration and broker endpoint of its federation;
+    ``director_advertise_endpoints`` lists every live director, where servers may send
+    their ads."""
     return {
         "discovery_endpoint": base,
         "director_endpoint": base,
         "namespace_registration_endpoint": base,
         "jwks_uri": f"{base}/.well-known/issuer.jwks",
         "broker_endpoint": base,
+        "director_advertise_endpoints": list(director_endpoints),
     }
 
 

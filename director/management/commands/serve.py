@@ -51,8 +51,8 @@ class Command(BaseCommand):
             server.start()
         except OSError as error:
             raise CommandError(f"Cannot listen on {host}:{port}: {error}") from None
-        runtime.start_background()
         url = f"http://{host if ':' not in host else f'[{host}]'}:{server.server_port}"
+        runtime.start_background(url)
         self.stdout.write(f"director serving on {url} (gevent, {connections} connections)")
         demo = None
         if options["demo"]:
