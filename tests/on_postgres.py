@@ -35,6 +35,7 @@ FILES = [
     "tests/test_explain.py",
     "tests/test_commands.py",
     "tests/test_redirect_service.py",
+    "tests/test_directors.py",
 ]
 
 
