@@ -11,8 +11,8 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import json
 import logging
+from collections import Counter
 from dataclasses import dataclass
 
 from django.conf import settings
@@ -20,6 +20,8 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from director import models, registry
+from director.ops import database
+from director.ops.loopmonitor import yield_to_io
 from director.registry import change_generation
 from director.selection import ewma_status_weight
 from director.wire.ads import AdvertisementIn, token_generation_json, token_issuer_json
@@ -122,15 +124,14 @@ def record_advertisement(
     if expires_at <= received_at:
         raise AdRejected(400, f"The advertisement expired at {expires_at.isoformat()}")
     paths = [namespace.path for namespace in ad.namespaces]
-    duplicates = sorted({path for path in paths if paths.count(path) > 1})
+    duplicates = sorted(path for path, count in Counter(paths).items() if count > 1)
     if duplicates:
         raise AdRejected(400, f"namespaces: duplicate path(s) {', '.join(duplicates)}")
     refused = [
         path
-        for path in paths
+        for path in token.refused_namespaces(paths)
         # Caches always serve the federation's own /pelican/ paths (reference 1.6 step 5).
-        if not token.allows_namespace(path)
-        and not (kind == "cache" and path.startswith("/pelican/"))
+        if not (kind == "cache" and path.startswith("/pelican/"))
     ]
     if refused:
         raise AdRejected(
@@ -174,9 +175,11 @@ NAMESPACE_FIELDS = [
 def ad_fingerprint(kind: str, ad: AdvertisementIn, version: str) -> str:
     """SHA-256 of everything an ad says but its times: an ad with the fingerprint of the
     stored one changes nothing but the server's expiry and weight."""
-    content = ad.model_dump(mode="json", by_alias=True, exclude={"expiry", "now"})
-    canonical = json.dumps([kind, version, content], sort_keys=True, separators=(",", ":"))
-    return hashlib.sha256(canonical.encode()).hexdigest()
+    # Serialised by pydantic-core in the model's field order (1,000 namespaces: ~1 ms; a
+    # sorted json.dumps took ~4). Equal content sent in another key order of a free-form
+    # map would only cost one full write, never a missed change.
+    content = ad.model_dump_json(by_alias=True, exclude={"expiry", "now"})
+    return hashlib.sha256(f"{kind}\n{version}\n{content}".encode()).hexdigest()
 
 
 def _store(
@@ -198,6 +201,12 @@ def _store(
     version = ad.version or user_agent_version(user_agent) or "unknown"
     fingerprint = ad_fingerprint(kind, ad, version)
     time_constant = registry.current().settings.status_ewma_time_constant
+    # The rows are prepared before the transaction, with the loop given a turn before and
+    # after (1,000 namespaces: ~5 ms each side), so the work inside it is the writes
+    # alone: on SQLite nothing yields within it.
+    yield_to_io()
+    wanted_namespaces = _namespace_values(ad)
+    yield_to_io()
     with transaction.atomic():
         server = models.Server.objects.select_for_update().filter(name=ad.name).first()
         created = server is None
@@ -223,7 +232,7 @@ def _store(
             server.ad_fingerprint = fingerprint
             server.change_seq = server.structure_seq = change_generation()
             server.save()
-            _replace_namespaces(server, _namespace_rows(server, ad))
+            _replace_namespaces(server, wanted_namespaces)
             _replace_downtimes(server, _downtime_rows(server, ad))
         if token.last_used_at is None or received_at - token.last_used_at >= TOKEN_USE_RESOLUTION:
             token.last_used_at = received_at
@@ -250,24 +259,29 @@ def _renew(
     server.last_advertised_at = received_at
 
 
-def _replace_namespaces(server: models.Server, wanted: list[models.Namespace]) -> None:
-    """Delete, update and insert only the namespace rows that differ from ``wanted``."""
-    existing = {row.path: row for row in server.namespaces.all()}
-    paths = {row.path for row in wanted}
-    gone = [row.pk for path, row in existing.items() if path not in paths]
-    if gone:
-        models.Namespace.objects.filter(pk__in=gone).delete()
-    added, changed = [], []
-    for row in wanted:
-        old = existing.get(row.path)
-        if old is None:
-            added.append(row)
-        elif any(getattr(old, name) != getattr(row, name) for name in NAMESPACE_FIELDS):
-            for name in NAMESPACE_FIELDS:
-                setattr(old, name, getattr(row, name))
-            changed.append(old)
-    models.Namespace.objects.bulk_create(added)
-    models.Namespace.objects.bulk_update(changed, NAMESPACE_FIELDS)
+def _replace_namespaces(server: models.Server, wanted: dict[str, tuple[object, ...]]) -> None:
+    """Delete and insert only the namespace rows that differ from ``wanted`` (path ->
+    values of NAMESPACE_FIELDS); a row whose values changed is replaced.
+
+    An ad's namespaces are written in one executemany: Django's ``bulk_create`` and
+    ``bulk_update`` compile every value through the ORM, ~30 ms of CPU for 1,000
+    namespaces inside the write transaction, which on SQLite holds the whole loop.
+    """
+    existing = {
+        path: (pk, tuple(values))
+        for path, pk, *values in models.Namespace.objects.filter(server=server)
+        .order_by()
+        .values_list("path", "pk", *NAMESPACE_FIELDS)
+    }
+    stale = [pk for path, (pk, values) in existing.items() if wanted.get(path) != values]
+    if stale:
+        models.Namespace.objects.filter(pk__in=stale).delete()
+    kept = {path for path, (_, values) in existing.items() if wanted.get(path) == values}
+    database.insert_rows(
+        models.Namespace,
+        ["server_id", "path", *NAMESPACE_FIELDS],
+        [(server.pk, path, *values) for path, values in wanted.items() if path not in kept],
+    )
 
 
 def _downtime_key(row: models.Downtime) -> tuple[object, ...]:
@@ -327,21 +341,18 @@ def _apply_ad(
     server.required_features = list(ad.required_features)
 
 
-def _namespace_rows(server: models.Server, ad: AdvertisementIn) -> list[models.Namespace]:
-    rows = []
+def _namespace_values(ad: AdvertisementIn) -> dict[str, tuple[object, ...]]:
+    """The ad's namespaces as rows: path -> the values of NAMESPACE_FIELDS, as the database
+    gives them back (so that an unchanged namespace compares equal and is not written)."""
+    rows = {}
     for namespace in ad.namespaces:
-        row = models.Namespace(
-            server=server,
-            path=namespace.path,
-            token_issuers=[token_issuer_json(issuer.view()) for issuer in namespace.token_issuer],
-            token_generations=[
-                token_generation_json(generation.view())
-                for generation in namespace.token_generation
-            ],
-            from_topology=namespace.from_topology,
+        flags = namespace.caps.flags()
+        rows[namespace.path] = (
+            *(bool(flags & flag) for _, flag in models.CapabilityFields.CAPABILITY_FIELDS),
+            [token_issuer_json(issuer.view()) for issuer in namespace.token_issuer],
+            [token_generation_json(generation.view()) for generation in namespace.token_generation],
+            namespace.from_topology,
         )
-        row.set_capabilities(namespace.caps.flags())
-        rows.append(row)
     return rows
 
 

@@ -8,7 +8,7 @@
 2. ``sync`` brings the snapshot up to date: with only ``generation`` moved it reads the
    servers stamped since its own generation and applies them as a delta
    (``Snapshot.apply``: in proportion to what changed); otherwise it rebuilds. A
-   ``RegistryWatcher`` greenlet in each serving process runs it every
+   ``RegistryWatcher`` greenlet (``director.ops.watcher``) in each serving process runs it every
    ``DIRECTOR_REGISTRY_POLL_INTERVAL`` (1 s), so processes sharing one database converge
    within about a second, and rebuilds in full every ``DIRECTOR_REGISTRY_FULL_SYNC_INTERVAL``
    as a consistency check.
@@ -27,14 +27,13 @@ import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import replace
 
-import gevent
-from django.db import close_old_connections, connection, transaction
+from django.db import transaction
 from django.utils import timezone
 
 from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
-from director.ops import database
+from director.ops.loopmonitor import yield_to_io
 from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
 from director.wire.ads import token_generations_from_json, token_issuers_from_json
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
@@ -56,6 +55,11 @@ def current() -> Snapshot:
     if snapshot is None:
         snapshot = rebuild()
     return snapshot
+
+
+def installed() -> Snapshot | None:
+    """The snapshot installed now, without building one."""
+    return _snapshot
 
 
 def on_rebuild(listener: Callable[[Snapshot, frozenset[str] | None], None]) -> None:
@@ -168,6 +172,30 @@ def _namespace_view(namespace: models.Namespace) -> NamespaceView:
 
 
 BUILD_PAGE = 50  # servers read and applied per step of a full build
+NAMESPACE_PAGE = 250  # namespace rows read and made views of per step (~2 ms)
+
+
+def _namespace_views(server_pks: Sequence[int]) -> dict[int, list[NamespaceView]]:
+    """The namespace views of these servers (each list in path order), read a page of rows
+    at a time with a yield between pages: a cache that advertises a thousand namespaces
+    never holds the loop for all of them at once. Not for use inside a transaction."""
+    views: dict[int, list[NamespaceView]] = {pk: [] for pk in server_pks}
+    after = 0
+    while server_pks:
+        yield_to_io()  # also before the first page: a commit may have just held the loop
+        page = list(
+            models.Namespace.objects.filter(server_id__in=server_pks, pk__gt=after).order_by("pk")[
+                :NAMESPACE_PAGE
+            ]
+        )
+        for namespace in page:
+            views[namespace.server_id].append(_namespace_view(namespace))
+        if len(page) < NAMESPACE_PAGE:
+            break
+        after = page[-1].pk
+    for namespaces in views.values():
+        namespaces.sort(key=lambda view: view.path)
+    return views
 
 
 def build_snapshot() -> Snapshot:
@@ -192,23 +220,24 @@ def build_snapshot() -> Snapshot:
             models.Server.objects.routable()
             .filter(pk__gt=after)
             .order_by("pk")
-            .prefetch_related("namespaces", "downtimes")[:BUILD_PAGE]
+            .prefetch_related("downtimes")[:BUILD_PAGE]
         )
         if not page:
             break
         after = page[-1].pk
         urls.extend(server.data_url for server in page)
+        namespaces = _namespace_views([server.pk for server in page])
         snapshot = snapshot.apply(
             generation,
             [
                 (
                     _server_view(server, snapshot.settings, snapshot.overrides, now),
-                    [_namespace_view(ns) for ns in server.namespaces.all()],
+                    namespaces[server.pk],
                 )
                 for server in page
             ],
         )
-        gevent.sleep(0)
+        yield_to_io()
     forget_addresses_except(urls)
     return snapshot
 
@@ -233,16 +262,15 @@ def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[str
     ]
     full_rows = {
         row.pk: row
-        for row in models.Server.objects.filter(pk__in=structural).prefetch_related(
-            "namespaces", "downtimes"
-        )
+        for row in models.Server.objects.filter(pk__in=structural).prefetch_related("downtimes")
     }
+    structural_namespaces = _namespace_views(structural)
     upserts = []
     for row in routable:
         if row.pk in full_rows:
             full_row = full_rows[row.pk]
             view = _server_view(full_row, snapshot.settings, snapshot.overrides, now)
-            namespaces = [_namespace_view(ns) for ns in full_row.namespaces.all()]
+            namespaces = structural_namespaces[row.pk]
         else:
             old = snapshot.servers[row.name]
             view = _server_view(row, snapshot.settings, snapshot.overrides, now, old.downtimes)
@@ -392,90 +420,3 @@ def _after_commit(generation: int) -> None:
         logger.exception("could not follow a registry change; the watcher will")
     for stale in [key for key in _renewals if key <= generation]:
         del _renewals[stale]  # changes rolled back, or already followed
-
-
-class RegistryWatcher:
-    """Owner of the greenlet that follows the shared generation counter.
-
-    One per process. Its loop does one small query per interval and a rebuild when the
-    generation moved; a failing database is logged and retried, never fatal.
-    """
-
-    def __init__(self, interval: float, full_interval: float, timeout: float = 10.0) -> None:
-        self.interval = interval
-        self.full_interval = full_interval
-        self.timeout = timeout
-        self._last_full = time.monotonic()
-        self._greenlet: gevent.Greenlet | None = None
-
-    @property
-    def running(self) -> bool:
-        return self._greenlet is not None and not self._greenlet.dead
-
-    def start(self) -> None:
-        if self.running:
-            return
-        self._greenlet = gevent.spawn(self._run)
-        self._greenlet.name = "director-registry-watcher"
-        self._greenlet.link_exception(_log_greenlet_death)
-
-    def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=5)
-            self._greenlet = None
-
-    def check_once(self) -> bool:
-        """Sync with the registry (in full when the consistency check is due); True when
-        a new snapshot was installed."""
-        try:
-            before = _snapshot
-            if time.monotonic() - self._last_full >= self.full_interval:
-                self._last_full = time.monotonic()
-                rebuild()
-            else:
-                sync()
-            return _snapshot is not before
-        finally:
-            # Each check runs in this greenlet's own connection: close it so that no
-            # connection (or SQLite read lock) is held between polls.
-            close_old_connections()
-            connection.close()
-
-    def _run(self) -> None:
-        while True:
-            self.check_bounded()
-            gevent.sleep(self.interval)
-
-    def check_bounded(self) -> None:
-        """One check in a greenlet of its own, waited for at most the database deadline:
-        a database that is down or hung is reported (health says degraded, since when)
-        while redirects go on from the last snapshot; one check at a time, so a hung one
-        is waited out before the next, and the first success clears the report."""
-        check = gevent.spawn(self.check_once)
-        check.join(self.timeout)
-        if not check.ready():
-            database.health.failed(f"the registry watcher got no answer within {self.timeout:g} s")
-            check.join()
-        if check.exception is not None:
-            error = check.exception
-            if database.is_database_error(error):
-                database.health.failed(f"{type(error).__name__}: {error}".strip())
-            logger.error("registry watcher: could not read the registry (%r); retrying", error)
-            return
-        if check.successful():
-            database.health.recovered()
-
-
-def _log_greenlet_death(greenlet: gevent.Greenlet) -> None:
-    logger.error("%s died: %r", getattr(greenlet, "name", greenlet), greenlet.exception)
-
-
-watcher: RegistryWatcher | None = None
-
-
-def start_watcher(interval: float, full_interval: float, timeout: float) -> RegistryWatcher:
-    global watcher
-    if watcher is None:
-        watcher = RegistryWatcher(interval, full_interval, timeout)
-    watcher.start()
-    return watcher

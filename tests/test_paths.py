@@ -1,8 +1,12 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
+from director.wire import validation as namespace_validation
 from director.wire.paths import MAX_PATH_BYTES, PathError, clean_path, path_depth
+from director.wire.validation import namespace_path_checks, namespace_path_problem
 
 
 @pytest.mark.parametrize(
@@ -79,3 +83,21 @@ def test_the_length_limit_counts_utf8_bytes_not_characters():
 )
 def test_path_depth_counts_components_left_after_the_namespace(path, namespace, depth):
     assert path_depth(path, namespace) == depth
+
+
+NAMESPACE_TEXT = st.text(alphabet=st.sampled_from("/.,; a-~%\x00\x1f\x7fé\t"), max_size=12)
+
+
+@given(NAMESPACE_TEXT)
+@settings(max_examples=2000, deadline=None)
+def test_the_namespace_fast_path_accepts_nothing_the_checks_refuse(path):
+    if namespace_path_problem(path) == "":
+        assert namespace_path_checks(path) == ""
+    else:
+        assert namespace_path_checks(path) == namespace_path_problem(path)
+
+
+@pytest.mark.parametrize("path", ["/", "/a", "/a/b.c/..d", "/a-b_c~/%41", "/x/.../y"])
+def test_plain_namespaces_take_the_fast_path(path):
+    assert namespace_validation._PLAIN_NAMESPACE.fullmatch(path)
+    assert namespace_path_checks(path) == ""

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
+from collections.abc import Iterable
 
 from django.core.exceptions import ValidationError
 from django.db import models
@@ -75,11 +76,14 @@ class RegistrationToken(models.Model):
 
     def allows_namespace(self, path: str) -> bool:
         """True when the token may advertise ``path`` (the trailing-slash rule applies)."""
-        allowed = self.allowed_namespaces()
+        return not self.refused_namespaces([path])
+
+    def refused_namespaces(self, paths: Iterable[str]) -> list[str]:
+        """The ``paths`` this token may not advertise (the prefixes parsed once)."""
+        allowed = tuple(prefix.rstrip("/") + "/" for prefix in self.allowed_namespaces())
         if not allowed:
-            return True
-        key = path.rstrip("/") + "/"
-        return any(key.startswith(prefix.rstrip("/") + "/") for prefix in allowed)
+            return []
+        return [path for path in paths if not (path.rstrip("/") + "/").startswith(allowed)]
 
     @classmethod
     def issue(

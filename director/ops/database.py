@@ -21,12 +21,14 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import gevent
 from django.db import DEFAULT_DB_ALIAS, InterfaceError, OperationalError, connections
 from django.db.backends.base.base import BaseDatabaseWrapper
+from django.db.models import JSONField, Model
 from django.http import HttpResponse
 
 logger = logging.getLogger(__name__)
@@ -112,3 +114,32 @@ def _cut_off(wrapper: BaseDatabaseWrapper, cut: list[bool]) -> None:
         raw.close()
     except Exception:  # already broken: closing it is all that was wanted
         logger.debug("closing a timed-out database connection failed", exc_info=True)
+
+
+def insert_rows(
+    model: type[Model], columns: Sequence[str], rows: Sequence[Sequence[object]]
+) -> None:
+    """INSERT ``rows`` (values of ``columns``, attribute names) into ``model``'s table in
+    one ``executemany``, without the ORM's per-value compilation.
+
+    Values go to the driver as they are, except JSON columns, which each backend adapts in
+    its own way. No defaults, signals or primary keys come back: for the hot write paths
+    (an ad's namespaces) whose rows are complete.
+    """
+    if not rows:
+        return
+    connection = connections[DEFAULT_DB_ALIAS]
+    fields = [model._meta.get_field(name) for name in columns]
+    prepared: list[list[Any]] = [list(row) for row in rows]
+    for index, field in enumerate(fields):
+        if isinstance(field, JSONField):
+            for values in prepared:
+                values[index] = field.get_db_prep_save(values[index], connection)
+    quote = connection.ops.quote_name
+    names = ", ".join(quote(str(getattr(field, "column", ""))) for field in fields)
+    placeholders = ", ".join(["%s"] * len(fields))
+    with connection.cursor() as cursor:
+        cursor.executemany(
+            f"INSERT INTO {quote(model._meta.db_table)} ({names}) VALUES ({placeholders})",
+            prepared,
+        )

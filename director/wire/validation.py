@@ -63,7 +63,20 @@ def normalise_server_url(value: str) -> str:
 MAX_NAMESPACE_LENGTH = 1024
 
 
+# A namespace path that passes every check below, in one match: segments of printable
+# ASCII without '/', ',' or ';', none of them '.' or '..' (an ad may carry 1,000 of them).
+_PLAIN_NAMESPACE = re.compile(r"(?:/(?!\.\.?(?:/|$))[\x21-\x2b\x2d-\x2e\x30-\x3a\x3c-\x7e]+)+|/")
+
+
 def namespace_path_problem(path: str) -> str:
+    """'' when ``path`` may be a namespace, else what is wrong with it."""
+    if len(path) <= MAX_NAMESPACE_LENGTH and _PLAIN_NAMESPACE.fullmatch(path):
+        return ""
+    return namespace_path_checks(path)
+
+
+def namespace_path_checks(path: str) -> str:
+    """The checks one at a time, each with its own message."""
     if not path or not path.startswith("/"):
         return f"Namespace path {path!r} must start with '/'."
     if len(path) > MAX_NAMESPACE_LENGTH:
