@@ -9,6 +9,7 @@ from django.db import transaction
 from django.db.models import Count, Model, QuerySet
 from django.forms import BaseFormSet, ModelForm
 from django.http import HttpRequest, HttpResponse, HttpResponseRedirect
+from django.template.response import TemplateResponse
 from django.urls import reverse
 from django.utils import timezone
 
@@ -349,11 +350,23 @@ class RegistrationTokenAdmin(admin.ModelAdmin[RegistrationToken]):
         obj.pk = token.pk
         obj.token_hash = token.token_hash
         obj.created_at = token.created_at
-        self.message_user(
+        request.new_token_secret = secret  # type: ignore[attr-defined]
+
+    def response_add(
+        self, request: HttpRequest, obj: RegistrationToken, post_url_continue: str | None = None
+    ) -> HttpResponse:
+        """The new secret on a page of its own, in this response only: a message would
+        carry it in the (signed, not encrypted) messages cookie to the next page. The
+        admin's own never_cache marks it no-store."""
+        return TemplateResponse(
             request,
-            f"Token for {token.registry_prefix}: {secret} (copy it now: it is stored only "
-            "as a hash and will not be shown again)",
-            messages.WARNING,
+            "admin/director/registrationtoken/token_secret.html",
+            {
+                **self.admin_site.each_context(request),
+                "token": obj,
+                "secret": request.new_token_secret,  # type: ignore[attr-defined]
+                "title": "New registration token",
+            },
         )
 
     @admin.action(description="Revoke selected tokens")

@@ -72,9 +72,11 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
     if ad.now is not None and not _is_go_zero(ad.now):
         sender_now = _aware(ad.now)
         if abs(received_at - sender_now) > CLOCK_SKEW_TOLERANCE:
-            # Relative to our clock; a lifetime beyond MAX_AD_LIFETIME is cut to it first,
-            # so that far-future values cannot overflow the date range.
-            expiry = received_at + min(expiry - sender_now, MAX_AD_LIFETIME)
+            # Relative to our clock; a lifetime beyond MAX_AD_LIFETIME either way is cut to
+            # it first, so that values far apart cannot overflow the date range (an expiry
+            # long before the sender's now is simply expired).
+            lifetime = expiry - sender_now
+            expiry = received_at + max(-MAX_AD_LIFETIME, min(lifetime, MAX_AD_LIFETIME))
     return min(expiry, received_at + MAX_AD_LIFETIME)
 
 

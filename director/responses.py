@@ -7,12 +7,12 @@ so the extra lines are appended in ``items()``, which is what the WSGI handler s
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Sequence
 
 from django.http import HttpResponse
 
 from director import __version__
+from director.wire.documents import error_body
 from director.wire.headers import CORS_HEADERS
 
 SERVER_HEADER = f"pelican/{__version__}"
@@ -55,11 +55,6 @@ class PelicanResponse(HttpResponse):
         yield from self.repeated_lines
 
 
-def json_bytes(payload: object) -> bytes:
-    """Compact JSON as Go's encoding/json writes it (no spaces)."""
-    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
-
-
 def error_response(
     status: int,
     message: str,
@@ -69,7 +64,7 @@ def error_response(
 ) -> PelicanResponse:
     """``{"status":"error","msg":...}``, the body of every director error."""
     return PelicanResponse(
-        json_bytes({"status": "error", "msg": message}),
+        error_body(message),
         status=status,
         header_lines=header_lines,
         content_type=JSON_CONTENT_TYPE,

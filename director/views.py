@@ -12,6 +12,7 @@ import uuid
 from urllib.parse import parse_qsl
 
 from django.conf import settings
+from django.core.exceptions import DisallowedHost
 from django.http import HttpRequest, HttpResponse
 from django.views.decorators.clickjacking import xframe_options_exempt
 from django.views.decorators.csrf import csrf_exempt
@@ -21,9 +22,9 @@ from director import redirects, registry, routing
 from director.locate import client_coordinate, client_ip
 from director.ops import database, directors
 from director.ops.metrics import count_redirect
-from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response, json_bytes
+from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
 from director.wire import healthfiles
-from director.wire.documents import discovery_document
+from director.wire.documents import discovery_document, json_bytes
 from director.wire.headers import ROOT_OPTIONS_ALLOW, monitoring_redirect_headers, redirect_body
 from director.wire.healthfiles import MONITORING_PREFIX
 from director.wire.paths import PathError, clean_path
@@ -224,6 +225,30 @@ def pelican_configuration(request: HttpRequest) -> HttpResponse:
 def metrics(request: HttpRequest) -> HttpResponse:
     """``GET /metrics``: Prometheus text format."""
     return HttpResponse(generate_latest(), content_type=CONTENT_TYPE_LATEST)
+
+
+def admin_locked_out(
+    request: HttpRequest, response: HttpResponse | None = None, credentials: object = None
+) -> HttpResponse:
+    """django-axes' answer to a login from a locked-out address or user name."""
+    seconds = int(settings.DIRECTOR_ADMIN_LOCKOUT_SECONDS)
+    return error_response(
+        429,
+        f"Too many failed logins from this address or for this user name; logins are "
+        f"refused for {seconds} s after the last failure. Request ID: {request_id_for(request)}",
+        header_lines=[("Retry-After", str(seconds))],
+        cors=False,
+    )
+
+
+def bad_request(request: HttpRequest, exception: Exception) -> HttpResponse:
+    """Django's 400 handler (a Host not in DJANGO_ALLOWED_HOSTS, a request Django refuses
+    as suspicious): the JSON error shape, never an HTML page."""
+    if isinstance(exception, DisallowedHost):
+        message = "The Host header names a host this director does not serve."
+    else:
+        message = "Bad request."
+    return error_response(400, f"{message} Request ID: {request_id_for(request)}", cors=False)
 
 
 def server_error(request: HttpRequest) -> HttpResponse:

@@ -15,7 +15,8 @@ from ninja.errors import HttpError, ValidationError
 from ninja.renderers import BaseRenderer
 
 from director.api import director_router, director_v2_router, health_router, ui_router
-from director.responses import error_response, json_bytes
+from director.responses import error_response
+from director.wire.documents import json_bytes
 
 
 class PelicanJSONRenderer(BaseRenderer):

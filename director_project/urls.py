@@ -10,6 +10,7 @@ from django.urls import path, re_path
 from director import views
 from director_project.api import api
 
+handler400 = "director.views.bad_request"
 handler500 = "director.views.server_error"
 
 urlpatterns = [

@@ -179,6 +179,11 @@ class FakeAvailability:
 # --- the stat engine (tests/test_stat_*.py) and other clocks ------------------------------------
 
 
+# "At once", measured on the wall clock of a machine that may be busy: well under the
+# shortest wait (deadline, timeout) that the behaviour under test must not have waited.
+AT_ONCE = 0.5
+
+
 class FakeClock:
     """A monotonic clock that moves only when told (binary-exact steps keep comparisons exact)."""
 

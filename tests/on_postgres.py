@@ -36,6 +36,9 @@ FILES = [
     "tests/test_commands.py",
     "tests/test_redirect_service.py",
     "tests/test_directors.py",
+    "tests/test_bad_input.py",
+    "tests/test_fuzz_api.py",
+    "tests/test_fuzz_inputs.py",
 ]
 
 

@@ -7,6 +7,7 @@ import hashlib
 import re
 
 import pytest
+from axes.models import AccessAttempt, AccessFailureLog, AccessLog
 from django.contrib import admin
 from django.contrib.auth.models import Group
 from django.core.exceptions import ValidationError
@@ -60,6 +61,21 @@ def registry_rows(db, admin_user):
         ),
         "director.registrationtoken": token,
         "director.statsettings": StatSettings.load(),
+        **_login_records(),
+    }
+
+
+def _login_records() -> dict[str, object]:
+    """One row of each of django-axes' login records (the admin lists them)."""
+    seen = {"user_agent": "test", "ip_address": "192.0.2.1", "username": "mallory"}
+    seen |= {"http_accept": "*/*", "path_info": "/admin/login/"}
+    return {
+        "axes.accessattempt": AccessAttempt.objects.create(
+            **seen, get_data="", post_data="", failures_since_start=1
+        ),
+        "axes.accessfailurelog": AccessFailureLog.objects.create(**seen),
+        # the admin client's own login made one
+        "axes.accesslog": AccessLog.objects.first() or AccessLog.objects.create(**seen),
     }
 
 
@@ -67,6 +83,9 @@ def test_the_admin_registers_every_director_model():
     assert REGISTERED == [
         "auth.group",
         "auth.user",
+        "axes.accessattempt",
+        "axes.accessfailurelog",
+        "axes.accesslog",
         "director.downtime",
         "director.geoipoverride",
         "director.namespace",
@@ -128,18 +147,16 @@ def test_adding_a_token_shows_its_secret_once_and_stores_only_the_hash(admin_cli
     answer = admin_client.post(
         admin_url("director.registrationtoken", "add"),
         {"registry_prefix": "/caches/site-x", "description": "new cache"},
-        follow=True,
     )
 
-    assert answer.status_code == 200
-    texts = [str(message) for message in answer.context["messages"]]
-    secrets = [
-        match.group(1)
-        for text in texts
-        if (match := re.match(r"Token for /caches/site-x: (\S+) \(copy it now", text))
-    ]
-    assert len(secrets) == 1
-    secret = secrets[0]
+    assert answer.status_code == 200  # the secret's page itself, not a redirect
+    assert "no-store" in answer["Cache-Control"]
+    match = re.search(r'<code id="token-secret"[^>]*>([^<]+)</code>', answer.content.decode())
+    assert match
+    secret = match.group(1)
+    # Nothing carries it to another response: no message, no cookie.
+    assert all(secret not in morsel.value for morsel in answer.cookies.values())
+    assert not list(answer.context["messages"])
     token = RegistrationToken.objects.get()
     assert (token.registry_prefix, token.description) == ("/caches/site-x", "new cache")
     assert token.token_hash == hashlib.sha256(secret.encode()).hexdigest()
@@ -327,3 +344,39 @@ def test_the_override_form_accepts_v4_and_v6_networks(admin_client, db):
         )
         assert answer.status_code == 302, answer.content.decode()[:500]
     assert GeoIPOverride.objects.count() == 3
+
+
+def _login(client, username: str, password: str, address: str):
+    return client.post(
+        reverse("admin:login"),
+        {"username": username, "password": password, "next": "/admin/"},
+        REMOTE_ADDR=address,
+    )
+
+
+def test_admin_logins_are_throttled_per_address_and_per_user_name(client, admin_user, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    for _ in range(2):  # the form says the password is wrong
+        assert _login(client, "admin", "wrong", "192.0.2.10").status_code == 200
+    assert _login(client, "admin", "wrong", "192.0.2.10").status_code == 429  # the third
+    locked = _login(client, "admin", "password", "192.0.2.10")  # even the right one now
+    assert locked.status_code == 429
+    assert locked.json()["status"] == "error" and "failed logins" in locked.json()["msg"]
+    assert int(locked["Retry-After"]) == int(settings.DIRECTOR_ADMIN_LOCKOUT_SECONDS)
+    # the user name is locked from any address; the address for any user name
+    assert _login(client, "admin", "password", "198.51.100.7").status_code == 429
+    assert _login(client, "someone", "x", "192.0.2.10").status_code == 429
+    # others are not
+    other = _login(client, "someone", "x", "198.51.100.7")
+    assert other.status_code == 200 and "Please enter the correct" in other.content.decode()
+
+
+def test_a_successful_login_clears_the_failures(client, admin_user, settings):
+    settings.AXES_FAILURE_LIMIT = 3
+    for _ in range(2):
+        _login(client, "admin", "wrong", "192.0.2.11")
+    assert _login(client, "admin", "password", "192.0.2.11").status_code == 302
+    client.logout()
+    for _ in range(2):
+        _login(client, "admin", "wrong", "192.0.2.11")
+    assert _login(client, "admin", "password", "192.0.2.11").status_code == 302

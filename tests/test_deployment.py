@@ -260,3 +260,23 @@ def test_gunicorn_serves_redirects_with_one_pelican_server_header(
     assert first_hop.status_code == 307, first_hop.text
     assert first_hop.headers["Location"] == f"{origin.url}/gu/file.txt"
     assert servers == ["pelican/0.1.0"]
+
+
+def test_check_deploy_is_clean_in_production_mode_and_says_what_is_missing_otherwise(
+    tmp_path: Path,
+) -> None:
+    database = f"sqlite:///{tmp_path / 'director.sqlite3'}"
+    key = "k" + "".join(chr(ord("a") + n % 26) + str(n) for n in range(30))
+    production = run_manage(
+        "check",
+        "--deploy",
+        "--fail-level",
+        "WARNING",
+        env=manage_env(database, DJANGO_SECURE="1", DJANGO_SECRET_KEY=key, DJANGO_DEBUG=None),
+    )
+    assert production.returncode == 0, production.stdout + production.stderr
+    laptop = run_manage(
+        "check", "--deploy", env=manage_env(database, DJANGO_SECURE=None, DJANGO_SECRET_KEY=None)
+    )
+    for warning in ("security.W004", "security.W008", "security.W012", "director.W001"):
+        assert warning in laptop.stderr + laptop.stdout

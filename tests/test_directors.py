@@ -12,7 +12,9 @@ from director.ops import directors
 
 
 @pytest.fixture
-def advertiser(db, settings, monkeypatch):
+def advertiser(transactional_db, settings, monkeypatch):
+    """Real commits: a renewal closes its connection after it, as it must between polls,
+    which would end a test-wide transaction on PostgreSQL."""
     settings.DIRECTOR_NAME = "here"
     made = directors.DirectorAdvertiser("here", "https://here.example", 10.0, 5.0)
     monkeypatch.setattr(directors, "advertiser", made)

@@ -26,7 +26,8 @@ import director.ads
 from director import schemas
 from director.models import RegistrationToken
 from director.ops.metrics import INFLIGHT
-from director.responses import JSON_CONTENT_TYPE, json_bytes
+from director.responses import JSON_CONTENT_TYPE
+from director.wire.documents import json_bytes
 from director_project.api import api
 
 JSONDict = dict[str, Any]  # a part of the OpenAPI document, as parsed JSON

@@ -101,3 +101,22 @@ def test_the_namespace_fast_path_accepts_nothing_the_checks_refuse(path):
 def test_plain_namespaces_take_the_fast_path(path):
     assert namespace_validation._PLAIN_NAMESPACE.fullmatch(path)
     assert namespace_path_checks(path) == ""
+
+
+PATH_TEXT = st.lists(st.sampled_from(["/", ".", "..", "a", "é", "%2e", " ", "\x00"])).map("".join)
+
+
+@given(st.one_of(PATH_TEXT, st.text(max_size=300)))
+@settings(max_examples=1000, deadline=None)
+def test_clean_path_stays_under_the_root_and_is_idempotent(raw):
+    try:
+        cleaned = clean_path(raw)
+    except PathError:
+        return
+    segments = cleaned.split("/")[1:] if cleaned != "/" else []
+    assert cleaned.startswith("/")
+    assert not {"", ".", ".."} & set(segments)
+    assert clean_path(cleaned) == cleaned
+    # what is left of the path is the raw path's own segments, in order
+    kept = [segment for segment in raw.split("/") if segment not in ("", ".")]
+    assert all(segment in kept for segment in segments)

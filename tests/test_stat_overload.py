@@ -43,9 +43,10 @@ SETTINGS = {
 }
 WAVES = 5
 WAVE_SIZE = 40
-# Per server at most limit + waiters stat greenlets; beyond those and the wave's own
-# connections: housekeeping greenlets, the sampler's own two requests, and connections
-# of the previous wave whose close the busy director has not read yet (seen: 1).
+# Per server at most limit + waiters stat greenlets; beyond those and the connections of
+# the wave and of the one before it (whose close a busy director may not have read yet:
+# seen 33 of 40 on a loaded 2-core machine): housekeeping greenlets and the sampler's own
+# two requests. A pile-up would grow with the waves: WAVES x WAVE_SIZE = 200.
 SMALL_CONSTANT = 15
 
 
@@ -141,7 +142,7 @@ def test_a_never_answering_origin_cannot_pile_up_requests_or_greenlets(director,
     assert all(location.startswith(fast.url) for location in locations)
     assert max(latencies) <= REDIRECT_TIMEOUT + CLIENT_SLACK
     stat_bound = 2 * (LIMIT + MAX_WAITERS)
-    assert max(sampler.greenlets) <= idle + WAVE_SIZE + stat_bound + SMALL_CONSTANT
+    assert max(sampler.greenlets) <= idle + 2 * WAVE_SIZE + stat_bound + SMALL_CONSTANT
     assert all(active <= LIMIT and waiting <= MAX_WAITERS for active, waiting in sampler.slow_pool)
     assert wait_for_idle(director, idle, within=5.0) <= 5.0
 
@@ -181,13 +182,13 @@ def test_when_only_the_slow_origin_may_hold_the_object_the_answer_is_never_a_404
     assert max(latencies) <= REDIRECT_TIMEOUT + CLIENT_SLACK
     assert director.pools()["slow"]["ejectedUntil"] is not None
 
-    # Once ejected, the slow origin costs no wait: answers come at once, still 307.
-    started = time.monotonic()
+    # Once ejected, the slow origin costs no wait: no HEAD is sent to it, still 307.
+    heads = slow.count("HEAD")
     answer = requests.get(
         f"{director.url}/api/v1.0/director/origin/slow-ns/after-ejection",
         allow_redirects=False,
         timeout=10,
     )
-    assert time.monotonic() - started < 0.2
+    assert slow.count("HEAD") == heads
     assert answer.status_code == 307
     assert answer.headers["Location"] == f"{slow.url}/slow-ns/after-ejection"

@@ -13,7 +13,8 @@ import time
 from collections.abc import Callable, Iterator
 
 import pytest
-from helpers import settle, stat, stat_config
+from gevent.server import StreamServer
+from helpers import AT_ONCE, settle, stat, stat_config
 from requests.structures import CaseInsensitiveDict
 
 from director.demo.fileserver import FileServer, crc32c
@@ -206,12 +207,12 @@ def test_head_probe_times_out_on_a_hanging_server_within_its_timeout(
 ) -> None:
     server = file_servers({"/test/hello.txt": DATA})
     server.behaviour.hang = True
-    server.behaviour.hang_seconds = 1.0
+    server.behaviour.hang_seconds = 3.0
     started = time.monotonic()
     result = probe(f"{server.url}/test/hello.txt", "", 0.2)
     elapsed = time.monotonic() - started
     assert result.outcome is Outcome.TIMEOUT and result.server_fault
-    assert 0.19 <= elapsed < 0.2 + 0.2
+    assert 0.19 <= elapsed < 0.2 + AT_ONCE  # its timeout, not the server's 3 s
     assert server.count("HEAD") == 1
 
 
@@ -243,3 +244,28 @@ def test_engine_default_probe_stats_a_real_server(
     assert stat(engine, [target], "/test/missing.txt")["real"].outcome is Outcome.ABSENT
     settle(engine)
     engine.configure(engine.config, [])  # closes the probe's session
+
+
+@pytest.fixture
+def bloated_server() -> Iterator[str]:
+    """A real server whose HEAD answer is 200 with 1 MiB of headers (20 of 50 KiB)."""
+    header = b"X-Padding: " + b"a" * 50_000 + b"\r\n"
+    answer = b"HTTP/1.1 200 OK\r\nContent-Length: 11\r\n" + header * 20 + b"\r\n"
+
+    def handle(connection: socket.socket, address: object) -> None:
+        connection.recv(65536)
+        connection.sendall(answer)
+        connection.close()
+
+    server = StreamServer(("127.0.0.1", 0), handle)
+    server.start()
+    yield f"http://127.0.0.1:{server.server_port}"
+    server.stop(timeout=1)
+
+
+def test_a_head_answer_with_a_megabyte_of_headers_is_an_error_of_the_server(
+    bloated_server: str, probe: HeadProbe
+) -> None:
+    result = probe(f"{bloated_server}/test/hello.txt", "", 5.0)
+    assert (result.outcome, result.status_code, result.server_fault) == (Outcome.ERROR, 200, True)
+    assert "bytes of headers" in result.detail

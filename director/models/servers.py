@@ -18,7 +18,17 @@ from director.snapshot import DowntimeWindow, Unroutable, unroutable_reason
 from director.wire.ads import NamespaceAdIn, token_generation_json, token_issuer_json
 from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
 from director.wire.types import HealthStatus as WireHealthStatus
-from director.wire.validation import namespace_path_problem, url_problem
+from director.wire.validation import (
+    MAX_DOWNTIME_ID_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_NAMESPACE_LENGTH,
+    MAX_SEVERITY_LENGTH,
+    MAX_STORAGE_TYPE_LENGTH,
+    MAX_URL_LENGTH,
+    MAX_VERSION_LENGTH,
+    namespace_path_problem,
+    url_problem,
+)
 
 
 class Kind(models.TextChoices):
@@ -103,21 +113,23 @@ class ServerQuerySet(models.QuerySet["Server"]):
 class Server(CapabilityFields):
     """An origin or cache, advertised through the API or defined in the admin."""
 
-    name = models.CharField(max_length=255, unique=True)
+    name = models.CharField(max_length=MAX_NAME_LENGTH, unique=True)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     data_url = models.CharField(
-        "data URL", max_length=1000, help_text="Where objects are read: scheme://host:port[/path]."
+        "data URL",
+        max_length=MAX_URL_LENGTH,
+        help_text="Where objects are read: scheme://host:port[/path].",
     )
-    web_url = models.CharField("web URL", max_length=1000, blank=True)
+    web_url = models.CharField("web URL", max_length=MAX_URL_LENGTH, blank=True)
     auth_url = models.CharField(
         "auth URL",
-        max_length=1000,
+        max_length=MAX_URL_LENGTH,
         blank=True,
         help_text="Used instead of the data URL for protected namespaces.",
     )
-    broker_url = models.CharField("broker URL", max_length=1000, blank=True)
+    broker_url = models.CharField("broker URL", max_length=MAX_URL_LENGTH, blank=True)
     registry_prefix = models.CharField(
-        max_length=255, blank=True, help_text="/origins/<site> or /caches/<site>."
+        max_length=MAX_NAME_LENGTH, blank=True, help_text="/origins/<site> or /caches/<site>."
     )
     latitude = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(-90.0), MaxValueValidator(90.0)]
@@ -126,7 +138,7 @@ class Server(CapabilityFields):
         null=True, blank=True, validators=[MinValueValidator(-180.0), MaxValueValidator(180.0)]
     )
     status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
-    version = models.CharField(max_length=100, default="unknown")
+    version = models.CharField(max_length=MAX_VERSION_LENGTH, default="unknown")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
     enabled = models.BooleanField(
         default=True, help_text="A disabled server is left out of all routing."
@@ -137,7 +149,7 @@ class Server(CapabilityFields):
         help_text="When the last advertisement lapses; empty for admin-defined servers.",
     )
     last_advertised_at = models.DateTimeField(null=True, blank=True)
-    storage_type = models.CharField(max_length=50, blank=True)
+    storage_type = models.CharField(max_length=MAX_STORAGE_TYPE_LENGTH, blank=True)
     director_test_disabled = models.BooleanField(
         default=False,
         help_text="The server's ad says directorTest: true (no director health tests).",
@@ -224,7 +236,9 @@ class Namespace(CapabilityFields):
     """A namespace one server serves, with the token metadata of its Pelican ad."""
 
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="namespaces")
-    path = models.CharField(max_length=1024, help_text="Absolute path without a trailing slash.")
+    path = models.CharField(
+        max_length=MAX_NAMESPACE_LENGTH, help_text="Absolute path without a trailing slash."
+    )
     token_issuers = models.JSONField(
         default=list,
         blank=True,
@@ -290,12 +304,12 @@ class Downtime(models.Model):
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="downtimes")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
     external_id = models.CharField(
-        max_length=100, blank=True, help_text="The id in the server's ad."
+        max_length=MAX_DOWNTIME_ID_LENGTH, blank=True, help_text="The id in the server's ad."
     )
     downtime_class = models.CharField(
         "class", max_length=20, choices=DowntimeClass.choices, default=DowntimeClass.SCHEDULED
     )
-    severity = models.CharField(max_length=100, blank=True)
+    severity = models.CharField(max_length=MAX_SEVERITY_LENGTH, blank=True)
     description = models.TextField(blank=True)
     starts_at = models.DateTimeField()
     ends_at = models.DateTimeField(null=True, blank=True, help_text="Empty means indefinite.")

@@ -13,9 +13,50 @@ from typing import Any
 
 import gevent
 from gevent.pool import Pool
-from gevent.pywsgi import WSGIHandler, WSGIServer
+from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
+
+from director.wire.documents import error_body
 
 HEADER_TIMEOUT = 10.0
+
+# What the server answers itself, before any application sees the request: the director's
+# JSON error body (gevent's own answers have an empty or plain-text one).
+WSGI_ERRORS = {
+    400: ("400 Bad Request", "Malformed HTTP request: bad request line or header."),
+    414: ("414 Request-URI Too Long", f"The request line is over {MAX_REQUEST_LINE} bytes."),
+    500: ("500 Internal Server Error", "Internal error."),
+}
+NOT_UTF8 = "The request path is not valid UTF-8 (after percent-decoding)."
+
+
+def path_is_utf8(path_info: str) -> bool:
+    """WSGI's PATH_INFO carries the percent-decoded bytes as Latin-1 characters. Django
+    would re-encode invalid ones (``%FF``) and a redirect would name another object."""
+    if path_info.isascii():
+        return True
+    try:
+        path_info.encode("latin-1").decode("utf-8")
+    except UnicodeError:
+        return False
+    return True
+
+
+def wsgi_error_response(code: int, message: str = "") -> tuple[str, list[tuple[str, str]], bytes]:
+    """Status line, headers and body of one of WSGI_ERRORS (``message``: another text)."""
+    status, default = WSGI_ERRORS[code]
+    body = error_body(message or default)
+    headers = [
+        ("Content-Type", "application/json; charset=utf-8"),
+        ("Connection", "close"),
+        ("Content-Length", str(len(body))),
+    ]
+    return status, headers, body
+
+
+def _raw_error(code: int) -> bytes:
+    status, headers, body = wsgi_error_response(code)
+    lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
+    return f"HTTP/1.1 {status}\r\n{lines}\r\n".encode("latin-1") + body
 
 
 class ConnectionLimits:
@@ -66,9 +107,37 @@ class ConnectionLimits:
 
     def handle_one_request(self) -> Any:
         try:
-            return super().handle_one_request()  # type: ignore[misc]
+            result = super().handle_one_request()  # type: ignore[misc]
         finally:
             self._stop_header_deadline()
+        if isinstance(result, tuple):  # answered before the application: (code, raw bytes)
+            code = int(result[0])
+            return (result[0], _raw_error(code)) if code in WSGI_ERRORS else result
+        return result
+
+    def handle_one_response(self) -> None:
+        environ: dict[str, Any] = self.environ  # type: ignore[attr-defined]
+        if path_is_utf8(environ.get("PATH_INFO", "")):
+            super().handle_one_response()  # type: ignore[misc]
+            return
+        self.close_connection = True  # the body, if any, stays unread
+        status, headers, body = wsgi_error_response(400, NOT_UTF8)
+        try:
+            self.start_response(status, headers)  # type: ignore[attr-defined]
+            self.write(body)  # type: ignore[attr-defined]
+        except OSError:
+            pass
+
+    def _send_error_response_if_possible(self, error_code: int) -> None:
+        if getattr(self, "response_length", 0) or error_code not in WSGI_ERRORS:
+            super()._send_error_response_if_possible(error_code)  # type: ignore[misc]
+            return
+        status, headers, body = wsgi_error_response(error_code)
+        try:
+            self.start_response(status, headers)  # type: ignore[attr-defined]
+            self.write(body)  # type: ignore[attr-defined]
+        except OSError:
+            self.close_connection = True
 
     def _stop_header_deadline(self) -> None:
         if self._header_deadline is not None:

@@ -24,6 +24,9 @@ from urllib3.exceptions import TimeoutError as TransportTimeout
 from director.stat.outcomes import Outcome, StatResult
 
 Probe = Callable[[str, str, float], StatResult]
+# Response headers of a HEAD beyond this are a faulty server (http.client alone allows 100
+# lines of 64 KiB each): an error, counted toward ejection, never "present".
+MAX_RESPONSE_HEADER_BYTES = 64 * 1024
 
 
 class HeadProbe:
@@ -102,6 +105,15 @@ class HeadProbe:
             return _transport_error(started, error)
         finally:
             deadline.close()
+        header_bytes = sum(len(name) + len(value) + 4 for name, value in response.headers.items())
+        if header_bytes > MAX_RESPONSE_HEADER_BYTES:
+            return StatResult(
+                Outcome.ERROR,
+                response.status,
+                time.monotonic() - started,
+                server_fault=True,
+                detail=f"{header_bytes} bytes of headers (at most {MAX_RESPONSE_HEADER_BYTES})",
+            )
         return classify(response.status, response.headers, time.monotonic() - started)
 
 

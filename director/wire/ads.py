@@ -26,7 +26,17 @@ from pydantic import (
 from pydantic import ValidationError as PydanticValidationError
 
 from director.wire.types import WIRE_CAPABILITY_KEYS, Capability, TokenGeneration, TokenIssuer
-from director.wire.validation import header_safe_problem, namespace_path_problem, url_problem
+from director.wire.validation import (
+    MAX_DOWNTIME_ID_LENGTH,
+    MAX_FEATURE_LENGTH,
+    MAX_NAME_LENGTH,
+    MAX_SEVERITY_LENGTH,
+    MAX_STORAGE_TYPE_LENGTH,
+    MAX_VERSION_LENGTH,
+    header_safe_problem,
+    namespace_path_problem,
+    url_problem,
+)
 
 MAX_EPOCH_MS = 253402300799999  # 9999-12-31T23:59:59.999Z
 MAX_NAMESPACES = 1000  # namespaces in one ad
@@ -84,6 +94,30 @@ def _no_nul(value: object) -> object:
     if isinstance(value, str) and "\x00" in value:
         raise ValueError("must not contain NUL characters")
     return value
+
+
+def _nul_path(value: object, where: str) -> str:
+    """Where in a parsed JSON value a string (or key) holds a NUL, or ''."""
+    if isinstance(value, str):
+        return where if "\x00" in value else ""
+    if isinstance(value, dict):
+        for key, item in value.items():
+            found = _nul_path(key, where) or _nul_path(item, f"{where}.{key}")
+            if found:
+                return found
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            found = _nul_path(item, f"{where}[{index}]")
+            if found:
+                return found
+    return ""
+
+
+def _downtime_id(value: object) -> object:
+    text = str(value) if isinstance(value, int) else value
+    if isinstance(text, str) and len(text) > MAX_DOWNTIME_ID_LENGTH:
+        raise ValueError(f"must be at most {MAX_DOWNTIME_ID_LENGTH} characters")
+    return _no_nul(value)
 
 
 class WireModel(BaseModel):
@@ -178,12 +212,14 @@ class CoordinateIn(WireModel):
 
 
 class DowntimeIn(WireModel):
-    id: Annotated[str | int, BeforeValidator(_no_nul)] = ""
+    id: Annotated[str | int, BeforeValidator(_downtime_id)] = ""
     downtime_class: Literal["SCHEDULED", "UNSCHEDULED", "scheduled", "unscheduled"] = Field(
         default="SCHEDULED", alias="class"
     )
     description: Annotated[str, BeforeValidator(_no_nul)] = Field(default="", max_length=10_000)
-    severity: Annotated[str, BeforeValidator(_no_nul)] = Field(default="", max_length=100)
+    severity: Annotated[str, BeforeValidator(_no_nul)] = Field(
+        default="", max_length=MAX_SEVERITY_LENGTH
+    )
     startTime: int = Field(ge=0, le=MAX_EPOCH_MS)  # epoch milliseconds
     endTime: int = Field(default=-1, ge=-1, le=MAX_EPOCH_MS)  # -1 means indefinite
 
@@ -191,18 +227,20 @@ class DowntimeIn(WireModel):
 class AdvertisementIn(WireModel):
     """Pelican's ``OriginAdvertise`` body, used for origins and caches alike."""
 
-    name: Annotated[str, BeforeValidator(_no_nul)] = Field(min_length=1, max_length=255)
+    name: Annotated[str, BeforeValidator(_no_nul)] = Field(min_length=1, max_length=MAX_NAME_LENGTH)
     data_url: str = Field(alias="data-url")
     web_url: str = Field(default="", alias="web-url")
     broker_url: str = Field(default="", alias="broker-url")
-    registry_prefix: str = Field(alias="registry-prefix", max_length=255)
+    registry_prefix: str = Field(alias="registry-prefix", max_length=MAX_NAME_LENGTH)
     capabilities: CapabilitiesIn = Field(default_factory=CapabilitiesIn)
     namespaces: Annotated[list[NamespaceAdIn], BeforeValidator(_none_to_list)] = Field(
         default_factory=list, max_length=MAX_NAMESPACES
     )
     coordinate: CoordinateIn | None = None
     status: str = Field(default="", max_length=50)
-    version: Annotated[str, BeforeValidator(_no_nul)] = Field(default="", max_length=100)
+    version: Annotated[str, BeforeValidator(_no_nul)] = Field(
+        default="", max_length=MAX_VERSION_LENGTH
+    )
     expiry: dt.datetime | None = None
     now: dt.datetime | None = None
     downtimes: Annotated[list[DowntimeIn], BeforeValidator(_none_to_list)] = Field(
@@ -210,11 +248,22 @@ class AdvertisementIn(WireModel):
     )
     director_test: bool = Field(default=False, alias="directorTest")
     storage_type: Annotated[str, BeforeValidator(_no_nul)] = Field(
-        default="", alias="storageType", max_length=50
+        default="", alias="storageType", max_length=MAX_STORAGE_TYPE_LENGTH
     )
-    required_features: Annotated[list[str], BeforeValidator(_none_to_list)] = Field(
-        default_factory=list, alias="requiredFeatures", max_length=50
-    )
+    required_features: Annotated[
+        list[Annotated[str, Field(max_length=MAX_FEATURE_LENGTH)]],
+        BeforeValidator(_none_to_list),
+    ] = Field(default_factory=list, alias="requiredFeatures", max_length=50)
+
+    @field_validator("*", mode="before")
+    @classmethod
+    def _no_nul_anywhere(cls, value: object, info: ValidationInfo) -> object:
+        """No string of an ad may hold a NUL, however deep: PostgreSQL cannot store one
+        (text or jsonb), and SQLite would store what the other database refuses."""
+        found = _nul_path(value, str(info.field_name))
+        if found:
+            raise ValueError(f"{found} must not contain NUL characters")
+        return value
 
     @field_validator("data_url", "web_url", "broker_url")
     @classmethod

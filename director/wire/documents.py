@@ -1,10 +1,22 @@
-"""JSON documents in Pelican's shapes that are not ads: federation discovery and the
-redirect debug body."""
+"""JSON documents in Pelican's shapes that are not ads: the error body, federation
+discovery and the redirect debug body."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+
+
+def json_bytes(payload: object) -> bytes:
+    """Compact JSON as Go's encoding/json writes it (no spaces)."""
+    return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
+
+
+def error_body(message: str) -> bytes:
+    """``{"status":"error","msg":...}``, the body of every director error, from Django
+    or from the WSGI server before Django (a bad request line, a request too long)."""
+    return json_bytes({"status": "error", "msg": message})
 
 
 def discovery_document(base: str, director_endpoints: Sequence[str]) -> dict[str, object]:

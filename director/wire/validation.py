@@ -10,6 +10,14 @@ KIND_BY_PREFIX = {"origins": "origin", "caches": "cache"}
 
 
 MAX_URL_LENGTH = 1000
+# Column widths of the registry, shared by the ad schemas and the models (one source):
+# an ad value that fits its schema fits its column on every database.
+MAX_NAME_LENGTH = 255  # server names, registry prefixes
+MAX_VERSION_LENGTH = 100
+MAX_STORAGE_TYPE_LENGTH = 50
+MAX_DOWNTIME_ID_LENGTH = 100
+MAX_SEVERITY_LENGTH = 100
+MAX_FEATURE_LENGTH = 100  # one of an ad's requiredFeatures
 # What may go into a response header: printable ASCII. Values from ads (URLs, paths,
 # issuers, strategies) end up in Location, Link and the X-Pelican headers.
 _HEADER_SAFE = re.compile(r"[\x21-\x7e]*")
