@@ -26,6 +26,7 @@ MAX_WAITERS = 10
 DEADLINE = 2.5
 MAX_INFLIGHT = 1000
 CONNECTION_RESERVE = 100
+OVERFLOW_CONNECTIONS = 1000  # DIRECTOR_OVERFLOW_CONNECTIONS
 HOUSEKEEPING = 50  # main, hub, watcher, loop monitor, health tests (<= 20), scrape...
 BASE_SETTINGS: dict[str, Any] = {
     "startup_grace": 0.0,
@@ -37,7 +38,13 @@ UNIQUE_LUA = REPO / "bench" / "unique.lua"
 
 
 def greenlet_bound(servers: int) -> int:
-    return MAX_INFLIGHT + CONNECTION_RESERVE + servers * (LIMIT + MAX_WAITERS) + HOUSEKEEPING
+    return (
+        MAX_INFLIGHT
+        + CONNECTION_RESERVE
+        + OVERFLOW_CONNECTIONS
+        + servers * (LIMIT + MAX_WAITERS)
+        + HOUSEKEEPING
+    )
 
 
 def percentile(values: list[float], fraction: float) -> float:

@@ -429,6 +429,8 @@ class StatSettingsAdmin(RegistryAdmin[StatSettings]):
                     "stat_max_wait",
                     "stat_max_waiters",
                     "max_inflight_requests",
+                    "shed_queue_target",
+                    "shed_queue_interval",
                     "ejection_consecutive_failures",
                     "ejection_base_time",
                     "ejection_max_time",

@@ -20,12 +20,11 @@ from django.http import HttpRequest, HttpResponse
 from director import registry, views
 from director.ops import database
 from director.ops.metrics import INFLIGHT, observe_duration
+from director.ops.shedding import METRICS_PATH, UNSHED_PATHS
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
 DIRECTOR_PREFIX = "/api/v1.0/director/"
-HEALTH_PATH = "/api/v1.0/health"
-METRICS_PATH = "/metrics"
-UNLIMITED_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
+UNLIMITED_PATHS = UNSHED_PATHS
 REDIRECT_ROUTES = (
     ("/api/v1.0/director/object", views.object_redirect),
     ("/api/v1.0/director/origin", views.origin_redirect),

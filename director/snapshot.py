@@ -261,6 +261,17 @@ class DirectorSettings:
         "Requests one process serves at once; beyond that it answers 429 with Retry-After: 1.",
         minimum=1,
     )
+    shed_queue_target: float = setting(
+        0.05,
+        "Seconds of queueing delay (event-loop lag) tolerated; above it for "
+        "shed_queue_interval, new requests get 429 at once. 0 turns shedding off.",
+        minimum=0.0,
+    )
+    shed_queue_interval: float = setting(
+        0.5,
+        "Seconds the queueing delay must stay above shed_queue_target before shedding.",
+        minimum=0.1,
+    )
 
 
 DEFAULT_SETTINGS = DirectorSettings()

@@ -203,3 +203,6 @@ DIRECTOR_TRUSTED_PROXIES = env_list("DIRECTOR_TRUSTED_PROXIES")
 # Connections a `manage.py serve` process accepts beyond max in-flight requests, so that
 # it can still answer 429, /metrics and health when all request slots are taken.
 DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimum=1)
+# Connections beyond those that only read their request and answer 429 (Connection:
+# close); beyond these too, a connection is closed at once (director.ops.wsgiserver).
+DIRECTOR_OVERFLOW_CONNECTIONS = env_int("DIRECTOR_OVERFLOW_CONNECTIONS", 1000, minimum=1)

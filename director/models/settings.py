@@ -90,6 +90,8 @@ class StatSettings(models.Model):
     health_failure_grace = _float("health_failure_grace")
     health_failure_weight = _float("health_failure_weight")
     max_inflight_requests = _count("max_inflight_requests")
+    shed_queue_target = _float("shed_queue_target")
+    shed_queue_interval = _float("shed_queue_interval")
     updated_at = models.DateTimeField(auto_now=True)
 
     class Meta:

@@ -9,6 +9,7 @@ from director import presence
 from director.ops import database
 from director.ops.loopmonitor import monitor
 from director.ops.metrics import INFLIGHT, live_greenlets
+from director.ops.shedding import shedder
 
 OVERLOAD_INFLIGHT_FRACTION = 0.9
 OVERLOAD_LOOP_LAG = 1.0
@@ -33,9 +34,10 @@ class Health:
 
 def assess(max_inflight: int) -> Health:
     """1. overloaded (503) when this process cannot serve: in-flight above 90 % of the
-    maximum, or the loop lagging more than 1 s; 2. degraded (200) when any server is
-    saturated (recently) or ejected, or the registry database is unreachable (redirects
-    go on from the snapshot; registrations and the admin cannot); 3. ok otherwise."""
+    maximum, the loop lagging more than 1 s, or new requests being shed; 2. degraded
+    (200) when any server is saturated (recently) or ejected, or the registry database is
+    unreachable (redirects go on from the snapshot; registrations and the admin cannot);
+    3. ok otherwise."""
     states = presence.engine.states()
     saturated = sorted(state.name for state in states if state.saturated_recently)
     ejected = sorted(state.name for state in states if state.ejected)
@@ -46,6 +48,11 @@ def assess(max_inflight: int) -> Health:
         reasons.append(f"{inflight} requests in flight, limit {max_inflight}")
     if lag > OVERLOAD_LOOP_LAG:
         reasons.append(f"event loop lag {lag:.3f} s")
+    if shedder.shedding:
+        reasons.append(
+            f"shedding new requests: queueing delay above {shedder.target:g} s "
+            f"for {shedder.interval:g} s"
+        )
     unreachable = database.health.unreachable_since
     since = (
         dt.datetime.fromtimestamp(unreachable, dt.UTC).isoformat().replace("+00:00", "Z")

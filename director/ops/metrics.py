@@ -19,6 +19,7 @@ from prometheus_client.registry import Collector
 
 from director import presence
 from director.ops.loopmonitor import monitor
+from director.ops.shedding import shedder
 
 REDIRECTS = Counter(
     "pelican_director_redirects_total",
@@ -139,6 +140,21 @@ class DirectorCollector(Collector):
             "pelican_director_loop_lag_seconds",
             "How late a 100 ms timer fired (worst over about the last second).",
             value=monitor.lag,
+        )
+        shed = CounterMetricFamily(
+            "pelican_director_requests_shed",
+            "Requests answered 429 before any work: a standing queue (queue), a request "
+            "that had waited past its deadline (deadline), a connection over the limit "
+            "(connections).",
+            labels=["reason"],
+        )
+        for reason in ("queue", "deadline", "connections"):
+            shed.add_metric([reason], shedder.shed_total.get(reason, 0))
+        yield shed
+        yield GaugeMetricFamily(
+            "pelican_director_shedding",
+            "1 while new requests are shed.",
+            value=int(shedder.shedding),
         )
 
 

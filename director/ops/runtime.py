@@ -13,12 +13,16 @@ from django.conf import settings
 from director import registry
 from director.ops import directors, healthtests, watcher
 from director.ops.loopmonitor import monitor
+from director.ops.shedding import shedder
+from director.snapshot import Snapshot
 
 
 def start_background(serving_url: str = "") -> None:
     """Build the snapshot now, follow the registry, watch the loop lag, run the health
     tests when this process holds their lease (idempotent)."""
-    registry.current()
+    snapshot = registry.current()
+    _follow_shedding_settings(snapshot, None)
+    registry.on_rebuild(_follow_shedding_settings)
     # What is alive now (modules, Django, the first snapshot) lives as long as the
     # process: frozen, a full collection no longer walks it. Unfrozen, each one held the
     # loop 60-130 ms with a 1,000-server registry (bench registry-scale).
@@ -38,6 +42,11 @@ def start_background(serving_url: str = "") -> None:
             settings.DIRECTOR_SELF_AD_INTERVAL,
             settings.DIRECTOR_DB_REQUEST_TIMEOUT,
         )
+
+
+def _follow_shedding_settings(snapshot: Snapshot, changed: frozenset[str] | None) -> None:
+    values = snapshot.settings
+    shedder.configure(values.shed_queue_target, values.shed_queue_interval, values.redirect_timeout)
 
 
 def stop_background() -> None:

@@ -7,6 +7,7 @@ benchmarks, to serve their baseline apps under the very same server.
 from __future__ import annotations
 
 import socket
+import struct
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -15,9 +16,15 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
+from director.ops.shedding import RETRY_AFTER, UNSHED_PATHS, shedder
 from director.wire.documents import error_body
 
 HEADER_TIMEOUT = 10.0
+# Connections the kernel holds for us before we accept them (capped by net.core.somaxconn).
+# gevent's default, 128, overflowed when clients opened a few hundred connections at once:
+# SYNs dropped, and the clients' retransmissions (1 s, 3 s, 7 s) became time-outs.
+LISTEN_BACKLOG = 4096
+OVERFLOW_HEADER_TIMEOUT = 1.0  # an overflow connection's request must arrive this fast
 
 # What the server answers itself, before any application sees the request: the director's
 # JSON error body (gevent's own answers have an empty or plain-text one).
@@ -27,6 +34,24 @@ WSGI_ERRORS = {
     500: ("500 Internal Server Error", "Internal error."),
 }
 NOT_UTF8 = "The request path is not valid UTF-8 (after percent-decoding)."
+
+
+_TCP_INFO_SIZE = 104
+_LAST_DATA_RECV = 52  # offset of tcpi_last_data_recv (ms) in Linux's struct tcp_info
+
+
+def request_wait(sock: Any) -> float:
+    """Seconds since the kernel received the last bytes on ``sock``: for a request just
+    read, how long it waited for us, in the accept backlog, in the socket's buffer and
+    behind the greenlets ahead of it (0 when unknown: not TCP, not Linux)."""
+    try:
+        info = sock.getsockopt(socket.IPPROTO_TCP, socket.TCP_INFO, _TCP_INFO_SIZE)
+    except (OSError, AttributeError):
+        return 0.0
+    if len(info) < _LAST_DATA_RECV + 4:
+        return 0.0
+    milliseconds: int = struct.unpack_from("I", info, _LAST_DATA_RECV)[0]
+    return milliseconds / 1000.0
 
 
 def path_is_utf8(path_info: str) -> bool:
@@ -77,6 +102,7 @@ class ConnectionLimits:
     socket: Any
     rfile: Any
     _header_deadline: gevent.Timeout | None = None
+    refuse_connection = False  # set on a connection over the server's limit
 
     def handle(self) -> None:
         self.socket.settimeout(self.keepalive_timeout)
@@ -116,17 +142,56 @@ class ConnectionLimits:
         return result
 
     def handle_one_response(self) -> None:
+        """The checks made before the application sees a request: the cheapest place."""
         environ: dict[str, Any] = self.environ  # type: ignore[attr-defined]
-        if path_is_utf8(environ.get("PATH_INFO", "")):
-            super().handle_one_response()  # type: ignore[misc]
+        path = environ.get("PATH_INFO", "")
+        if not path_is_utf8(path):
+            self._answer_before_app(*wsgi_error_response(400, NOT_UTF8), close=True)
             return
-        self.close_connection = True  # the body, if any, stays unread
-        status, headers, body = wsgi_error_response(400, NOT_UTF8)
+        # The request's queueing delay, from the kernel: each one is a sample of the queue.
+        waited = request_wait(self.socket)
+        shedder.observe(waited)
+        if self.refuse_connection:
+            reason = "connections"
+        else:
+            reason = shedder.refusal(waited) if path not in UNSHED_PATHS else ""
+        if reason:
+            shedder.count(reason)
+            body = shedder.refusal_body(reason)
+            headers = [
+                ("Content-Type", "application/json; charset=utf-8"),
+                ("Content-Length", str(len(body))),
+                ("Retry-After", RETRY_AFTER),
+            ]
+            # A body left unread would be taken for the next request: close then.
+            has_body = environ.get("CONTENT_LENGTH") not in (None, "", "0") or (
+                "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+            )
+            close = has_body or self.refuse_connection
+            self._answer_before_app("429 Too Many Requests", headers, body, close=close)
+            return
+        super().handle_one_response()  # type: ignore[misc]
+
+    def _answer_before_app(
+        self, status: str, headers: list[tuple[str, str]], body: bytes, *, close: bool
+    ) -> None:
+        if close:
+            self.close_connection = True
+            if not any(name.lower() == "connection" for name, _ in headers):
+                headers = [*headers, ("Connection", "close")]
+        # The per-response state that pywsgi's handle_one_response resets (keep-alive: the
+        # previous response's would make this one go out without a status line).
+        self.status = None
+        self.headers_sent = False
+        self.result = None
+        self.response_use_chunked = False
+        self.connection_upgraded = False
+        self.response_length = 0
         try:
             self.start_response(status, headers)  # type: ignore[attr-defined]
             self.write(body)  # type: ignore[attr-defined]
         except OSError:
-            pass
+            self.close_connection = True
 
     def _send_error_response_if_possible(self, error_code: int) -> None:
         if getattr(self, "response_length", 0) or error_code not in WSGI_ERRORS:
@@ -149,6 +214,45 @@ class DirectorHandler(ConnectionLimits, WSGIHandler):
     pass
 
 
+class DirectorServer(WSGIServer):
+    """pywsgi's server that never stops accepting. pywsgi stops when its pool of
+    connection greenlets is full, and new connections then wait in the kernel's backlog,
+    unseen, until their clients time out. Here a connection beyond the pool is served by
+    a small overflow pool that reads its request and answers 429 with ``Connection:
+    close``; beyond that too, it is closed at once: the client knows now, not after its
+    time-out.
+    """
+
+    # Connections accepted per wake-up of the listening socket (gevent's default, 100, let
+    # 4,096 wait in the backlog under a 3,000 req/s overload while the loop had time).
+    max_accept = 1000
+
+    def __init__(self, *args: Any, overflow: int = 0, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.overflow = Pool(max(1, overflow))
+        self.refused_connections = 0  # closed unanswered: both pools full
+        # gevent's set_spawn made ``full`` the pool's, which stops accepting: never full.
+        self.full = lambda: False
+
+    def do_handle(self, *args: Any) -> None:
+        if self.pool is None or not self.pool.full():
+            super().do_handle(*args)
+        elif not self.overflow.full():
+            self.overflow.spawn(self._refuse, *args)
+        else:
+            self.refused_connections += 1
+            self.do_close(*args)
+
+    def _refuse(self, sock: Any, address: Any) -> None:
+        try:
+            handler = self.handler_class(sock, address, self)
+            handler.refuse_connection = True
+            handler.header_timeout = OVERFLOW_HEADER_TIMEOUT
+            handler.handle()
+        finally:
+            self.do_close(sock, address)
+
+
 def make_server(
     host: str,
     port: int,
@@ -157,13 +261,17 @@ def make_server(
     connections: int,
     keepalive_timeout: float,
     access_log: bool = False,
+    overflow: int = 0,
 ) -> WSGIServer:
-    """A server with at most ``connections`` connection greenlets (a bounded pool)."""
+    """A server with at most ``connections`` connection greenlets (a bounded pool), and
+    ``overflow`` more that only answer 429 (DirectorServer)."""
     handler = type("Handler", (DirectorHandler,), {"keepalive_timeout": keepalive_timeout})
-    return WSGIServer(
+    return DirectorServer(
         (host, port),
         application,
         spawn=Pool(connections),
+        overflow=overflow,
+        backlog=LISTEN_BACKLOG,
         handler_class=handler,
         log=sys.stderr if access_log else None,
     )

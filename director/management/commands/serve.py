@@ -47,6 +47,7 @@ class Command(BaseCommand):
                 connections=connections,
                 keepalive_timeout=settings.DIRECTOR_KEEPALIVE_TIMEOUT,
                 access_log=options["access_log"],
+                overflow=settings.DIRECTOR_OVERFLOW_CONNECTIONS,
             )
             server.start()
         except OSError as error:
