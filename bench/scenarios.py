@@ -4,6 +4,7 @@ time series, a summary and its targets (measured value, pass or not)."""
 from __future__ import annotations
 
 import math
+import os
 import re
 import subprocess
 import sys
@@ -169,11 +170,16 @@ def _thirds(sampler: Sampler, start: float, end: float) -> tuple[float, float]:
 # --- 1. ceiling ----------------------------------------------------------------------------
 
 
-def _wrk(url: str, duration: float, lua: bool = True) -> dict[str, Any]:
-    command = ["wrk", "-t1", "-c50", f"-d{int(duration)}s", "--latency"]
+def _wrk(
+    url: str, duration: float, lua: bool = True, route: str = "object", connections: int = 50
+) -> dict[str, Any]:
+    command = ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency"]
     if lua:
         command += ["-s", str(UNIQUE_LUA)]
-    output = subprocess.run([*command, url], capture_output=True, text=True, check=True).stdout
+    environment = os.environ | {"BENCH_ROUTE": route}
+    output = subprocess.run(
+        [*command, url], capture_output=True, text=True, check=True, env=environment
+    ).stdout
     rps = float(re.search(r"Requests/sec:\s+([0-9.]+)", output).group(1))  # type: ignore[union-attr]
     bad = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     total = re.search(r"(\d+) requests in", output)
@@ -207,6 +213,22 @@ def _wrk_seconds(text: str) -> float:
         if text.endswith(suffix):
             return float(text[: -len(suffix)]) * scale
     return float(text)
+
+
+CEILING_CONNECTIONS = 256
+
+
+def route_ceiling(director: Director, route: str, seconds: float = 5.0) -> float:
+    """This director's own ceiling on a scenario's route (wrk, closed loop, unique paths,
+    so every redirect stats): the calibrated scenarios run at multiples of it, so that
+    their targets are ratios that hold on any machine. 50 connections measured the stat
+    round trips, not the CPU (958/s where the open loop got 1,915 307s/s): 256 keep the
+    director busy."""
+    _wrk(director.url, 1, route=route, connections=CEILING_CONNECTIONS)  # warm-up
+    result = _wrk(director.url, seconds, route=route, connections=CEILING_CONNECTIONS)
+    # 307s only: wrk's rate counts the 429s of a director shedding its excess too.
+    good = (result["requests"] or 0) - result["non_2xx_3xx"]
+    return float(good / seconds) if result["requests"] else float(result["requests_per_second"])
 
 
 def _baseline(app: str, duration: float) -> dict[str, Any]:
@@ -395,13 +417,18 @@ def only_slow_has_it(duration: float) -> dict[str, Any]:
 # --- 4. fan-out ------------------------------------------------------------------------------
 
 
+FAN_OUT_SHARE = 0.3  # of the route's ceiling
+
+
 def fan_out(duration: float) -> dict[str, Any]:
     specs = [{"name": f"O{i}", "delay": 0.001, "any_path": True} for i in range(6)]
     with FakeServers(specs) as fakes:
         servers = [ServerSpec(name, "origin", url) for name, url in fakes.urls.items()]
         settings = BASE_SETTINGS | {"max_stat_responses": 6}
         with Director("fan-out", settings, servers) as director:
-            load, sampler, start, end = _open_loop_run(director, 300, duration, idle=3.0)
+            ceiling = route_ceiling(director, "origin")
+            rate = round(FAN_OUT_SHARE * ceiling, 1)
+            load, sampler, start, end = _open_loop_run(director, rate, duration, idle=3.0)
     summary = load_summary(load) | _series_summary(sampler)
     cpu = sampler.series["cpu_seconds"]
     times = sampler.series["t"]
@@ -412,7 +439,9 @@ def fan_out(duration: float) -> dict[str, Any]:
     errors = sum(1 for record in load.records if record[3] or record[2] != 307)
     return {
         "config": {
-            "rate": 300,
+            "ceiling": ceiling,
+            "rate": rate,
+            "share_of_ceiling": FAN_OUT_SHARE,
             "duration": duration,
             "origins": 6,
             "origin_delay": 0.001,
@@ -423,9 +452,10 @@ def fan_out(duration: float) -> dict[str, Any]:
         "marks": {"load_start": start, "load_end": end},
         "summary": summary,
         "targets": [
-            target("p50 latency", "<= 0.015 s", round(p50, 4), p50 <= 0.015),
-            target("p99 latency", "<= 0.060 s", round(p99, 4), p99 <= 0.060),
+            target("p50 latency at 30 % of the ceiling", "<= 0.015 s", round(p50, 4), p50 <= 0.015),
+            target("p99 latency at 30 % of the ceiling", "<= 0.060 s", round(p99, 4), p99 <= 0.060),
             target("errors (anything but 307)", "0", errors, errors == 0),
+            _generator_target(load),
             target(
                 "CPU seconds per redirect",
                 "reported",
@@ -434,6 +464,16 @@ def fan_out(duration: float) -> dict[str, Any]:
             ),
         ],
     }
+
+
+def _generator_target(load: LoadResult) -> dict[str, Any]:
+    """The generator shares the cores: a run in which it fell short says so."""
+    return target(
+        f"generator kept its rate ({load.rate:.0f}/s)",
+        ">= 95 %",
+        round(load.achieved_rate, 1),
+        load.achieved_rate >= 0.95 * load.rate,
+    )
 
 
 # --- 5. cache churn ------------------------------------------------------------------------
@@ -504,42 +544,91 @@ def cache_churn(duration: float) -> dict[str, Any]:
 # --- 6. overload -----------------------------------------------------------------------------
 
 
+OVERLOAD_FACTORS = {2: 0.7, 4: 0.5}  # x the ceiling: the goodput each must keep
+SHED_P99 = 0.050  # seconds: a 429 costs no work, so it comes at once
+
+
+def _overload_targets(label: str, load: LoadResult, ceiling: float, floor: float) -> list[Any]:
+    answered = [record for record in load.records if not record[3]]
+    unanswered = len(load.records) - len(answered)
+    other = sum(1 for record in answered if record[2] not in (307, 429))
+    late = sum(1 for record in answered if record[1] > DEADLINE)
+    shed = [record[1] for record in answered if record[2] == 429]
+    goodput = sum(1 for record in answered if record[2] == 307) / max(load.duration, 1e-9)
+    shed_p99 = percentile(shed, 0.99) if shed else 0.0
+    return [
+        target(f"{label}: unanswered (time-outs, resets)", "0", unanswered, unanswered == 0),
+        target(f"{label}: answers other than 307 / 429", "0", other, other == 0),
+        target(f"{label}: answered after the {DEADLINE} s deadline", "0", late, late == 0),
+        target(
+            f"{label}: goodput (307/s)",
+            f">= {floor:.0%} of the ceiling {ceiling:.0f}/s",
+            round(goodput, 1),
+            goodput >= floor * ceiling,
+        ),
+        target(
+            f"{label}: p99 of the 429s",
+            f"<= {SHED_P99} s",
+            round(shed_p99, 4),
+            shed_p99 <= SHED_P99,
+        ),
+        _generator_target(load),
+    ]
+
+
 def overload(duration: float) -> dict[str, Any]:
+    """The route's ceiling measured first, then 2x and 4x of it, open loop."""
     specs = [{"name": f"O{i}", "any_path": True, "delay": 0.002} for i in range(2)]
+    runs: dict[str, Any] = {}
+    targets: list[Any] = []
     with FakeServers(specs) as fakes:
         servers = [ServerSpec(name, "origin", url) for name, url in fakes.urls.items()]
         with Director("overload", BASE_SETTINGS, servers) as director:
-            load, sampler, start, end = _open_loop_run(director, 3000, duration, idle=5.0)
-    summary = load_summary(load) | _series_summary(sampler)
-    redirects = [record[1] for record in load.records if record[2] == 307]
-    summary["latency_307"] = latency_summary(redirects)
-    unanswered = sum(1 for record in load.records if record[3])
-    other = sum(1 for record in load.records if not record[3] and record[2] not in (307, 429))
-    bound = greenlet_bound(2)
-    p99 = summary["latency_307"]["p99"]
+            ceiling = route_ceiling(director, "origin")
+            for factor, floor in OVERLOAD_FACTORS.items():
+                rate = round(factor * ceiling, 1)
+                load, sampler, start, end = _open_loop_run(director, rate, duration, idle=5.0)
+                summary = load_summary(load) | _series_summary(sampler)
+                summary["latency_307"] = latency_summary(
+                    [record[1] for record in load.records if record[2] == 307]
+                )
+                summary["latency_429"] = latency_summary(
+                    [record[1] for record in load.records if record[2] == 429]
+                )
+                label = f"{factor}x"
+                runs[label] = {
+                    "rate": rate,
+                    "summary": summary,
+                    "series": sampler.series,
+                    "requests": plot_points(load),
+                    "marks": {"load_start": start, "load_end": end},
+                }
+                targets += _overload_targets(label, load, ceiling, floor)
+                bound = greenlet_bound(2)
+                targets.append(
+                    target(
+                        f"{label}: peak greenlets",
+                        f"<= bound {bound}",
+                        summary["peak_greenlets"],
+                        (summary["peak_greenlets"] or 0) <= bound,
+                    )
+                )
+    worst = runs[f"{max(OVERLOAD_FACTORS)}x"]
     return {
-        "config": {"rate": 3000, "duration": duration, "origins": 2, "origin_delay": 0.002},
-        "series": sampler.series,
-        "requests": plot_points(load),
-        "marks": {"load_start": start, "load_end": end},
-        "summary": summary,
-        "targets": [
-            target("unanswered (errors, time-outs)", "0", unanswered, unanswered == 0),
-            target("answers other than 307 / 429 with Retry-After", "0", other, other == 0),
-            target("p99 of the 307s", f"<= {DEADLINE} s", round(p99, 4), p99 <= DEADLINE),
-            target(
-                "peak greenlets",
-                f"<= bound {bound}",
-                summary["peak_greenlets"],
-                (summary["peak_greenlets"] or 0) <= bound,
-            ),
-            target(
-                "generator kept its rate",
-                ">= 95 % of 3000/s",
-                summary["achieved_rate"],
-                summary["achieved_rate"] >= 2850,
-            ),
-        ],
+        "config": {
+            "ceiling": ceiling,
+            "factors": list(OVERLOAD_FACTORS),
+            "duration": duration,
+            "origins": 2,
+            "origin_delay": 0.002,
+        },
+        # the plot shows the heaviest run
+        "series": worst["series"],
+        "requests": worst["requests"],
+        "marks": worst["marks"],
+        "summary": {label: run["summary"] for label, run in runs.items()},
+        "runs": {label: {"rate": run["rate"]} for label, run in runs.items()},
+        "targets": targets,
     }
 
 
