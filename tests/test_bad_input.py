@@ -146,8 +146,20 @@ def test_log_messages_cannot_forge_lines(send_ad):
         (b"GET / HTTP/9.9\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", 400),
         (b"GET / HTTP/1.1\r\nX-Long: " + b"a" * 70_000 + b"\r\n\r\n", 400),
+        (
+            b"POST / HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\n"
+            b"Content-Length: 3\r\n\r\nabc",
+            400,
+        ),
     ],
-    ids=["414-long-line", "400-request-line", "400-version", "400-length", "400-long-header"],
+    ids=[
+        "414-long-line",
+        "400-request-line",
+        "400-version",
+        "400-length",
+        "400-long-header",
+        "400-te-and-length",
+    ],
 )
 def test_the_wsgi_server_answers_its_own_errors_with_the_json_body(request_bytes, status):
     from director.ops.wsgiserver import make_server

@@ -66,6 +66,12 @@ def path_is_utf8(path_info: str) -> bool:
     return True
 
 
+# pywsgi lets Transfer-Encoding win over Content-Length and drops the latter (RFC 9112
+# 6.3). Both at once is how requests are smuggled past a proxy that reads the other
+# header: such a request is refused with 400, and the connection closed.
+AMBIGUOUS_FRAMING = "A request may not carry both Transfer-Encoding and Content-Length."
+
+
 def wsgi_error_response(code: int, message: str = "") -> tuple[str, list[tuple[str, str]], bytes]:
     """Status line, headers and body of one of WSGI_ERRORS (``message``: another text)."""
     status, default = WSGI_ERRORS[code]
@@ -125,6 +131,15 @@ class ConnectionLimits:
         self._header_deadline.start()
         return super().read_requestline()  # type: ignore[misc]
 
+    def MessageClass(self, *args: Any) -> Any:  # noqa: N802 (pywsgi's name)
+        """pywsgi's request headers, noting both framings before pywsgi drops one."""
+        headers = super().MessageClass(*args)  # type: ignore[misc]
+        headers.ambiguous_framing = (
+            headers.get("transfer-encoding") is not None
+            and headers.get("content-length") is not None
+        )
+        return headers
+
     def read_request(self, raw_requestline: Any) -> Any:
         try:
             return super().read_request(raw_requestline)  # type: ignore[misc]
@@ -147,6 +162,9 @@ class ConnectionLimits:
         path = environ.get("PATH_INFO", "")
         if not path_is_utf8(path):
             self._answer_before_app(*wsgi_error_response(400, NOT_UTF8), close=True)
+            return
+        if getattr(self.headers, "ambiguous_framing", False):  # type: ignore[attr-defined]
+            self._answer_before_app(*wsgi_error_response(400, AMBIGUOUS_FRAMING), close=True)
             return
         # The request's queueing delay, from the kernel: each one is a sample of the queue.
         waited = request_wait(self.socket)
