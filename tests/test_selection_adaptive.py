@@ -10,11 +10,10 @@ import random
 from collections import Counter
 from collections.abc import Sequence
 
-import gevent
 import pytest
-from helpers import FakeAvailability, make_ad
+from helpers import FakeAvailability, make_ad, settle
 
-from director import registry
+from director import presence, registry
 from director.geo import Coordinate
 from director.models import Server
 from director.presence import presence_of
@@ -605,7 +604,7 @@ def test_the_debug_body_shows_the_stat_and_availability_of_the_working_set(
     holder, empty = holder_and_empty
     url = f"/api/v1.0/director/object{OBJECT_PATH}"
     live_director.get(url, headers=LINCOLN_HEADER)
-    gevent.sleep(0.1)  # the answer the redirect did not wait for is cached by now
+    settle(presence.engine, timeout=10.0)  # the answer the redirect did not wait for
     assert empty.count("HEAD") == 1 and holder.count("HEAD") == 1
 
     answer = live_director.get(url, headers={**LINCOLN_HEADER, "X-Pelican-Debug": "true"})

@@ -54,14 +54,14 @@ def test_a_requests_wait_is_read_from_the_kernel():
     client = socket.create_connection(listener.getsockname())
     try:
         client.sendall(b"GET / HTTP/1.1\r\nHost: x\r\n\r\n")
-        gevent.sleep(0.3)  # the request waits in the backlog and the socket buffer
+        gevent.sleep(1.0)  # the request waits in the backlog and the socket buffer
         accepted, _ = listener.accept()
         with accepted:
-            assert 0.25 <= request_wait(accepted) <= 30.0
+            assert 0.95 <= request_wait(accepted) <= 30.0
             accepted.recv(1024)
             client.sendall(b"GET /next HTTP/1.1\r\nHost: x\r\n\r\n")
             gevent.sleep(0.05)
-            assert request_wait(accepted) < 0.25  # the next request: its own wait
+            assert request_wait(accepted) < 0.9  # the next request: its own wait
     finally:
         client.close()
         listener.close()
