@@ -587,9 +587,10 @@ def test_all_stat_greenlets_finish_shortly_after_the_probes_end(gate: Event) -> 
     assert engine.live_stat_greenlets() <= 3 * (3 + 2)  # bounded while they run
     join_all(callers)
     wait_until(lambda: probes["origin"].running == 0, 5.0, "timing-out probes over")
-    # Only the blocked ones may remain (the engine cuts them off PROBE_GRACE after their
-    # timeout, so on a slow machine they may be gone already).
-    assert engine.live_stat_greenlets() <= 3
+    # Then only the blocked ones remain (the engine cuts them off PROBE_GRACE after their
+    # timeout, so on a slow machine they may be gone already); the greenlets of the
+    # probes that just ended finish a moment after them (seen: 4 under load).
+    wait_until(lambda: engine.live_stat_greenlets() <= 3, 5.0, "only blocked probes left")
     gate.set()
     settle(engine, 2.0)
     for state in engine.states():
