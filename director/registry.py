@@ -254,12 +254,7 @@ def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[str
     routable = [
         row for row in rows if row.enabled and not (row.expires_at and row.expires_at <= now)
     ]
-    structural = [
-        row.pk
-        for row in routable
-        if (view := snapshot.servers.get(row.name)) is None
-        or view.structure_seq != row.structure_seq
-    ]
+    structural = [row.pk for row in routable if _structure_changed(snapshot, row)]
     full_rows = {
         row.pk: row
         for row in models.Server.objects.filter(pk__in=structural).prefetch_related("downtimes")

@@ -9,6 +9,7 @@ from typing import Any, NamedTuple
 
 import gevent
 from django.utils import timezone
+from processes import PUBLIC_CAPS
 
 from director import registry
 from director.models import Namespace, Server, Source, StatSettings
@@ -18,14 +19,6 @@ from director.routing import Presence
 from director.snapshot import DEFAULT_SETTINGS, NamespaceView, ServerView
 from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
 
-PUBLIC_CAPS = {
-    "PublicRead": True,
-    "Read": True,
-    "Write": False,
-    "Listing": False,
-    "FallBackRead": False,
-    "Copies": False,
-}
 ORIGIN_UA = "pelican-origin/7.20.0"
 CACHE_UA = "pelican-cache/7.20.0"
 

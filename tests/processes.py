@@ -237,6 +237,20 @@ def poll_until(
         time.sleep(interval)
 
 
+def wait_until_healthy(url: str, log: Path) -> None:
+    """``url``'s health answers 200 within START_TIMEOUT, or fail with the process's log."""
+
+    def healthy() -> bool | None:
+        try:
+            answer = requests.get(f"{url}/api/v1.0/health", timeout=HTTP_TIMEOUT)
+        except requests.RequestException:
+            return None
+        return True if answer.status_code == 200 else None
+
+    ready, _ = poll_until(healthy, START_TIMEOUT)
+    assert ready, log.read_text()
+
+
 def origin_ad(name: str, data_url: str, namespace: str) -> dict[str, Any]:
     """A Pelican origin advertisement (the shape of tests/helpers.py make_ad)."""
     now = dt.datetime.now(dt.UTC)

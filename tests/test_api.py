@@ -8,18 +8,11 @@ from typing import Any
 
 import pytest
 from django.conf import settings
-from helpers import caps, create_server, namespace_ad
+from helpers import PUBLIC_CAPS, caps, create_server, namespace_ad
 
 from director.models import Namespace, Server
 
-PUBLIC = {
-    "PublicRead": True,
-    "Read": True,
-    "Write": False,
-    "Listing": False,
-    "FallBackRead": False,
-    "Copies": False,
-}
+PUBLIC = PUBLIC_CAPS
 NO_CAPS = dict.fromkeys(PUBLIC, False)
 ISSUER = "https://issuer.example:8443"
 UI_PUBLIC = {

@@ -39,6 +39,7 @@ from processes import (
     run_manage_ok,
     serve,
     sqlite_url,
+    wait_until_healthy,
 )
 
 from director.demo.federation import DEMO_FILES
@@ -229,16 +230,7 @@ def test_gunicorn_serves_redirects_with_one_pelican_server_header(
         )
     url = f"http://127.0.0.1:{port}"
     try:
-
-        def healthy() -> bool | None:
-            try:
-                answer = requests.get(f"{url}/api/v1.0/health", timeout=HTTP_TIMEOUT)
-            except requests.RequestException:
-                return None
-            return True if answer.status_code == 200 else None
-
-        ready, _ = poll_until(healthy, START_TIMEOUT)
-        assert ready, stderr_path.read_text()
+        wait_until_healthy(url, stderr_path)
         register_origin(url, secret, origin_ad("gunicorn-origin", origin.url, "/gu"))
         time.sleep(1.5)  # the worker that did not take the ad sees it at its next poll (1 s)
 

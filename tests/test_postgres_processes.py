@@ -22,7 +22,6 @@ from processes import (
     HTTP_TIMEOUT,
     POSTGRES_ADMIN_URL,
     REPO_ROOT,
-    START_TIMEOUT,
     Spawn,
     issue_token,
     manage_env,
@@ -31,6 +30,7 @@ from processes import (
     register_origin,
     run_manage_ok,
     serve,
+    wait_until_healthy,
 )
 
 from director.demo.fileserver import FileServer
@@ -70,15 +70,7 @@ def gunicorn(tmp_path: Path) -> Iterator[Callable[[dict[str, str]], str]]:
         started.append(process)
         url = f"http://127.0.0.1:{port}"
 
-        def healthy() -> bool | None:
-            try:
-                answer = requests.get(f"{url}/api/v1.0/health", timeout=HTTP_TIMEOUT)
-            except requests.RequestException:
-                return None
-            return True if answer.status_code == 200 else None
-
-        ready, _ = poll_until(healthy, START_TIMEOUT)
-        assert ready, (tmp_path / f"gunicorn-{port}.stderr").read_text()
+        wait_until_healthy(url, (tmp_path / f"gunicorn-{port}.stderr"))
         return url
 
     yield start
