@@ -13,7 +13,7 @@ SCENARIO ?=
 DURATION ?=
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat bench/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format install bench
+.PHONY: run test lint format install bench system-packages
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
@@ -27,7 +27,11 @@ run: $(STAMP)
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(DIRECTOR_DEMO)),,--demo)
 
-test: $(STAMP)
+# Debian packages for the real peers (.ci/system-packages.txt), installed when missing.
+system-packages:
+	@.ci/system-packages
+
+test: $(STAMP) system-packages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
@@ -42,9 +46,8 @@ lint: $(STAMP)
 
 $(BENCH_STAMP): $(STAMP) bench/requirements.txt
 	$(PY) -m pip install --quiet --disable-pip-version-check -r bench/requirements.txt
-	@command -v wrk >/dev/null || (command -v apt-get >/dev/null && \
-		{ [ "$$(id -u)" = 0 ] && apt-get install -y -q wrk || sudo apt-get install -y -q wrk; }) || \
-		{ echo "wrk is needed: install it (Debian: apt-get install wrk)"; exit 1; }
+	@.ci/system-packages wrk
+	@command -v wrk >/dev/null || { echo "wrk is needed: install it (Debian: apt-get install wrk)"; exit 1; }
 	@rm -f $(VENV)/.bench-installed-*
 	@touch $(BENCH_STAMP)
 
