@@ -9,10 +9,12 @@ from __future__ import annotations
 import socket
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
+import gevent.ssl
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
@@ -25,6 +27,9 @@ HEADER_TIMEOUT = 10.0
 # SYNs dropped, and the clients' retransmissions (1 s, 3 s, 7 s) became time-outs.
 LISTEN_BACKLOG = 4096
 OVERFLOW_HEADER_TIMEOUT = 1.0  # an overflow connection's request must arrive this fast
+# From accept to a finished TLS handshake; an overflow connection gets
+# OVERFLOW_HEADER_TIMEOUT for its handshake too.
+TLS_HANDSHAKE_TIMEOUT = HEADER_TIMEOUT
 
 # What the server answers itself, before any application sees the request: the director's
 # JSON error body (gevent's own answers have an empty or plain-text one).
@@ -232,7 +237,55 @@ class DirectorHandler(ConnectionLimits, WSGIHandler):
     pass
 
 
-class DirectorServer(WSGIServer):
+def tls_context(cert_file: str, key_file: str) -> Any:
+    """A server-side TLS context (TLS 1.2 or later) with this certificate chain and key;
+    ``ssl.SSLError`` or ``OSError`` when they cannot be read or do not match."""
+    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
+    context.minimum_version = gevent.ssl.TLSVersion.TLSv1_2
+    context.load_cert_chain(cert_file, key_file)
+    return context
+
+
+class TLSHandshakeTimedOut(Exception):
+    pass
+
+
+class TLSHandshakeDeadline:
+    """For gevent stream servers serving TLS (a mixin). gevent does the handshake inside
+    ``wrap_socket`` on a socket without a timeout: a client that connects and then says
+    nothing, or drips its ClientHello, would hold a connection greenlet for ever. Here the
+    handshake must finish within ``handshake_timeout`` seconds of the accept, or the
+    connection is closed; a failed handshake (plain HTTP on the TLS port, an unknown CA) is
+    closed quietly, with no traceback on stderr."""
+
+    handshake_timeout = TLS_HANDSHAKE_TIMEOUT
+    ssl_args: dict[str, Any]
+    wrap_socket: Callable[..., Any]
+    handle: Callable[..., Any]
+
+    def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> Any:
+        return self.after_handshake(client_socket, address, self.handle, self.handshake_timeout)
+
+    def after_handshake(
+        self, client_socket: Any, address: Any, handle: Callable[..., Any], timeout: float
+    ) -> Any:
+        """Wrap ``client_socket`` in TLS, shake hands within ``timeout`` s, then
+        ``handle(tls_socket, address)``."""
+        tls_socket = self.wrap_socket(
+            client_socket, **{**self.ssl_args, "do_handshake_on_connect": False}
+        )
+        try:
+            try:
+                with gevent.Timeout(timeout, TLSHandshakeTimedOut()):
+                    tls_socket.do_handshake()
+            except (TLSHandshakeTimedOut, OSError):  # ssl.SSLError is an OSError
+                return None
+            return handle(tls_socket, address)
+        finally:
+            tls_socket.close()
+
+
+class DirectorServer(TLSHandshakeDeadline, WSGIServer):
     """pywsgi's server that never stops accepting. pywsgi stops when its pool of
     connection greenlets is full, and new connections then wait in the kernel's backlog,
     unseen, until their clients time out. Here a connection beyond the pool is served by
@@ -245,9 +298,9 @@ class DirectorServer(WSGIServer):
     # 4,096 wait in the backlog under a 3,000 req/s overload while the loop had time).
     max_accept = 1000
 
-    def __init__(self, *args: Any, overflow: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, overflow: Pool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.overflow = Pool(max(1, overflow))
+        self.overflow = overflow
         self.refused_connections = 0  # closed unanswered: both pools full
         # gevent's set_spawn made ``full`` the pool's, which stops accepting: never full.
         self.full = lambda: False
@@ -263,12 +316,56 @@ class DirectorServer(WSGIServer):
 
     def _refuse(self, sock: Any, address: Any) -> None:
         try:
-            handler = self.handler_class(sock, address, self)
-            handler.refuse_connection = True
-            handler.header_timeout = OVERFLOW_HEADER_TIMEOUT
-            handler.handle()
+            if self.ssl_enabled:
+                self.after_handshake(sock, address, self._answer_429, OVERFLOW_HEADER_TIMEOUT)
+            else:
+                self._answer_429(sock, address)
         finally:
             self.do_close(sock, address)
+
+    def _answer_429(self, sock: Any, address: Any) -> None:
+        handler = self.handler_class(sock, address, self)
+        handler.refuse_connection = True
+        handler.header_timeout = OVERFLOW_HEADER_TIMEOUT
+        handler.handle()
+
+
+@dataclass(frozen=True)
+class Listener:
+    """An address to serve on: plain HTTP, or HTTPS with ``tls`` (``tls_context``)."""
+
+    host: str
+    port: int
+    tls: Any = None
+
+
+def make_servers(
+    listeners: Sequence[Listener],
+    application: Callable[..., Any],
+    *,
+    connections: int,
+    keepalive_timeout: float,
+    access_log: bool = False,
+    overflow: int = 0,
+) -> list[DirectorServer]:
+    """One server per listener, all sharing at most ``connections`` connection greenlets
+    (one bounded pool) and ``overflow`` more that only answer 429 (DirectorServer): serving
+    HTTP and HTTPS side by side does not double the bound."""
+    handler = type("Handler", (DirectorHandler,), {"keepalive_timeout": keepalive_timeout})
+    pool, overflow_pool = Pool(connections), Pool(max(1, overflow))
+    return [
+        DirectorServer(
+            (listener.host, listener.port),
+            application,
+            spawn=pool,
+            overflow=overflow_pool,
+            backlog=LISTEN_BACKLOG,
+            handler_class=handler,
+            log=sys.stderr if access_log else None,
+            **({"ssl_context": listener.tls} if listener.tls is not None else {}),
+        )
+        for listener in listeners
+    ]
 
 
 def make_server(
@@ -280,16 +377,14 @@ def make_server(
     keepalive_timeout: float,
     access_log: bool = False,
     overflow: int = 0,
-) -> WSGIServer:
-    """A server with at most ``connections`` connection greenlets (a bounded pool), and
-    ``overflow`` more that only answer 429 (DirectorServer)."""
-    handler = type("Handler", (DirectorHandler,), {"keepalive_timeout": keepalive_timeout})
-    return DirectorServer(
-        (host, port),
+    tls: Any = None,
+) -> DirectorServer:
+    """``make_servers`` for one listener."""
+    return make_servers(
+        [Listener(host, port, tls)],
         application,
-        spawn=Pool(connections),
+        connections=connections,
+        keepalive_timeout=keepalive_timeout,
+        access_log=access_log,
         overflow=overflow,
-        backlog=LISTEN_BACKLOG,
-        handler_class=handler,
-        log=sys.stderr if access_log else None,
-    )
+    )[0]
