@@ -260,7 +260,11 @@ def test_pelicanfs_with_a_protected_namespace_missing_objects_and_unknown_paths(
 
     assert data(results, "with-token") == SECRET
     assert [entry["name"] for entry in value(results, "ls-with-token")] == ["/secret/note.txt"]
-    assert "error" in results["without-token"], results["without-token"]
+    # Without a token the origin refuses (403): pelicanfs finds no server it may use.
+    assert results["without-token"]["error"] == "NoAvailableSource", results["without-token"]
+    [protected] = [server for server in federation.servers if server.name == "secret-origin"]
+    asked = [h for h in protected.seen_headers if h["path"] == "/secret/note.txt"]
+    assert any("Authorization" not in h for h in asked), asked  # it did ask, tokenless
     assert results["missing"]["error"] == "FileNotFoundError", results["missing"]
     # No namespace: the director answers 404 and names no server to try.
     assert results["outside"]["error"] == "NoAvailableSource", results["outside"]
