@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
-from director.ops.wsgiserver import ConnectionLimits, TLSHandshakeDeadline
+from director.ops.tls import TLSHandshakeDeadline
+from director.ops.wsgiserver import ConnectionLimits
 
 
 class DirectorPyWSGIHandler(ConnectionLimits, PyWSGIHandler):

@@ -23,8 +23,8 @@ from certs import Certificates, make_certificates
 from processes import REPO_ROOT, manage_env, run_manage_ok, sqlite_url, wait_until_healthy
 
 from director.demo import tls as demo_tls
+from director.ops.tls import tls_context as server_context
 from director.ops.wsgiserver import DirectorHandler, DirectorServer, make_server, request_wait
-from director.ops.wsgiserver import tls_context as server_context
 
 SOCKET_DEADLINE = 20.0  # generous: what the tests wait for, never what they assert on
 

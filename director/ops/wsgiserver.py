@@ -14,11 +14,11 @@ from dataclasses import dataclass
 from typing import Any
 
 import gevent
-import gevent.ssl
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
 from director.ops.shedding import RETRY_AFTER, UNSHED_PATHS, shedder
+from director.ops.tls import TLSHandshakeDeadline
 from director.wire.documents import error_body
 
 HEADER_TIMEOUT = 10.0
@@ -26,10 +26,7 @@ HEADER_TIMEOUT = 10.0
 # gevent's default, 128, overflowed when clients opened a few hundred connections at once:
 # SYNs dropped, and the clients' retransmissions (1 s, 3 s, 7 s) became time-outs.
 LISTEN_BACKLOG = 4096
-OVERFLOW_HEADER_TIMEOUT = 1.0  # an overflow connection's request must arrive this fast
-# From accept to a finished TLS handshake; an overflow connection gets
-# OVERFLOW_HEADER_TIMEOUT for its handshake too.
-TLS_HANDSHAKE_TIMEOUT = HEADER_TIMEOUT
+OVERFLOW_HEADER_TIMEOUT = 1.0  # an overflow connection's request (and TLS handshake)
 
 # What the server answers itself, before any application sees the request: the director's
 # JSON error body (gevent's own answers have an empty or plain-text one).
@@ -316,54 +313,6 @@ class ConnectionLimits:
 
 class DirectorHandler(ConnectionLimits, WSGIHandler):
     pass
-
-
-def tls_context(cert_file: str, key_file: str) -> Any:
-    """A server-side TLS context (TLS 1.2 or later) with this certificate chain and key;
-    ``ssl.SSLError`` or ``OSError`` when they cannot be read or do not match."""
-    context = gevent.ssl.SSLContext(gevent.ssl.PROTOCOL_TLS_SERVER)
-    context.minimum_version = gevent.ssl.TLSVersion.TLSv1_2
-    context.load_cert_chain(cert_file, key_file)
-    return context
-
-
-class TLSHandshakeTimedOut(Exception):
-    pass
-
-
-class TLSHandshakeDeadline:
-    """For gevent stream servers serving TLS (a mixin). gevent does the handshake inside
-    ``wrap_socket`` on a socket without a timeout: a client that connects and then says
-    nothing, or drips its ClientHello, would hold a connection greenlet for ever. Here the
-    handshake must finish within ``handshake_timeout`` seconds of the accept, or the
-    connection is closed; a failed handshake (plain HTTP on the TLS port, an unknown CA) is
-    closed quietly, with no traceback on stderr."""
-
-    handshake_timeout = TLS_HANDSHAKE_TIMEOUT
-    ssl_args: dict[str, Any]
-    wrap_socket: Callable[..., Any]
-    handle: Callable[..., Any]
-
-    def wrap_socket_and_handle(self, client_socket: Any, address: Any) -> Any:
-        return self.after_handshake(client_socket, address, self.handle, self.handshake_timeout)
-
-    def after_handshake(
-        self, client_socket: Any, address: Any, handle: Callable[..., Any], timeout: float
-    ) -> Any:
-        """Wrap ``client_socket`` in TLS, shake hands within ``timeout`` s, then
-        ``handle(tls_socket, address)``."""
-        tls_socket = self.wrap_socket(
-            client_socket, **{**self.ssl_args, "do_handshake_on_connect": False}
-        )
-        try:
-            try:
-                with gevent.Timeout(timeout, TLSHandshakeTimedOut()):
-                    tls_socket.do_handshake()
-            except (TLSHandshakeTimedOut, OSError):  # ssl.SSLError is an OSError
-                return None
-            return handle(tls_socket, address)
-        finally:
-            tls_socket.close()
 
 
 class DirectorServer(TLSHandshakeDeadline, WSGIServer):
