@@ -5,9 +5,12 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed-$(shell cat requirements.txt requirements-dev.txt | cksum | cut -d' ' -f1)
+PELICANFS_VENV := .venv-pelicanfs
+PELICANFS_STAMP := $(PELICANFS_VENV)/.installed-$(shell cat requirements-pelicanfs.txt | cksum | cut -d' ' -f1)
 DIRECTOR_DEMO ?= 1
 HOST ?= 127.0.0.1
 PORT ?= 8000
+TLS_PORT ?= 8443
 
 SCENARIO ?=
 DURATION ?=
@@ -21,17 +24,25 @@ $(STAMP): requirements.txt requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
 
-install: $(STAMP)
+# pelicanfs, a real Pelican client, in a virtualenv of its own (requirements-pelicanfs.txt).
+$(PELICANFS_STAMP): requirements-pelicanfs.txt
+	@test -x $(PELICANFS_VENV)/bin/python || $(PYTHON) -m venv $(PELICANFS_VENV)
+	$(PELICANFS_VENV)/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-pelicanfs.txt
+	@rm -f $(PELICANFS_VENV)/.installed-*
+	@touch $(PELICANFS_STAMP)
 
-run: $(STAMP)
+install: $(STAMP) $(PELICANFS_STAMP)
+
+# HTTP on PORT and HTTPS on TLS_PORT, with a local CA made once into demo-tls/.
+run: $(STAMP) $(PELICANFS_STAMP)
 	$(PY) manage.py migrate --noinput
-	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(DIRECTOR_DEMO)),,--demo)
+	$(PY) manage.py serve --host $(HOST) --port $(PORT) --tls-port $(TLS_PORT) --demo-tls $(if $(filter 0,$(DIRECTOR_DEMO)),,--demo)
 
 # Debian packages for the real peers (.ci/system-packages.txt), installed when missing.
 system-packages:
 	@.ci/system-packages
 
-test: $(STAMP) system-packages
+test: $(STAMP) $(PELICANFS_STAMP) system-packages
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 	$(VENV)/bin/mypy
