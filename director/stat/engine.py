@@ -100,6 +100,8 @@ class PoolState:
     outcomes: dict[str, int]  # outcome -> count, fresh and cached together
     cached_outcomes: dict[str, int]
     rejections: dict[str, int]  # saturated, ejected, deadline
+    latency_sum: float = 0.0  # seconds, over the HEADs that got an answer or timed out
+    heads: int = 0  # those HEADs
 
 
 def cache_key(path: str, token: str, token_scoped: bool) -> tuple[str, str]:
@@ -133,6 +135,8 @@ class ServerPool:
         self.outcomes: Counter[tuple[Outcome, bool]] = Counter()
         self.rejections: Counter[str] = Counter()
         self.last_saturated_at = float("-inf")
+        self.latency_sum = 0.0
+        self.heads = 0
 
     @staticmethod
     def limit_for(target: StatTarget, config: StatConfig) -> int:
@@ -150,6 +154,9 @@ class ServerPool:
 
     def count(self, result: StatResult) -> None:
         self.outcomes[(result.outcome, result.cached)] += 1
+        if result.latency and not result.cached:  # a HEAD went out (the console's latency)
+            self.latency_sum += result.latency
+            self.heads += 1
 
     def reject(self, reason: str) -> None:
         self.rejections[reason] += 1
@@ -182,6 +189,8 @@ class ServerPool:
             outcomes=dict(total),
             cached_outcomes=dict(cached),
             rejections=dict(self.rejections),
+            latency_sum=self.latency_sum,
+            heads=self.heads,
         )
 
     # -- the stat greenlet ----------------------------------------------------------------
