@@ -206,3 +206,8 @@ DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimu
 # Connections beyond those that only read their request and answer 429 (Connection:
 # close); beyond these too, a connection is closed at once (director.ops.wsgiserver).
 DIRECTOR_OVERFLOW_CONNECTIONS = env_int("DIRECTOR_OVERFLOW_CONNECTIONS", 1000, minimum=1)
+# The operator console at /view/ (director.console): staff login unless this makes it a
+# public, read-only view (its pages and their JSON; the admin stays staff only).
+DIRECTOR_CONSOLE_PUBLIC = env_bool("DIRECTOR_CONSOLE_PUBLIC", False)
+# Seconds between the console pages' refreshes (each polls its JSON).
+DIRECTOR_CONSOLE_REFRESH = env_float("DIRECTOR_CONSOLE_REFRESH", 5.0, minimum=1.0)

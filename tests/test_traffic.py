@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from director.ops.traffic import (
     PROCESS_SLOTS,
-    SAMPLE_SECONDS,
+    PROCESS_STEP,
     SERVER_SLOTS,
     Buckets,
     PoolCounts,
@@ -104,17 +104,17 @@ def test_a_sample_writes_differences_into_the_process_and_server_rings() -> None
     # The next sample writes only what happened since.
     traffic.answered("object", 307, 0.001, "cache", "chicago")
     pool = PoolCounts("madison", {"present": 5, "timeout": 1}, {"present": 1}, 3.0, 5)
-    traffic.sample(T0 + SAMPLE_SECONDS, [pool], 2, 0.0, ["chicago", "madison"])
-    series = traffic.process_series(T0 + SAMPLE_SECONDS)
+    traffic.sample(T0 + PROCESS_STEP, [pool], 2, 0.0, ["chicago", "madison"])
+    series = traffic.process_series(T0 + PROCESS_STEP)
     assert series["answers_redirect"][-2:] == [3, 1]
     assert series["answers_429"][-1] == 0
     assert series["stat_present"][-1] == 1
 
-    madison = traffic.server_series("madison", T0 + SAMPLE_SECONDS)
+    madison = traffic.server_series("madison", T0 + PROCESS_STEP)
     assert madison is not None and len(madison["present"]) == SERVER_SLOTS
     assert madison["present"][-1] == 4  # both samples fell in one minute
     assert madison["heads"][-1] == 5 and madison["latency_sum"][-1] == 3.0
-    chicago = traffic.server_series("chicago", T0 + SAMPLE_SECONDS)
+    chicago = traffic.server_series("chicago", T0 + PROCESS_STEP)
     assert chicago is not None and chicago["redirects"][-1] == 4
 
 
@@ -123,8 +123,8 @@ def test_servers_that_leave_the_registry_leave_the_rings() -> None:
     traffic.answered("object", 307, 0.001, "cache", "gone")
     traffic.sample(T0, [PoolCounts("gone", {"present": 1}, {}, 0.1, 1)], 0, 0.0, ["gone"])
     assert traffic.server_series("gone", T0) is not None
-    traffic.sample(T0 + SAMPLE_SECONDS, [], 0, 0.0, [])
-    assert traffic.server_series("gone", T0 + SAMPLE_SECONDS) is None
+    traffic.sample(T0 + PROCESS_STEP, [], 0, 0.0, [])
+    assert traffic.server_series("gone", T0 + PROCESS_STEP) is None
     assert "gone" not in traffic.server_redirects
 
 
