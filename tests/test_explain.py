@@ -231,7 +231,7 @@ def test_json_output_holds_the_client_the_answer_and_every_server(federation):
         "name": "madison",
         "kind": "cache",
         "url": "https://192.0.2.10:8443",
-        "distance_km": MADISON_KM,
+        "distanceKm": MADISON_KM,
         "weights": {
             "distance": 0.244565,
             "ioLoad": 1.0,
