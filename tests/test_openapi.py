@@ -306,6 +306,7 @@ def console_cases() -> list[Case]:
             f"{console}/namespaces", "get", 400, "page 0", as_staff(f"{console}/namespaces?page=0")
         ),
         get_case(f"{console}/explain", 200, "", f"{console}/explain?path=/shared/a&coordinate=1,2"),
+        get_case(f"{console}/pools", 200, "public", f"{console}/pools"),
         get_case(f"{console}/explain", 400, "a relative path", f"{console}/explain?path=a"),
     ]
 

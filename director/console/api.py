@@ -1,8 +1,9 @@
 """The console's JSON (``/api/v1.0/console/...``), polled by its pages.
 
-Staff only (a session of the admin), unless ``DIRECTOR_CONSOLE_PUBLIC`` is on; the
-explain operation is public, as ``X-Pelican-Debug: true`` on a redirect is: it is what a
-redirect would do for that client, and ``manage.py explain --director`` asks it.
+Staff only (a session of the admin), unless ``DIRECTOR_CONSOLE_PUBLIC`` is on. Two
+operations are public, for the diagnostics commands: ``explain`` (what a redirect would do
+for that client, as ``X-Pelican-Debug: true`` on a redirect tells) and ``pools`` (every
+server's state and stat pool: what ``director_ui``'s servers and stat pools publish).
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from director.console.schemas import (
     MapOut,
     NamespacesPageOut,
     OverviewOut,
+    PoolsOut,
     ServerPageOut,
     ServersPageOut,
 )
@@ -97,6 +99,20 @@ def servers(
         pages=chosen.pages,
         sort=sort,
         servers=[ConsoleServerOut.from_row(row) for row in chosen.rows],
+    )
+
+
+@console_router.get(
+    "/pools",
+    summary="Every server with its state and this process's stat pool (public; statpools)",
+    response={200: PoolsOut},
+)
+def pools(request: HttpRequest) -> PoolsOut:
+    now = time.time()
+    return PoolsOut(
+        now=data._time(now),
+        worker=data.worker(),
+        servers=[ConsoleServerOut.from_row(row) for row in server_rows(now)],
     )
 
 

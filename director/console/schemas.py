@@ -132,6 +132,14 @@ class ServersPageOut(WireOut):
     servers: list[ConsoleServerOut]
 
 
+class PoolsOut(WireOut):
+    """Every server of the registry with its state and this process's stat pool."""
+
+    now: GoTime
+    worker: WorkerOut
+    servers: list[ConsoleServerOut]
+
+
 class CountsOut(WireOut):
     origins: int
     caches: int
