@@ -143,6 +143,8 @@ AUTH_PASSWORD_VALIDATORS = [
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 LANGUAGE_CODE = "en-us"
+# The admin's times with seconds and zone (director_project/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["director_project.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
