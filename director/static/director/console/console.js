@@ -206,7 +206,7 @@
       pages = data.pages;
       query.page = data.page;
       $("#pageno").textContent = "page " + data.page + " of " + data.pages;
-      $("#count").textContent = data.matched + " of " + data.total + " shown";
+      $("#count").textContent = data.matched + " of " + data.total + " match";
       form.querySelector('[data-step="-1"]').disabled = data.page <= 1;
       form.querySelector('[data-step="1"]').disabled = data.page >= data.pages;
       render(data);
