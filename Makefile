@@ -16,7 +16,8 @@ BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat bench/requirements.txt | cks
 .PHONY: run test lint format install bench system-packages
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing the pinned requirements into $(VENV) (about a minute the first time)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
@@ -24,6 +25,7 @@ $(STAMP): requirements.txt requirements-dev.txt
 install: $(STAMP)
 
 run: $(STAMP)
+	@echo "make: migrating the database (DATABASE_URL, default db.sqlite3)"
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(DIRECTOR_DEMO)),,--demo)
 

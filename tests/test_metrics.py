@@ -6,6 +6,9 @@ test compares its own before and after."""
 from __future__ import annotations
 
 import datetime as dt
+import json
+import re
+from pathlib import Path
 
 import pytest
 import requests
@@ -224,3 +227,25 @@ def test_health_test_runs_and_durations(live_director, file_servers, monkeypatch
     assert value(found, ok, server_name="metrics-good", server_type="origin") == 1
     assert value(found, ok, server_name="metrics-bad", server_type="origin") == 0
     assert (ok, frozenset({("server_name", "metrics-good"), ("server_type", "origin")})) in found
+
+
+def test_the_grafana_dashboard_uses_only_series_the_director_exports(live_director, federation):
+    """docs/grafana-director.json cannot drift from /metrics: every metric it queries is
+    one the director writes (a family is listed even before its first sample)."""
+    dashboard = Path(__file__).resolve().parent.parent / "docs" / "grafana-director.json"
+    exprs = [
+        target["expr"]
+        for panel in json.loads(dashboard.read_text())["panels"]
+        for target in panel["targets"]
+    ]
+    used = {name for expr in exprs for name in re.findall(r"pelican_director_\w+", expr)}
+    text = requests.get(f"{live_director.url}/metrics", timeout=5).text
+    families = set(re.findall(r"^# TYPE (\S+) ", text, re.MULTILINE))
+    exported = families | {f"{name}_total" for name in families}
+    missing = {
+        name
+        for name in used
+        if name not in exported and re.sub(r"_(bucket|sum|count)$", "", name) not in exported
+    }
+    assert len(used) >= 15
+    assert missing == set()
