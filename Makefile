@@ -13,7 +13,7 @@ SCENARIO ?=
 DURATION ?=
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat bench/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format install bench system-packages
+.PHONY: run test lint format install bench system-packages superuser
 
 $(STAMP): requirements.txt requirements-dev.txt
 	@test -x $(PY) || { echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
@@ -28,6 +28,11 @@ run: $(STAMP)
 	@echo "make: migrating the database (DATABASE_URL, default db.sqlite3)"
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) $(if $(filter 0,$(DIRECTOR_DEMO)),,--demo)
+
+# A staff account for the admin and the console (asks for a name and a password).
+superuser: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createsuperuser
 
 # Debian packages for the real peers (.ci/system-packages.txt), installed when missing.
 system-packages:
