@@ -16,10 +16,11 @@ SCENARIO ?=
 DURATION ?=
 BENCH_STAMP := $(VENV)/.bench-installed-$(shell cat bench/requirements.txt | cksum | cut -d' ' -f1)
 
-.PHONY: run test lint format install bench system-packages
+.PHONY: run test lint format install bench system-packages superuser
 
 $(STAMP): requirements.txt requirements-dev.txt
-	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	@test -x $(PY) || { echo "make: creating $(VENV) with $(PYTHON)"; $(PYTHON) -m venv $(VENV); }
+	@echo "make: installing the pinned requirements into $(VENV) (about a minute the first time)"
 	$(PY) -m pip install --quiet --disable-pip-version-check -r requirements.txt -r requirements-dev.txt
 	@rm -f $(VENV)/.installed-*
 	@touch $(STAMP)
@@ -35,8 +36,14 @@ install: $(STAMP) $(PELICANFS_STAMP)
 
 # HTTP on PORT and HTTPS on TLS_PORT, with a local CA made once into demo-tls/.
 run: $(STAMP) $(PELICANFS_STAMP)
+	@echo "make: migrating the database (DATABASE_URL, default db.sqlite3)"
 	$(PY) manage.py migrate --noinput
 	$(PY) manage.py serve --host $(HOST) --port $(PORT) --tls-port $(TLS_PORT) --demo-tls $(if $(filter 0,$(DIRECTOR_DEMO)),,--demo)
+
+# A staff account for the admin and the console (asks for a name and a password).
+superuser: $(STAMP)
+	$(PY) manage.py migrate --noinput
+	$(PY) manage.py createsuperuser
 
 # Debian packages for the real peers (.ci/system-packages.txt), installed when missing.
 system-packages:

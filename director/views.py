@@ -20,7 +20,6 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from director import redirects, registry, routing
 from director.locate import client_coordinate, client_ip, first_forwarded, public_origin
 from director.ops import database, directors
-from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
 from director.wire import healthfiles
 from director.wire.documents import discovery_bytes, discovery_document, json_bytes
@@ -83,15 +82,18 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
     )
     result = decision.result
     if meta.get("HTTP_X_PELICAN_DEBUG", "").lower() == "true" and not result.is_error:
-        return PelicanResponse(
+        response: PelicanResponse = PelicanResponse(
             json_bytes(decision.debug_document(snapshot, ip)),
             status=307,
             header_lines=[("Location", result.location), *result.headers],
             content_type=JSON_CONTENT_TYPE,
         )
-    response = render_result(request, redirect_request, result)
-    if not result.is_error:
-        count_redirect(result.destination, response.status_code)
+    else:
+        response = render_result(request, redirect_request, result)
+    # For the front door's count (director.ops.traffic): one attribute write each.
+    response.destination = result.destination or ("origin" if to_origin else "cache")
+    if result.servers:
+        response.first_server = result.servers[0].name
     return response
 
 
@@ -114,7 +116,7 @@ def monitoring_redirect(request: HttpRequest, path: str, request_id: str) -> Htt
 
 def render_result(
     request: HttpRequest, redirect_request: routing.RedirectRequest, result: routing.RedirectResult
-) -> HttpResponse:
+) -> PelicanResponse:
     if result.is_error:
         return error_response(
             result.status,

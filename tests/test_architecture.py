@@ -187,4 +187,6 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
     flat = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert len(flat) <= MAX_TOP_LEVEL_MODULES, flat
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
-    assert packages == ["demo", "management", "migrations", "models", "ops", "stat", "wire"]
+    assert packages == [
+        "admin", "console", "demo", "management", "migrations", "models", "ops", "stat", "wire"
+    ]  # fmt: skip

@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import pytest
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.http import HttpResponse
 from django.test import Client
@@ -24,6 +25,7 @@ from pydantic import BaseModel, TypeAdapter
 
 import director.ads
 from director import schemas
+from director.console import schemas as console_schemas
 from director.models import RegistrationToken
 from director.ops.metrics import INFLIGHT
 from director.responses import JSON_CONTENT_TYPE
@@ -273,6 +275,42 @@ def overloaded_health(env: Env) -> HttpResponse:
     return env.get("/api/v1.0/health")
 
 
+def as_staff(url: str) -> Callable[[Env], HttpResponse]:
+    def send(env: Env) -> HttpResponse:
+        env.client.force_login(User.objects.create_user("operator", is_staff=True))
+        return env.get(url)
+
+    return send
+
+
+def console_cases() -> list[Case]:
+    """The console's JSON: staff only (403 otherwise), but explain, which is public."""
+    console = "/api/v1.0/console"
+    cases = []
+    for path, url in (
+        ("/overview", "/overview"),
+        ("/servers", "/servers?sort=-state"),
+        ("/servers/{name}", "/servers/origin-a"),
+        ("/map", "/map"),
+        ("/namespaces", "/namespaces?q=shared"),
+    ):
+        cases.append(Case(console + path, "get", 200, "staff", as_staff(console + url)))
+        cases.append(get_case(console + path, 403, "anonymous", console + url))
+    return [
+        *cases,
+        Case(f"{console}/servers", "get", 400, "a bad kind", as_staff(f"{console}/servers?kind=x")),
+        Case(
+            f"{console}/servers/{{name}}", "get", 404, "unknown", as_staff(f"{console}/servers/no")
+        ),
+        Case(
+            f"{console}/namespaces", "get", 400, "page 0", as_staff(f"{console}/namespaces?page=0")
+        ),
+        get_case(f"{console}/explain", 200, "", f"{console}/explain?path=/shared/a&coordinate=1,2"),
+        get_case(f"{console}/pools", 200, "public", f"{console}/pools"),
+        get_case(f"{console}/explain", 400, "a relative path", f"{console}/explain?path=a"),
+    ]
+
+
 PREFIX = "/api/v1.0/director/namespaces/prefix/{path}"
 SERVER = "/api/v1.0/director_ui/servers/{name}"
 UI = "/api/v1.0/director_ui"
@@ -303,6 +341,7 @@ CASES = [
     get_case(f"{UI}/stat/pools", 200, "", f"{UI}/stat/pools"),
     get_case("/api/v1.0/health", 200, "ok", "/api/v1.0/health"),
     Case("/api/v1.0/health", "get", 503, "overloaded", overloaded_health),
+    *console_cases(),
 ]
 
 
@@ -310,11 +349,17 @@ def body_validator(schema: JSONDict) -> Callable[[bytes], object]:
     """A strict validator of a JSON body for a declared schema: the ``ThingOut`` it names,
     or a list of them. Keys are taken by their wire names only (``token-issuer``, not
     ``token_issuer``), so a body written without ninja's ``by_alias`` fails."""
+
+    def named(ref: str) -> type[BaseModel]:
+        name = ref.rsplit("/", 1)[1]
+        found: type[BaseModel] = getattr(schemas, name, None) or getattr(console_schemas, name)
+        return found
+
     if schema.get("type") == "array":
-        item: type[BaseModel] = getattr(schemas, schema["items"]["$ref"].rsplit("/", 1)[1])
+        item = named(schema["items"]["$ref"])
         adapter: TypeAdapter[object] = TypeAdapter(list[item])  # type: ignore[valid-type]
     else:
-        adapter = TypeAdapter(getattr(schemas, schema["$ref"].rsplit("/", 1)[1]))
+        adapter = TypeAdapter(named(schema["$ref"]))
     return functools.partial(adapter.validate_json, strict=True, by_alias=True, by_name=False)
 
 

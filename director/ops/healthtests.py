@@ -39,6 +39,7 @@ from requests.adapters import HTTPAdapter
 
 from director import __version__, registry
 from director.models import HealthStatus, HealthTestLease, Server
+from director.ops.traffic import Buckets
 from director.snapshot import DirectorSettings, ServerView
 from director.wire import healthfiles
 from director.wire.paths import go_path_escape
@@ -47,6 +48,9 @@ from director.wire.types import ServerKind
 logger = logging.getLogger(__name__)
 
 MAX_CONCURRENT_TESTS = 20
+# Health-test durations (seconds): a test takes a few ms on a healthy server and ends by
+# its health_test_timeout (10 s) on a hung one.
+TEST_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TICK = 1.0
 LEASE_SECONDS = 15.0
 LEASE_RENEW_SECONDS = 5.0
@@ -158,6 +162,9 @@ class HealthTester:
         self._lease_checked_at = float("-inf")
         self._lease_held = False
         self._greenlet: gevent.Greenlet | None = None
+        # For /metrics: (name, web URL, kind, Succeeded|Failed) -> tests; kind -> durations.
+        self.runs: dict[tuple[str, str, str, str], int] = {}
+        self.durations: dict[str, Buckets] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -205,14 +212,24 @@ class HealthTester:
             self._pool.spawn(self._test, server, settings)
         for name in set(self._last_started) - set(snapshot.servers):
             del self._last_started[name]
+        for key in [key for key in self.runs if key[0] not in snapshot.servers]:
+            del self.runs[key]
 
     def _test(self, server: ServerView, settings: DirectorSettings) -> None:
+        started = time.monotonic()
         try:
             passed, message = run_test(
                 self.session, server, self.director_name, settings.health_test_timeout
             )
         finally:
             self._running.discard(server.name)
+        kind = server.kind.value
+        key = (server.name, server.web_url, kind, "Succeeded" if passed else "Failed")
+        self.runs[key] = self.runs.get(key, 0) + 1
+        buckets = self.durations.get(kind)
+        if buckets is None:
+            buckets = self.durations[kind] = Buckets(TEST_DURATION_BUCKETS)
+        buckets.observe(time.monotonic() - started)
         self._outcomes.append(TestOutcome(server.name, passed, message, timezone.now()))
 
     def hold_lease(self) -> bool:
