@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import json
 import logging
 from collections import Counter
 from dataclasses import dataclass
@@ -93,16 +94,21 @@ def parse_status(raw: str) -> ServerStatus:
 
 def check_token(kind: str, token: models.RegistrationToken, registry_prefix: str) -> None:
     """Refuse the ad unless ``token`` (the live token the bearer secret named) may send it."""
-    prefix_kind = registry_prefix_kind(registry_prefix)
-    if prefix_kind is None:
-        raise AdRejected(
-            403, f"registry-prefix {registry_prefix!r} is not /origins/<site> or /caches/<site>"
-        )
-    if prefix_kind != kind:
+    # Pelican's words (registerServerAd) for a prefix that is missing or not of this kind.
+    server_type = kind.title()
+    if not registry_prefix:
         raise AdRejected(
             403,
-            f"registry-prefix {registry_prefix!r} is for a {prefix_kind}; "
-            f"this endpoint registers a {kind}",
+            f"{server_type} advertisement rejected: no registry prefix present in the ad. "
+            "Ensure the server runs a supported Pelican version and is registered at the "
+            "federation registry",
+        )
+    if registry_prefix_kind(registry_prefix) != kind:
+        raise AdRejected(
+            403,
+            f"{server_type} advertisement rejected: registry prefix "
+            f"{json.dumps(registry_prefix, ensure_ascii=False)} is not a valid {server_type} "
+            "registration prefix",
         )
     if token.registry_prefix != registry_prefix:
         raise AdRejected(403, f"The token is not a live registration token for {registry_prefix}")
@@ -135,7 +141,14 @@ def record_advertisement(
         # Caches always serve the federation's own /pelican/ paths (reference 1.6 step 5).
         if not (kind == "cache" and path.startswith("/pelican/"))
     ]
-    if refused:
+    if refused and kind == "cache":
+        # Pelican keeps a cache's ad and drops the namespaces it may not serve: a default
+        # cache advertises every namespace of the federation, restricted or not.
+        logger.info("cache %r may not serve %s: left out", ad.name, ", ".join(refused))
+        dropped = set(refused)
+        kept = [namespace for namespace in ad.namespaces if namespace.path not in dropped]
+        ad = ad.model_copy(update={"namespaces": kept})
+    elif refused:
         raise AdRejected(
             403,
             f"The token for {ad.registry_prefix} may not advertise {', '.join(refused)} "
@@ -210,7 +223,7 @@ def _store(
     wanted_namespaces = _namespace_values(ad)
     yield_to_io()
     with transaction.atomic():
-        server = models.Server.objects.select_for_update().filter(name=ad.name).first()
+        server = models.Server.objects.select_for_update().filter(kind=kind, name=ad.name).first()
         created = server is None
         if server is not None:
             if server.source != models.Source.ADVERTISED:

@@ -249,7 +249,10 @@ def _listed_servers() -> QuerySet[Server]:
 
 
 def _one_server(name: str) -> Server | None:
-    return _listed_servers().filter(name=name).first()
+    """The server of that name; the origin when an origin and a cache share it."""
+    return min(
+        _listed_servers().filter(name=name), key=lambda row: row.kind != Kind.ORIGIN, default=None
+    )
 
 
 def _no_server(name: str) -> Status[ErrorOut]:

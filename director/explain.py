@@ -114,14 +114,15 @@ def explain(
         message=result.message,
     )
     matched = {
-        entry.server.name
+        entry.server.key
         for entry in snapshot.by_prefix.get(prefix_key(trace.namespace), ())
         if trace.namespace
     }
     for server in registry_rows(now):  # in (kind, name) order
         line = ServerLine(server.name, server.kind, server.data_url.rstrip("/"))
-        view = snapshot.servers.get(server.name)
-        weights = trace.weights.get(server.name)
+        key = (server.kind, server.name)
+        view = snapshot.servers.get(key)
+        weights = trace.weights.get(key)
         if weights is not None:
             line.weights = {
                 "distance": round(weights.distance, 6),
@@ -132,20 +133,20 @@ def explain(
             }
             if weights.distance_miles is not None:
                 line.distance_km = round(weights.distance_miles * MILES_TO_KM, 1)
-        if server.name in decision.stat_results:
-            line.stat = decision.stat_results[server.name].outcome.value
+        if key in decision.stat_results:
+            line.stat = decision.stat_results[key].outcome.value
         unroutable = view.unroutable_reason(now) if view is not None else None
-        if server.name in trace.chosen:
-            line.rank = trace.chosen.index(server.name) + 1
+        if key in trace.chosen:
+            line.rank = trace.chosen.index(key) + 1
         elif view is None:
             # Not in the snapshot: disabled or lapsed (or saved a moment ago).
             line.excluded = server.unroutable(now) or "not in the routing snapshot yet"
         elif unroutable is not None:
             line.excluded = unroutable.value
-        elif server.name not in matched:
+        elif key not in matched:
             line.excluded = "namespace: serves no namespace that wins for this path"
-        elif server.name in trace.excluded:
-            line.excluded = trace.excluded[server.name]
+        elif key in trace.excluded:
+            line.excluded = trace.excluded[key]
         elif view.kind.value == "origin" and not to_origin:
             line.excluded = "origin: the object route sends clients to caches"
         elif view.kind.value == "cache" and to_origin:

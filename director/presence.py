@@ -10,11 +10,12 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 from director import __version__
-from director.routing import Presence
+from director.selection import Presence
 from director.snapshot import (
     DEFAULT_SETTINGS,
     DirectorSettings,
     NamespaceView,
+    ServerKey,
     ServerView,
     Snapshot,
 )
@@ -50,7 +51,7 @@ def target_for(server: ServerView) -> StatTarget:
     )
 
 
-def follow_snapshot(snapshot: Snapshot, changed: frozenset[str] | None) -> None:
+def follow_snapshot(snapshot: Snapshot, changed: frozenset[ServerKey] | None) -> None:
     """Registry listener: new settings and the server list reach the engine; after a
     delta (``changed``), only the servers it changed."""
     if changed is None:
@@ -58,8 +59,8 @@ def follow_snapshot(snapshot: Snapshot, changed: frozenset[str] | None) -> None:
         engine.configure(stat_config(snapshot.settings), targets)
         return
     engine.update_targets(
-        [target_for(snapshot.servers[name]) for name in changed if name in snapshot.servers],
-        [name for name in changed if name not in snapshot.servers],
+        [target_for(snapshot.servers[key]) for key in changed if key in snapshot.servers],
+        [key for key in changed if key not in snapshot.servers],
     )
 
 
@@ -84,7 +85,7 @@ class StatAvailability:
 
     def __init__(self, settings: DirectorSettings) -> None:
         self.settings = settings
-        self.results: dict[str, StatResult] = {}
+        self.results: dict[ServerKey, StatResult] = {}
 
     def __call__(
         self,
@@ -106,7 +107,8 @@ class StatAvailability:
             want_present=len(servers) if caches_only else self.settings.max_stat_responses,
         )
         self.results.update(results)  # origins first, then (adaptive) the cache working set
-        return {server.name: presence_of(server, self.results[server.name]) for server in servers}
+        # The seam answers by name: one call stats servers of one kind.
+        return {server.name: presence_of(server, results[server.key]) for server in servers}
 
 
 def availability_for(snapshot: Snapshot) -> StatAvailability:

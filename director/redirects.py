@@ -13,12 +13,13 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from director import presence, registry, routing
 from director.geo import Coordinate, LocationSource
-from director.snapshot import ServerView, Snapshot
+from director.selection import Presence
+from director.snapshot import ServerKey, ServerView, Snapshot
 from director.stat import StatResult
 from director.wire.documents import DebugCoordinate, DebugServer, debug_document
 
@@ -30,14 +31,14 @@ class Decision:
     request: routing.RedirectRequest
     result: routing.RedirectResult
     trace: routing.Trace
-    stat_results: Mapping[str, StatResult] = field(default_factory=dict)
+    stat_results: Mapping[ServerKey, StatResult] = field(default_factory=dict)
 
     def debug_document(self, snapshot: Snapshot, ip: str) -> dict[str, object]:
         """The ``X-Pelican-Debug: true`` body of this decision (``wire.documents``)."""
         trace = self.trace
         servers = []
-        for name, weights in trace.weights.items():
-            server = snapshot.servers[name]
+        for key, weights in trace.weights.items():
+            server = snapshot.servers[key]
             servers.append(
                 DebugServer(
                     url=server.url,
@@ -51,6 +52,7 @@ class Decision:
                 )
             )
         client = trace.client
+        label = server_labels([*trace.chosen, *trace.excluded, *trace.presence])
         return debug_document(
             client=DebugCoordinate(client.latitude, client.longitude, client.source)
             if client
@@ -59,17 +61,29 @@ class Decision:
             servers=servers,
             sort_method=trace.method,
             namespace=trace.namespace,
-            order=trace.chosen,
-            excluded=trace.excluded,
+            order=[label[key] for key in trace.chosen],
+            excluded={label[key]: reason for key, reason in trace.excluded.items()},
             stat={
-                name: (
-                    self.stat_results[name].outcome.value
-                    if name in self.stat_results
+                label[key]: (
+                    self.stat_results[key].outcome.value
+                    if key in self.stat_results
                     else verdict.value
                 )
-                for name, verdict in trace.presence.items()
+                for key, verdict in trace.presence.items()
             },
         )
+
+
+def server_labels(keys: Iterable[ServerKey]) -> dict[ServerKey, str]:
+    """How each server is named in a document: by its name, and "name (kind)" when an
+    origin and a cache of that name are both in it."""
+    keys = list(keys)
+    kinds: dict[str, set[str]] = {}
+    for kind, name in keys:
+        kinds.setdefault(name, set()).add(kind)
+    return {
+        (kind, name): name if len(kinds[name]) == 1 else f"{name} ({kind})" for kind, name in keys
+    }
 
 
 def new_request(
@@ -106,14 +120,14 @@ def new_request(
 class _KnownResults:
     """An ``Availability`` that answers from stat results already in hand."""
 
-    def __init__(self, results: Mapping[str, StatResult]) -> None:
+    def __init__(self, results: Mapping[ServerKey, StatResult]) -> None:
         self.results = results
 
-    def __call__(self, servers: Sequence[ServerView], *_: object) -> dict[str, routing.Presence]:
+    def __call__(self, servers: Sequence[ServerView], *_: object) -> dict[str, Presence]:
         return {
-            server.name: presence.presence_of(server, self.results[server.name])
+            server.name: presence.presence_of(server, self.results[server.key])
             for server in servers
-            if server.name in self.results
+            if server.key in self.results
         }
 
 
@@ -121,7 +135,7 @@ def decide(
     request: routing.RedirectRequest,
     snapshot: Snapshot,
     *,
-    known_results: Mapping[str, StatResult] | None = None,
+    known_results: Mapping[ServerKey, StatResult] | None = None,
     startup_grace: bool | None = None,
     external_url: str | Callable[[], str] = "",
 ) -> Decision:
@@ -136,7 +150,7 @@ def decide(
     trace = routing.Trace()
     if known_results is not None:
         availability: routing.Availability = _KnownResults(known_results)
-        stat_results: Mapping[str, StatResult] = known_results
+        stat_results: Mapping[ServerKey, StatResult] = known_results
     else:
         engine_availability = presence.availability_for(snapshot)
         availability, stat_results = engine_availability, engine_availability.results

@@ -34,7 +34,14 @@ from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
 from director.ops.loopmonitor import yield_to_io
-from director.snapshot import DirectorSettings, DowntimeWindow, NamespaceView, ServerView, Snapshot
+from director.snapshot import (
+    DirectorSettings,
+    DowntimeWindow,
+    NamespaceView,
+    ServerKey,
+    ServerView,
+    Snapshot,
+)
 from director.wire.ads import token_generations_from_json, token_issuers_from_json
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
@@ -50,8 +57,8 @@ _started_with_live_ads: bool | None = None
 _snapshot: Snapshot | None = None
 _build_sequence = 0
 _installed_sequence = 0
-# listener(snapshot, names of the servers that changed, or None after a full build)
-_listeners: list[Callable[[Snapshot, frozenset[str] | None], None]] = []
+# listener(snapshot, keys of the servers that changed, or None after a full build)
+_listeners: list[Callable[[Snapshot, frozenset[ServerKey] | None], None]] = []
 
 
 def current() -> Snapshot:
@@ -67,9 +74,9 @@ def installed() -> Snapshot | None:
     return _snapshot
 
 
-def on_rebuild(listener: Callable[[Snapshot, frozenset[str] | None], None]) -> None:
+def on_rebuild(listener: Callable[[Snapshot, frozenset[ServerKey] | None], None]) -> None:
     """Call ``listener(snapshot, changed)`` after each install (the stat engine follows the
-    servers): ``changed`` names the servers of a delta, None after a full build."""
+    servers): ``changed`` holds the keys of a delta's servers, None after a full build."""
     if listener not in _listeners:
         _listeners.append(listener)
 
@@ -166,6 +173,7 @@ def _server_view(
         location_source=coordinate.source if coordinate else LocationSource.UNKNOWN,
         status=status,
         version=server.version,
+        required_features=tuple(str(name) for name in server.required_features or ()),
         expires_at=server.expires_at.timestamp() if server.expires_at else None,
         downtimes=downtimes
         if downtimes is not None
@@ -259,7 +267,11 @@ def build_snapshot() -> Snapshot:
     return snapshot
 
 
-def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[str]]:
+def _key(row: models.Server) -> ServerKey:
+    return (row.kind, row.name)
+
+
+def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[ServerKey]]:
     """``snapshot`` with the servers stamped after its generation applied.
 
     A server whose structure did not change since its view was made (an ad that only
@@ -284,22 +296,22 @@ def _delta(snapshot: Snapshot, generation: int) -> tuple[Snapshot, frozenset[str
             view = _server_view(full_row, snapshot.settings, snapshot.overrides, now)
             namespaces = structural_namespaces[row.pk]
         else:
-            old = snapshot.servers[row.name]
+            old = snapshot.servers[_key(row)]
             view = _server_view(row, snapshot.settings, snapshot.overrides, now, old.downtimes)
-            namespaces = list(snapshot.namespaces_by_server[row.name])
+            namespaces = list(snapshot.namespaces_by_server[_key(row)])
         upserts.append((view, namespaces))
-    removals = [row.name for row in rows if row not in routable]
-    changed = frozenset(row.name for row in rows)
+    removals = [_key(row) for row in rows if row not in routable]
+    changed = frozenset(_key(row) for row in rows)
     return snapshot.apply(generation, upserts, removals), changed
 
 
 def _structure_changed(snapshot: Snapshot, row: models.Server) -> bool:
-    view = snapshot.servers.get(row.name)
+    view = snapshot.servers.get(_key(row))
     return view is None or view.structure_seq != row.structure_seq
 
 
 def install(
-    snapshot: Snapshot, build_sequence: int, changed: frozenset[str] | None = None
+    snapshot: Snapshot, build_sequence: int, changed: frozenset[ServerKey] | None = None
 ) -> Snapshot:
     """Make ``snapshot`` current unless a sync that started later is already installed.
 
@@ -417,7 +429,7 @@ def _renew_in_memory(generation: int) -> bool:
     now = timezone.now()
     upserts = []
     for row in rows:
-        view = snapshot.servers.get(row.name)
+        view = snapshot.servers.get(_key(row))
         if view is None or row.expires_at is None:
             return False
         renewed = replace(
@@ -425,9 +437,9 @@ def _renew_in_memory(generation: int) -> bool:
             expires_at=row.expires_at.timestamp(),
             status_weight=effective_status_weight(row, snapshot.settings, now),
         )
-        upserts.append((renewed, snapshot.namespaces_by_server[row.name]))
-    names = frozenset(row.name for row in rows)
-    install(snapshot.apply(generation, upserts), _next_sequence(), names)
+        upserts.append((renewed, snapshot.namespaces_by_server[_key(row)]))
+    keys = frozenset(_key(row) for row in rows)
+    install(snapshot.apply(generation, upserts), _next_sequence(), keys)
     return True
 
 

@@ -10,7 +10,6 @@ answers per server. ``all_available`` is the check used when presence is not ask
 
 from __future__ import annotations
 
-import enum
 import random
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field, replace
@@ -20,14 +19,26 @@ from cachetools import LRUCache
 
 from director.geo import Coordinate
 from director.selection import (
-    AVAILABLE_WEIGHT,
     SERVER_LIMIT,
-    UNAVAILABLE_WEIGHT,
+    Presence,
     Weights,
+    availability_weights,
+    cache_support,
     nearest,
+    origin_qualifies,
     rank,
+    rank_by_presence,
+    required_features,
+    server_supports,
 )
-from director.snapshot import Entry, NamespaceView, ServerView, Snapshot
+from director.snapshot import (
+    DirectorSettings,
+    Entry,
+    NamespaceView,
+    ServerKey,
+    ServerView,
+    Snapshot,
+)
 from director.wire import headers as fmt
 from director.wire.paths import go_path_escape, path_depth
 from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
@@ -45,15 +56,6 @@ from director.wire.versions import MIN_REDIRECT_VERSIONS, user_agent_problem
 NO_STAT_METHODS = frozenset({"PUT", "DELETE", "PROPFIND"})
 # Caches in these states are dropped when filter_caches_in_error_state is on.
 CACHE_ERROR_STATES = frozenset({ServerStatus.CRITICAL, ServerStatus.SHUTTING_DOWN})
-
-
-class Presence(enum.Enum):
-    """What the availability step learned about one server, as routing ranks it."""
-
-    PRESENT = "present"  # ranked first
-    UNKNOWN = "unknown"  # timeout, error, saturated, pending, denied...: kept, after PRESENT
-    EJECTED = "ejected"  # kept, last
-    ABSENT = "absent"  # dropped
 
 
 DETERMINISTIC_METHODS = frozenset({SortMethod.DISTANCE, SortMethod.DISTANCE_AND_LOAD})
@@ -124,46 +126,31 @@ def _error(status: int, message: str, *extra: tuple[str, str]) -> RedirectResult
     return RedirectResult(status=status, message=message, headers=list(extra))
 
 
-def _server_supports(server: ServerView, namespace: NamespaceView, needed: Capability) -> bool:
-    # Plain ints: IntFlag's own operators are slow, and this runs per server per request.
-    bits = int(needed)
-    return bool(int(server.capabilities) & bits) and bool(int(namespace.capabilities) & bits)
-
-
-def _origin_qualifies(
-    entry: Entry, verb_caps: tuple[Capability, ...], query_caps: Capability
-) -> bool:
-    server, namespace = entry.server, entry.namespace
-    if not any(_server_supports(server, namespace, cap) for cap in verb_caps):
-        return False
-    query_bits = int(query_caps)
-    if not query_bits:
-        return True
-    for cap in (Capability.DIRECT_READS, Capability.LISTINGS):
-        if query_bits & int(cap) and not _server_supports(server, namespace, cap):
-            return False
-    return True
-
-
 @dataclass
 class Trace:
     """Why an answer came out as it did: for ``X-Pelican-Debug`` and ``manage.py explain``.
 
-    ``excluded`` maps a server name to the reason it was left out; ``weights`` holds every
-    weight of every server that was ranked; ``presence`` what the stat step learned.
+    By server key: ``excluded`` maps a server to the reason it was left out; ``weights``
+    holds every weight of every server that was ranked; ``presence`` what the stat said.
     """
 
     method: str = ""
     client: Coordinate | None = None
     namespace: str = ""
-    excluded: dict[str, str] = field(default_factory=dict)
-    presence: dict[str, Presence] = field(default_factory=dict)
-    weights: dict[str, Weights] = field(default_factory=dict)
-    chosen: list[str] = field(default_factory=list)
+    excluded: dict[ServerKey, str] = field(default_factory=dict)
+    presence: dict[ServerKey, Presence] = field(default_factory=dict)
+    weights: dict[ServerKey, Weights] = field(default_factory=dict)
+    chosen: list[ServerKey] = field(default_factory=list)
 
     def exclude(self, entries: Sequence[Entry], reason: str) -> None:
         for entry in entries:
-            self.excluded.setdefault(entry.server.name, reason)
+            self.excluded.setdefault(entry.server.key, reason)
+
+    def stat(self, entries: Sequence[Entry], presence: Mapping[str, Presence]) -> None:
+        """What the availability step said (by name: one call asks servers of one kind)."""
+        for entry in entries:
+            if entry.server.name in presence:
+                self.presence[entry.server.key] = presence[entry.server.name]
 
 
 def _sort(
@@ -188,7 +175,7 @@ def _sort(
     else:
         order, weights = rank(method, request.client, servers, rng, availability)
     for entry, weight in zip(entries, weights, strict=True):
-        trace.weights[entry.server.name] = weight
+        trace.weights[entry.server.key] = weight
     ranked = [entries[index] for index in order]
     if len(ranked) < len(entries):
         kept = set(order)
@@ -201,29 +188,18 @@ def _note_availability(
 ) -> None:
     """Origins are ranked by presence group first; within a group availability is equal.
     The weights still show what the stat said, as Pelican's would."""
-    weights = _availability_weights(presence)
+    weights = availability_weights(presence)
     fill = median(weights.values()) if weights else 1.0
     for entry in entries:
-        name = entry.server.name
-        if name in trace.weights:
-            trace.weights[name] = replace(trace.weights[name], availability=weights.get(name, fill))
+        key, name = entry.server.key, entry.server.name
+        if key in trace.weights:
+            trace.weights[key] = replace(trace.weights[key], availability=weights.get(name, fill))
 
 
 def _without(entries: Sequence[Entry], removed: Sequence[Entry]) -> list[Entry]:
     """``entries`` minus ``removed``, by identity (Entry equality compares every field)."""
     gone = {id(entry) for entry in removed}
     return [entry for entry in entries if id(entry) not in gone]
-
-
-def _availability_weights(presence: Mapping[str, Presence]) -> dict[str, float]:
-    """2.0 for present, 0.5 for absent; servers with no verdict take the median later."""
-    weights = {}
-    for name, verdict in presence.items():
-        if verdict is Presence.PRESENT:
-            weights[name] = AVAILABLE_WEIGHT
-        elif verdict is Presence.ABSENT:
-            weights[name] = UNAVAILABLE_WEIGHT
-    return weights
 
 
 def _should_stat_caches(
@@ -249,21 +225,59 @@ def _should_stat_origins(
     origins: Sequence[Entry],
     namespace: NamespaceView,
     token: str,
+    caches_serve: bool,
 ) -> bool:
-    """Reference 4.2: when the origins' presence is worth asking."""
+    """Reference 4.2 (Pelican's ``shouldStatOrigins``): when the origins' presence is
+    worth asking. Not for a request the caches will answer (``caches_serve``): a cache
+    finds out itself, and a missing object is the cache's 404 to give."""
     settings = snapshot.settings
     if request.has_query("skipstat") or not settings.check_origin_presence or not origins:
         return False
-    if request.method in NO_STAT_METHODS:
+    if request.method in NO_STAT_METHODS or caches_serve:
         return False
     if settings.assume_presence_at_single_origin and len(origins) == 1:
         return False
     return not (namespace.require_token and not token)
 
 
+def _caches_for(
+    caches: Sequence[Entry],
+    origins: Sequence[Entry],
+    namespace: NamespaceView,
+    settings: DirectorSettings,
+    trace: Trace,
+) -> tuple[list[Entry], list[Entry]]:
+    """The caches that may serve a cache request (reference 3.2): (supported, unknown).
+    Topology caches never serve public namespaces; caches in state critical or shutting
+    down are left out (``filter_caches_in_error_state``); so are those whose version lacks
+    a feature the origins require (the union: any origin may get the cache's miss), and
+    those whose version cannot tell come last, unsorted (``selection.cache_support``)."""
+    usable = list(caches)
+    if not namespace.require_token:
+        trace.exclude([e for e in usable if e.namespace.from_topology], "topology cache")
+        usable = [entry for entry in usable if not entry.namespace.from_topology]
+    if settings.filter_caches_in_error_state:
+        failing = [e for e in usable if e.server.status in CACHE_ERROR_STATES]
+        for entry in failing:
+            trace.excluded.setdefault(entry.server.key, f"status {entry.server.status}")
+        usable = _without(usable, failing)
+    features = required_features(entry.server for entry in origins)
+    supported, unknown = [], []
+    for entry in usable:
+        support = cache_support(entry.server, features)
+        if support:
+            supported.append(entry)
+        elif support is None:
+            unknown.append(entry)
+        else:
+            reason = f"version {entry.server.version} lacks {' and '.join(features)}"
+            trace.excluded.setdefault(entry.server.key, reason)
+    return supported, unknown
+
+
 def _collections_url(origins: Sequence[Entry]) -> str:
     for entry in origins:
-        if _server_supports(entry.server, entry.namespace, Capability.LISTINGS):
+        if server_supports(entry.server, entry.namespace, Capability.LISTINGS):
             return fmt.scheme_and_host(fmt.server_base(entry.server, entry.namespace))
     return ""
 
@@ -284,10 +298,11 @@ def decide(
     2. Match the longest namespace across routable origins and caches (404, or 429 while
        the start-up grace lasts, when no origin serves it).
     3. Keep origins that support the verb and query capabilities (405 if none).
-    4. Ask the availability step about the origins when the stat rules say so; drop the
-       absent, order present > unknown > ejected; 404 only if every origin is absent.
-    5. Cache requests: drop caches in an error state, sort the rest (adaptive: stat the
-       working set of the nearest caches and weigh them); with none left, fall back to
+    4. Ask the availability step about the origins when the stat rules say so (not when
+       caches will answer); drop the absent, order present > unknown > ejected; 404 only
+       if every origin is absent.
+    5. Cache requests: the caches that may serve it, sorted (adaptive: stat the working
+       set of the nearest and weigh them), those of unknown version last; with none,
        the first origin with DirectReads (404 if there is none). Origin requests (and
        ``directread``): sort the origins, within each presence group.
     6. Refuse an expired JWT (401), then build Location, Link and the X-Pelican headers.
@@ -305,7 +320,12 @@ def decide(
         return _error(400, f"{problem}.")
     directread = request.has_query("directread")
     if directread and request.has_query("prefercached"):
-        return _error(400, "The 'directread' and 'prefercached' queries cannot be used together.")
+        # Pelican's text; the view appends " Request ID: <id>".
+        return _error(
+            400,
+            "Failed to validate incoming request: cannot have both directread and "
+            "prefercached query parameters:",
+        )
     to_origin = request.to_origin or directread
     if request.to_origin and request.method not in ORIGIN_METHODS:
         return _error(405, f"The method {request.method} is not supported by the director.")
@@ -331,7 +351,7 @@ def decide(
         query_caps |= Capability.DIRECT_READS
     if request.has_query("recursive"):
         query_caps |= Capability.LISTINGS
-    capable = [entry for entry in origins if _origin_qualifies(entry, verb_caps, query_caps)]
+    capable = [entry for entry in origins if origin_qualifies(entry, verb_caps, query_caps)]
     namespace = (capable or origins)[0].namespace
     needs = capability_names(verb_caps, query_caps)
     trace.exclude(_without(origins, capable), f"capability: needs {needs}")
@@ -346,19 +366,23 @@ def decide(
 
     # 4. Origin presence, then order.
     token = client_token(request.authorization, request.query_value("authz"))
+    supported: list[Entry] = []
+    unknown: list[Entry] = []
+    if not to_origin:
+        supported, unknown = _caches_for(caches, capable, namespace, settings, trace)
     if to_origin:
         capable = _sort(capable, request, method, rng, trace)
     collections_url = _collections_url(capable)
     presence: Mapping[str, Presence] = {}
-    if _should_stat_origins(request, snapshot, capable, namespace, token):
+    if _should_stat_origins(request, snapshot, capable, namespace, token, bool(supported)):
         presence = availability(
             [entry.server for entry in capable], request.path, namespace, token, request.deadline
         )
-        trace.presence.update(presence)
+        trace.stat(capable, presence)
         if to_origin:
             _note_availability(trace, capable, presence)
     if presence:
-        ranked = _rank_by_presence(capable, presence)
+        ranked = rank_by_presence(capable, presence)
         trace.exclude(_without(capable, ranked), "stat: absent")
         if not ranked:
             return _error(
@@ -374,19 +398,10 @@ def decide(
         trace.exclude(capable[SERVER_LIMIT:], f"beyond the first {SERVER_LIMIT}")
         destination = "origin"
     else:
-        usable = caches
-        if not namespace.require_token:
-            # Topology caches never serve public namespaces (cacheNotFromTopoIfPubReads).
-            trace.exclude([e for e in usable if e.namespace.from_topology], "topology cache")
-            usable = [entry for entry in usable if not entry.namespace.from_topology]
-        if settings.filter_caches_in_error_state:
-            failing = [e for e in usable if e.server.status in CACHE_ERROR_STATES]
-            for entry in failing:
-                trace.excluded.setdefault(entry.server.name, f"status {entry.server.status}")
-            usable = _without(usable, failing)
         usable = _order_caches(
-            request, snapshot, usable, namespace, token, availability, rng, trace
+            request, snapshot, supported, namespace, token, availability, rng, trace
         )
+        usable += unknown  # Pelican's order: those that may lack a required feature last
         destination = "cache"
         if usable:
             chosen = usable[:SERVER_LIMIT]
@@ -395,7 +410,7 @@ def decide(
             fallback = [
                 entry
                 for entry in capable
-                if _server_supports(entry.server, entry.namespace, Capability.DIRECT_READS)
+                if server_supports(entry.server, entry.namespace, Capability.DIRECT_READS)
             ]
             if not fallback:
                 return _error(
@@ -405,7 +420,7 @@ def decide(
                 )
             chosen = fallback[:1]
             destination = "origin"
-    trace.chosen = [entry.server.name for entry in chosen]
+    trace.chosen = [entry.server.key for entry in chosen]
 
     # 6. Token and headers.
     if token_expired(token, request.now):
@@ -442,17 +457,9 @@ def _order_caches(
         presence = availability(
             [entry.server for entry in working], request.path, namespace, token, request.deadline
         )
-        trace.presence.update(presence)
-        weights = _availability_weights(presence)
+        trace.stat(working, presence)
+        weights = availability_weights(presence)
     return _sort(working, request, method, rng, trace, weights)
-
-
-def _rank_by_presence(entries: list[Entry], presence: Mapping[str, Presence]) -> list[Entry]:
-    """Present first, then unknown, then ejected, each in the given order; absent dropped."""
-    buckets: dict[Presence, list[Entry]] = {p: [] for p in Presence}
-    for entry in entries:
-        buckets[presence.get(entry.server.name, Presence.UNKNOWN)].append(entry)
-    return buckets[Presence.PRESENT] + buckets[Presence.UNKNOWN] + buckets[Presence.EJECTED]
 
 
 def _redirect(

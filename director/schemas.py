@@ -29,7 +29,6 @@ from director.wire.ads import (
     token_issuers_from_json,
 )
 from director.wire.types import (
-    CAPABILITY_NAMES,
     WIRE_CAPABILITY_KEYS,
     Capability,
     TokenGeneration,
@@ -111,7 +110,8 @@ class GoURLOut(WireOut):
 
 
 class CapsOut(WireOut):
-    """A namespace's ``Caps`` in an ad (``WIRE_CAPABILITY_KEYS``)."""
+    """Pelican's ``Capabilities`` JSON (``WIRE_CAPABILITY_KEYS``): a namespace's ``Caps``
+    in an ad, and ``capabilities`` in the director_ui views."""
 
     PublicRead: bool
     Read: bool
@@ -188,47 +188,43 @@ class DirectorAdOut(WireOut):
 # --- director_ui -------------------------------------------------------------------------------
 
 
-class UiCapabilitiesOut(WireOut):
-    """Capabilities under the UI's names (``CAPABILITY_NAMES``)."""
+class UiTokenIssuerOut(WireOut):
+    """A token issuer as Pelican's web UI reads it (``TokenIssuerResponse``)."""
 
-    PublicReads: bool
-    Reads: bool
-    Writes: bool
-    Listings: bool
-    DirectReads: bool
-    Copies: bool
-
-    @classmethod
-    def from_flags(cls, flags: Capability) -> UiCapabilitiesOut:
-        return cls.model_validate({name: bool(flags & flag) for name, flag in CAPABILITY_NAMES})
-
-
-class UiTokenIssuerOut(HyphenatedOut):
-    """A token issuer as the registry stores it (URLs as strings)."""
-
-    base_paths: list[str]
-    restricted_paths: list[str]
+    basePaths: list[str]
+    restrictedPaths: list[str]
     issuer: str
 
     @classmethod
     def from_view(cls, issuer: TokenIssuer) -> UiTokenIssuerOut:
-        return cls.model_validate(token_issuer_json(issuer))
+        return cls(
+            basePaths=list(issuer.base_paths),
+            restrictedPaths=list(issuer.restricted_paths),
+            issuer=issuer.issuer,
+        )
 
 
-class UiTokenGenerationOut(HyphenatedOut):
+class UiTokenGenerationOut(WireOut):
+    """A token-generation entry as Pelican's web UI reads it (``TokenGenResponse``)."""
+
     strategy: str
-    vault_server: str
-    max_scope_depth: int
+    vaultServer: str
+    maxScopeDepth: int
     issuer: str
 
     @classmethod
     def from_view(cls, generation: TokenGeneration) -> UiTokenGenerationOut:
-        return cls.model_validate(token_generation_json(generation))
+        return cls(
+            strategy=generation.strategy,
+            vaultServer=generation.vault_server,
+            maxScopeDepth=generation.max_scope_depth,
+            issuer=generation.issuer,
+        )
 
 
 class UiNamespaceOut(WireOut):
     path: str
-    capabilities: UiCapabilitiesOut
+    capabilities: CapsOut  # Pelican's Capabilities JSON: PublicRead, Read, ...
     tokenGeneration: list[UiTokenGenerationOut]
     tokenIssuer: list[UiTokenIssuerOut]
     fromTopology: bool
@@ -246,7 +242,7 @@ class UiNamespaceOut(WireOut):
         """
         return {
             "path": namespace.path,
-            "capabilities": UiCapabilitiesOut.from_flags(namespace.capabilities),
+            "capabilities": CapsOut.from_flags(namespace.capabilities),
             "tokenGeneration": [
                 UiTokenGenerationOut.from_view(generation)
                 for generation in token_generations_from_json(namespace.token_generations or ())
@@ -324,7 +320,7 @@ class ServerBaseOut(WireOut):
     coordinate: CoordinateOut
     latitude: float
     longitude: float
-    capabilities: UiCapabilitiesOut
+    capabilities: CapsOut  # Pelican's Capabilities JSON: PublicRead, Read, ...
     filtered: bool
     filteredType: str  # why the server takes no part in routing, "" when it does
     downtimes: list[DowntimeOut]
@@ -366,7 +362,7 @@ class ServerBaseOut(WireOut):
             ),
             "latitude": server.latitude or 0.0,
             "longitude": server.longitude or 0.0,
-            "capabilities": UiCapabilitiesOut.from_flags(server.capabilities),
+            "capabilities": CapsOut.from_flags(server.capabilities),
             "filtered": bool(filtered_type),
             "filteredType": filtered_type,
             "downtimes": [DowntimeOut.from_row(downtime) for downtime in server.downtimes.all()],

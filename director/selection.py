@@ -8,15 +8,17 @@ so the debug header and ``manage.py explain`` can show why a list came out as it
 
 from __future__ import annotations
 
+import enum
 import math
 import random
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from statistics import median
 
 from director.geo import Coordinate, distance_miles
-from director.snapshot import ServerView
-from director.wire.types import ServerStatus, SortMethod
+from director.snapshot import Entry, NamespaceView, ServerView
+from director.wire.types import Capability, ServerStatus, SortMethod
+from director.wire.versions import FEATURE_MIN_VERSIONS, supports_feature
 
 # Links list and sorted-list cap (Pelican's serverResLimit / sourceServerAdsLimit).
 SERVER_LIMIT = 6
@@ -170,3 +172,80 @@ def nearest(client: Coordinate | None, servers: Sequence[ServerView], count: int
     """Indices of the ``count`` servers with the highest distance weight, in that order."""
     weights = distance_weights(client, servers)
     return sorted(range(len(servers)), key=lambda index: -weights[index])[:count]
+
+
+# --- which servers qualify, what the stat said, what caches can do ------------------------------
+
+
+def server_supports(server: ServerView, namespace: NamespaceView, needed: Capability) -> bool:
+    """Both the server and its namespace have ``needed`` (Pelican checks both)."""
+    # Plain ints: IntFlag's own operators are slow, and this runs per server per request.
+    bits = int(needed)
+    return bool(int(server.capabilities) & bits) and bool(int(namespace.capabilities) & bits)
+
+
+def origin_qualifies(
+    entry: Entry, verb_caps: tuple[Capability, ...], query_caps: Capability
+) -> bool:
+    """Pelican's ``originSupportsVerb`` and ``originSupportsQuery``: one of the verb's
+    capabilities, and DirectReads or Listings when the query asks for them."""
+    server, namespace = entry.server, entry.namespace
+    if not any(server_supports(server, namespace, cap) for cap in verb_caps):
+        return False
+    query_bits = int(query_caps)
+    if not query_bits:
+        return True
+    for cap in (Capability.DIRECT_READS, Capability.LISTINGS):
+        if query_bits & int(cap) and not server_supports(server, namespace, cap):
+            return False
+    return True
+
+
+class Presence(enum.Enum):
+    """What the availability step learned about one server, as routing ranks it."""
+
+    PRESENT = "present"  # ranked first
+    UNKNOWN = "unknown"  # timeout, error, saturated, pending, denied...: kept, after PRESENT
+    EJECTED = "ejected"  # kept, last
+    ABSENT = "absent"  # dropped
+
+
+def availability_weights(presence: Mapping[str, Presence]) -> dict[str, float]:
+    """2.0 for present, 0.5 for absent; servers with no verdict take the median later."""
+    weights = {}
+    for name, verdict in presence.items():
+        if verdict is Presence.PRESENT:
+            weights[name] = AVAILABLE_WEIGHT
+        elif verdict is Presence.ABSENT:
+            weights[name] = UNAVAILABLE_WEIGHT
+    return weights
+
+
+def rank_by_presence(entries: Sequence[Entry], presence: Mapping[str, Presence]) -> list[Entry]:
+    """Present first, then unknown, then ejected, each in the given order; absent dropped."""
+    buckets: dict[Presence, list[Entry]] = {p: [] for p in Presence}
+    for entry in entries:
+        buckets[presence.get(entry.server.name, Presence.UNKNOWN)].append(entry)
+    return buckets[Presence.PRESENT] + buckets[Presence.UNKNOWN] + buckets[Presence.EJECTED]
+
+
+def required_features(origins: Iterable[ServerView]) -> list[str]:
+    """The features the origins require of caches, those this director knows (Pelican
+    ignores, with a warning, a name it does not know)."""
+    return sorted(
+        {name for origin in origins for name in origin.required_features}
+        & FEATURE_MIN_VERSIONS.keys()
+    )
+
+
+def cache_support(cache: ServerView, features: Sequence[str]) -> bool | None:
+    """Whether ``cache`` may fetch for origins requiring ``features`` (Pelican's
+    ``cacheSupportsFeature``/``cacheMightSupportFeature``): True when none is required or
+    its version has one of them (Pelican asks for any, not all), None when its version
+    cannot tell, False when it lacks them."""
+    if not features:
+        return True
+    support = [supports_feature(name, "cache", cache.version) for name in features]
+    if True in support:
+        return True
+    return None if None in support else False

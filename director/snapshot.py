@@ -82,6 +82,11 @@ def unroutable_reason(
     return None
 
 
+# A server's identity in the registry: (kind, name). An origin and a cache may share a
+# name (Pelican registers them under /origins/<name> and /caches/<name>).
+ServerKey = tuple[str, str]
+
+
 @dataclass(frozen=True, slots=True)
 class ServerView:
     """What routing needs to know about one server."""
@@ -97,6 +102,8 @@ class ServerView:
     longitude: float | None = None
     status: ServerStatus = ServerStatus.UNKNOWN
     version: str = "unknown"
+    # Features caches must have to be sent this origin's objects (e.g. CacheAuthz).
+    required_features: tuple[str, ...] = ()
     expires_at: float | None = None  # epoch seconds; None for servers defined in the admin
     downtimes: tuple[DowntimeWindow, ...] = ()
     stat_concurrency_limit: int | None = None  # per-server override of the stat limit
@@ -107,6 +114,10 @@ class ServerView:
     # The registry generation of its last change beyond expiry and weight: a delta with
     # the same one keeps the namespace views and downtimes it has (director.registry).
     structure_seq: int = 0
+
+    @property
+    def key(self) -> ServerKey:
+        return (self.kind.value, self.name)
 
     def changes_after(self, now: float) -> list[float]:
         """The moments after ``now`` at which ``routable`` may change its answer."""
@@ -283,9 +294,9 @@ class Snapshot:
     # overrides change, or a server deleted, moves it and asks for a full rebuild.
     full_generation: int = -1
     settings: DirectorSettings = field(default_factory=DirectorSettings)
-    servers: dict[str, ServerView] = field(default_factory=dict)
+    servers: dict[ServerKey, ServerView] = field(default_factory=dict)
     by_prefix: dict[str, tuple[Entry, ...]] = field(default_factory=dict)
-    namespaces_by_server: dict[str, tuple[NamespaceView, ...]] = field(default_factory=dict)
+    namespaces_by_server: dict[ServerKey, tuple[NamespaceView, ...]] = field(default_factory=dict)
     overrides: tuple[Override, ...] = ()  # in match order
     # prefix key -> (valid from, valid until, routable entries): see _routable
     _live: dict[str, tuple[float, float, tuple[Entry, ...]]] = field(
@@ -301,15 +312,15 @@ class Snapshot:
         overrides: Sequence[Override] = (),
         full_generation: int = -1,
     ) -> Snapshot:
-        by_server: dict[str, ServerView] = {}
+        by_server: dict[ServerKey, ServerView] = {}
         by_prefix: dict[str, list[Entry]] = {}
-        namespaces: dict[str, tuple[NamespaceView, ...]] = {}
+        namespaces: dict[ServerKey, tuple[NamespaceView, ...]] = {}
         ordered = sorted(
             servers, key=lambda item: (item[0].kind != ServerKind.ORIGIN, item[0].name)
         )
         for server, server_namespaces in ordered:
-            by_server[server.name] = server
-            namespaces[server.name] = tuple(server_namespaces)
+            by_server[server.key] = server
+            namespaces[server.key] = tuple(server_namespaces)
             for namespace in server_namespaces:
                 by_prefix.setdefault(prefix_key(namespace.path), []).append(
                     Entry(server, namespace)
@@ -328,7 +339,7 @@ class Snapshot:
         self,
         generation: int,
         upserts: Iterable[tuple[ServerView, Sequence[NamespaceView]]] = (),
-        removals: Iterable[str] = (),
+        removals: Iterable[ServerKey] = (),
     ) -> Snapshot:
         """This snapshot with some servers replaced, added or removed: one change's delta.
 
@@ -341,25 +352,25 @@ class Snapshot:
         3. Keep the routable-entries memo of every prefix that was not touched.
         """
         upserted = list(upserts)
-        gone = set(removals) | {server.name for server, _ in upserted}
+        gone = set(removals) | {server.key for server, _ in upserted}
         servers = dict(self.servers)
         namespaces = dict(self.namespaces_by_server)
         by_prefix = dict(self.by_prefix)
         touched: set[str] = set()
-        for name in gone:
-            servers.pop(name, None)
-            for namespace in namespaces.pop(name, ()):
+        for server_key in gone:
+            servers.pop(server_key, None)
+            for namespace in namespaces.pop(server_key, ()):
                 touched.add(prefix_key(namespace.path))
         added: dict[str, list[Entry]] = {}
         for server, server_namespaces in upserted:
-            servers[server.name] = server
-            namespaces[server.name] = tuple(server_namespaces)
+            servers[server.key] = server
+            namespaces[server.key] = tuple(server_namespaces)
             for namespace in server_namespaces:
                 key = prefix_key(namespace.path)
                 touched.add(key)
                 added.setdefault(key, []).append(Entry(server, namespace))
         for key in touched:
-            kept = [entry for entry in by_prefix.get(key, ()) if entry.server.name not in gone]
+            kept = [entry for entry in by_prefix.get(key, ()) if entry.server.key not in gone]
             entries = sorted(kept + added.get(key, []), key=_entry_order)
             if entries:
                 by_prefix[key] = tuple(entries)
@@ -376,6 +387,15 @@ class Snapshot:
             namespaces_by_server=namespaces,
             _live=live,
         )
+
+    def server(self, name: str, kind: str | None = None) -> ServerView:
+        """The server of that name (and kind; without one, the origin first, as Pelican's
+        director_ui finds a name). KeyError when there is none."""
+        for candidate in (kind,) if kind else (ServerKind.ORIGIN, ServerKind.CACHE):
+            view = self.servers.get((str(candidate), name))
+            if view is not None:
+                return view
+        raise KeyError(name)
 
     def longest_match(
         self, path: str, now: float, kind: ServerKind | None = None

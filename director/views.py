@@ -300,20 +300,19 @@ def health_test_file(request: HttpRequest, path: str = "") -> HttpResponse:
             f"The health-test endpoint takes GET, HEAD and PROPFIND. Request ID: {request_id}",
             header_lines=[("Allow", "GET, HEAD, PROPFIND")],
         )
-    test_file = healthfiles.parse_test_file(path or "")
-    if test_file is None:
-        return error_response(
-            400,
-            "The last path element must be director-test-<RFC 3339 time>.<ext> or "
-            f"self-test-<RFC 3339 time>.<ext>. Request ID: {request_id}",
+    try:
+        cleaned = clean_path(path or "")
+    except PathError:
+        cleaned = path or ""  # then not a test file's path: refused below
+    test_file = healthfiles.check_test_file(cleaned)
+    if isinstance(test_file, str):  # Pelican's message, as its getHealthTestFile words it
+        return error_response(400, test_file)
+    if request.method == "PROPFIND":
+        # 207 with Pelican's multistatus body and, as Pelican sends it, a text type.
+        return PelicanResponse(
+            healthfiles.propfind_body(cleaned, test_file),
+            status=207,
+            content_type="text/plain; charset=utf-8",
         )
     body = healthfiles.test_file_body()
-    if request.method == "PROPFIND":
-        return PelicanResponse(
-            healthfiles.propfind_body(
-                "/api/v1.0/director/healthTest/" + path.lstrip("/"), test_file
-            ),
-            status=207,
-            content_type="application/xml; charset=utf-8",
-        )
     return PelicanResponse(body, status=200, content_type="text/plain; charset=utf-8")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
@@ -15,7 +15,7 @@ from director import registry
 from director.models import Namespace, Server, Source, StatSettings
 from director.presence import presence_of
 from director.presence import stat_config as stat_config_for
-from director.routing import Presence
+from director.selection import Presence
 from director.snapshot import DEFAULT_SETTINGS, NamespaceView, ServerView
 from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
 
@@ -215,12 +215,16 @@ def stat(
     **kw: Any,
 ) -> dict[str, StatResult]:
     """stat_many with a deadline ``within`` seconds from now (or the ``deadline`` given,
-    shared by callers meant to be concurrent), itself bounded in real time."""
+    shared by callers meant to be concurrent), itself bounded in real time; the results
+    by target name."""
     if deadline is None:
         deadline = engine.clock() + within
     limit = deadline - engine.clock() + 2.0
     with gevent.Timeout(limit, AssertionError("stat_many overran its deadline by 2 s")):
-        return engine.stat_many(targets, path, deadline=deadline, **kw)
+        results = engine.stat_many(targets, path, deadline=deadline, **kw)
+    by_name = {name: result for (_, name), result in results.items()}
+    assert len(by_name) == len(results), "give the targets of one call distinct names"
+    return by_name
 
 
 def wait_until(
@@ -240,3 +244,18 @@ def join_all(greenlets: list[gevent.Greenlet], timeout: float = 2.0) -> list[Any
     done = gevent.joinall(greenlets, timeout=timeout, raise_error=True)
     assert len(done) == len(greenlets), "some greenlets did not finish in time"
     return [greenlet.value for greenlet in greenlets]
+
+
+# --- server keys (kind, name) read by name ------------------------------------------------------
+
+
+def by_name(keyed: Mapping[tuple[str, str], Any]) -> dict[str, Any]:
+    """A map keyed by server key (kind, name) keyed by name (names distinct in the test)."""
+    named = {name: value for (_, name), value in keyed.items()}
+    assert len(named) == len(keyed), "the test's servers share a name"
+    return named
+
+
+def server_names(keys: Iterable[tuple[str, str]]) -> list[str]:
+    """The names of server keys, in their order."""
+    return [name for _, name in keys]

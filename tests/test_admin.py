@@ -206,7 +206,7 @@ def test_disable_and_enable_actions_take_a_server_out_of_routing_and_back(
 ):
     live_director.register("origin-a", "origin", "http://127.0.0.1:9001")
     server = Server.objects.get(name="origin-a")
-    assert "origin-a" in registry.current().servers
+    assert ("origin", "origin-a") in registry.current().servers
 
     run_action(admin_client, "director.server", "disable_servers", server.pk)
 
@@ -215,7 +215,7 @@ def test_disable_and_enable_actions_take_a_server_out_of_routing_and_back(
 
     run_action(admin_client, "director.server", "enable_servers", server.pk)
 
-    assert "origin-a" in registry.current().servers
+    assert ("origin", "origin-a") in registry.current().servers
     answer = live_director.get("/api/v1.0/director/origin/test/f")
     assert answer.headers["Location"] == "http://127.0.0.1:9001/test/f"
 
@@ -235,7 +235,7 @@ def test_expire_now_ends_an_advertisement_until_the_server_advertises_again(
     assert messages[1].startswith("1 admin-defined server(s) have no advertisement to expire")
     advertised.refresh_from_db()
     assert advertised.expires_at <= timezone.now()
-    assert sorted(registry.current().servers) == ["defined"]
+    assert sorted(registry.current().servers) == [("origin", "defined")]
     assert live_director.get("/api/v1.0/director/origin/test/f").status_code == 404
     assert live_director.get("/api/v1.0/director/origin/other/f").status_code == 307
 
@@ -383,3 +383,13 @@ def test_a_successful_login_clears_the_failures(client, admin_user, settings):
     for _ in range(2):
         _login(client, "admin", "wrong", "192.0.2.11")
     assert _login(client, "admin", "password", "192.0.2.11").status_code == 302
+
+
+def test_a_cache_may_take_an_origins_name_but_a_second_origin_may_not(db):
+    create_server("site", "origin", "http://127.0.0.1:9001", rebuild=False)
+    cache = Server(name="site", kind="cache", data_url="http://127.0.0.1:9002")
+    cache.full_clean()  # the admin's form runs this
+    cache.save()
+    twin = Server(name="site", kind="origin", data_url="http://127.0.0.1:9003")
+    with pytest.raises(ValidationError, match="Name and Kind already exists"):
+        twin.full_clean()

@@ -15,14 +15,8 @@ from director.models import Namespace, Server
 PUBLIC = PUBLIC_CAPS
 NO_CAPS = dict.fromkeys(PUBLIC, False)
 ISSUER = "https://issuer.example:8443"
-UI_PUBLIC = {
-    "PublicReads": True,
-    "Reads": True,
-    "Writes": False,
-    "Listings": False,
-    "DirectReads": False,
-    "Copies": False,
-}
+# director_ui writes Pelican's Capabilities JSON too (PublicRead, Read, ..., FallBackRead).
+UI_PUBLIC = PUBLIC
 
 
 def go_url(scheme: str, host: str, path: str = "") -> dict[str, Any]:
@@ -291,7 +285,7 @@ EXPECTED_ORIGIN_A = {
     "type": "Origin",
     "latitude": 43.07,
     "longitude": -89.4,
-    "capabilities": UI_PUBLIC | {"Listings": True},
+    "capabilities": UI_PUBLIC | {"Listing": True},
     "filtered": False,
     "filteredType": "",
     "downtimes": [],
@@ -363,20 +357,20 @@ def test_ui_server_namespaces_lists_one_servers_namespaces(small_federation):
         },
         {
             "path": "/shared",
-            "capabilities": dict.fromkeys(UI_PUBLIC, False) | {"Reads": True, "Listings": True},
+            "capabilities": dict.fromkeys(UI_PUBLIC, False) | {"Read": True, "Listing": True},
             "tokenGeneration": [
                 {
                     "strategy": "OAuth2",
-                    "vault-server": "",
-                    "max-scope-depth": 3,
+                    "vaultServer": "",
+                    "maxScopeDepth": 3,
                     "issuer": "https://issuer.example:8443",
                 }
             ],
             "tokenIssuer": [
                 {
+                    "basePaths": ["/shared"],
+                    "restrictedPaths": ["/shared/private"],
                     "issuer": "https://issuer.example:8443",
-                    "base-paths": ["/shared"],
-                    "restricted-paths": ["/shared/private"],
                 }
             ],
             "fromTopology": False,
@@ -495,8 +489,8 @@ def test_ui_token_metadata_is_shown_as_routing_reads_it(small_federation):
 
     [issuer] = answer.json()[0]["tokenIssuer"]
     assert list(issuer.items()) == [
-        ("base-paths", ["/only-a"]),
-        ("restricted-paths", []),
+        ("basePaths", ["/only-a"]),
+        ("restrictedPaths", []),
         ("issuer", ISSUER),
     ]
 
@@ -548,3 +542,22 @@ def test_token_metadata_entered_in_the_admin_is_stored_as_an_ad_stores_it():
             "issuer": "https://issuer.example",
         }
     ]
+
+
+def test_ui_json_uses_pelicans_key_names_in_pelicans_order(small_federation):
+    """Pelican's web UI and scripts decode these: Capabilities as in the ads,
+    TokenGenResponse and TokenIssuerResponse in camel case."""
+    server = small_federation.get("/api/v1.0/director_ui/servers/origin-a").json()
+    caps_keys = ["PublicRead", "Read", "Write", "Listing", "FallBackRead", "Copies"]
+    assert list(server["capabilities"]) == caps_keys
+    [shared] = [item for item in server["namespaces"] if item["path"] == "/shared"]
+    assert list(shared["capabilities"]) == caps_keys
+    assert list(shared["tokenGeneration"][0]) == [
+        "strategy",
+        "vaultServer",
+        "maxScopeDepth",
+        "issuer",
+    ]
+    assert list(shared["tokenIssuer"][0]) == ["basePaths", "restrictedPaths", "issuer"]
+    [listed] = small_federation.get("/api/v1.0/director_ui/namespaces").json()[1:]
+    assert list(listed["capabilities"]) == caps_keys

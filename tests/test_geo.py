@@ -649,12 +649,12 @@ def test_a_server_without_a_declared_coordinate_is_placed_by_an_override(db, loc
 
     snapshot = registry.rebuild()
 
-    placed = snapshot.servers["loopback-cache"]
+    placed = snapshot.server("loopback-cache")
     assert (placed.latitude, placed.longitude, placed.location_source) == (*CHICAGO, "override")
-    declared = snapshot.servers["declared-cache"]
+    declared = snapshot.server("declared-cache")
     assert (declared.latitude, declared.longitude) == AMSTERDAM
     assert declared.location_source == "declared"
-    nowhere = snapshot.servers["nowhere-cache"]
+    nowhere = snapshot.server("nowhere-cache")
     assert (nowhere.latitude, nowhere.longitude, nowhere.location_source) == (None, None, "")
 
 
@@ -667,9 +667,9 @@ def test_a_server_without_a_declared_coordinate_is_placed_by_the_database(
 
     snapshot = registry.rebuild()
 
-    placed = snapshot.servers["db-cache"]
+    placed = snapshot.server("db-cache")
     assert (placed.latitude, placed.longitude, placed.location_source) == (*LINCOLN_NE, "maxmind")
-    assert snapshot.servers["vague-cache"].location_source == ""
+    assert snapshot.server("vague-cache").location_source == ""
 
 
 # --- end to end ------------------------------------------------------------------------------

@@ -147,7 +147,7 @@ def test_the_test_object_is_put_under_the_monitoring_directory_with_the_test_tex
     [(url, body)] = recording.puts
     assert url.startswith(f"{origin.url}/pelican/monitoring/directorTest/director-test-")
     assert url.endswith(".txt")
-    assert healthfiles.parse_test_file(urlsplit(url).path) is not None
+    assert isinstance(healthfiles.check_test_file(urlsplit(url).path), healthfiles.TestFile)
     assert body == TEST_BODY
 
 
@@ -221,7 +221,7 @@ def test_a_cache_pulls_the_test_object_through_the_director_and_passes(
     assert passed is True, message
     [path] = stored_test_objects(cache)
     assert path.startswith("/pelican/monitoring/directorTest/test-director/")
-    assert healthfiles.parse_test_file(path) is not None
+    assert isinstance(healthfiles.check_test_file(path), healthfiles.TestFile)
     assert cache.objects[path].data == TEST_BODY + b"\n"
 
 
@@ -267,48 +267,91 @@ def test_the_health_test_file_head_answers_the_length_and_no_body(live_director)
     assert body == b""
 
 
-def test_the_health_test_file_propfind_gives_length_and_the_time_in_its_name(live_director):
+def test_the_health_test_file_propfind_is_pelicans_multistatus_byte_for_byte(live_director):
     answer = live_director.request(
         "PROPFIND", f"/api/v1.0/director/healthTest{CACHE_TEST_PATH}", headers={"Depth": "0"}
     )
 
     assert answer.status_code == 207
-    assert answer.headers["Content-Type"].startswith("application/xml")
-    text = answer.text
-    assert f"<D:getcontentlength>{len(TEST_BODY) + 1}</D:getcontentlength>" in text
-    assert "<D:getlastmodified>Mon, 06 May 2024 07:08:09 GMT</D:getlastmodified>" in text
-    assert "<D:iscollection>0</D:iscollection>" in text
-    assert f"<D:href>/api/v1.0/director/healthTest{CACHE_TEST_PATH}</D:href>" in text
+    assert answer.headers["Content-Type"] == "text/plain; charset=utf-8"  # as Pelican's
+    assert answer.text == (
+        '<?xml version="1.0" encoding="utf-8"?>\n'
+        '\t<D:multistatus xmlns:D="DAV:" xmlns:ns1="http://apache.org/dav/props/" '
+        'xmlns:ns0="DAV:">\n'
+        '\t\t<D:response xmlns:lp1="DAV:" xmlns:lp2="http://apache.org/dav/props/" '
+        'xmlns:lp3="LCGDM:">\n'
+        f"\t\t\t<D:href>{CACHE_TEST_PATH}</D:href>\n"
+        "\t\t\t<D:propstat>\n"
+        "\t\t\t\t<D:prop>\n"
+        f"\t\t\t\t\t<lp1:getcontentlength>{len(TEST_BODY) + 1}</lp1:getcontentlength>\n"
+        "\t\t\t\t\t<lp1:getlastmodified>Mon, 06 May 2024 07:08:09 GMT</lp1:getlastmodified>\n"
+        "\t\t\t\t\t<lp1:iscollection>0</lp1:iscollection>\n"
+        "\t\t\t\t\t<lp1:executable>F</lp1:executable>\n"
+        "\t\t\t\t</D:prop>\n"
+        "\t\t\t\t<D:status>HTTP/1.1 200 OK</D:status>\n"
+        "\t\t\t</D:propstat>\n"
+        "\t\t</D:response>\n"
+        "\t</D:multistatus>"
+    )
 
 
-def test_a_self_test_name_with_an_offset_is_served_too(live_director):
+def test_a_self_test_name_with_an_offset_is_served_with_its_time_in_gmt(live_director):
     answer = live_director.request(
         "PROPFIND",
         "/api/v1.0/director/healthTest/pelican/monitoring/self-test-2024-05-06T09:08:09+02:00.txt",
     )
 
     assert answer.status_code == 207
-    assert "<D:getlastmodified>Mon, 06 May 2024 07:08:09 GMT</D:getlastmodified>" in answer.text
+    assert "<lp1:getlastmodified>Mon, 06 May 2024 07:08:09 GMT</lp1:getlastmodified>" in answer.text
 
 
 @pytest.mark.parametrize(
-    "name",
+    ("path", "message"),
     [
-        "hello.txt",
-        "director-test-yesterday.txt",
-        "director-test-2024-05-06T07:08:09.txt",  # no time zone
-        "director-test-2024-05-06T07:08:09Z",  # no extension
-        "other-test-2024-05-06T07:08:09Z.txt",
+        # Pelican's TestGetHealthTestFile cases (director_test.go), then some of ours.
+        ("/", "Path parameter is not a valid health test path: /"),
+        ("/foo/bar", "Path parameter is not a valid health test path: /foo/bar"),
+        (
+            "/pelican/monitoring",
+            "Path parameter is not a valid health test path: /pelican/monitoring",
+        ),
+        (
+            "/pelican/monitoring/selfTest/testfile",
+            "Test file name is missing file extension: /pelican/monitoring/selfTest/testfile",
+        ),
+        (
+            "/pelican/monitoring/directorTest/testfile",
+            "Test file name is missing file extension: /pelican/monitoring/directorTest/testfile",
+        ),
+        (
+            "/pelican/monitoring/selfTest/self-test-123123123123123.txt",
+            "Invalid timestamp in file name: '123123123123123'. Should conform to "
+            "2006-01-02T15:04:05Z07:00 format (RFC 3339)",
+        ),
+        (
+            "/pelican/monitoring/directorTest/director-test-123123123123123.txt",
+            "Invalid timestamp in file name: '123123123123123'. Should conform to "
+            "2006-01-02T15:04:05Z07:00 format (RFC 3339)",
+        ),
+        ("/pelican/monitoring/hello.txt", "File name does not have a valid prefix: hello.txt"),
+        (
+            "/pelican/monitoring/director-test-2024-05-06T07:08:09.txt",
+            "Invalid timestamp in file name: '2024-05-06T07:08:09'. Should conform to "
+            "2006-01-02T15:04:05Z07:00 format (RFC 3339)",
+        ),
+        (
+            "/pelican/monitoring/other-test-2024-05-06T07:08:09Z.txt",
+            "File name does not have a valid prefix: other-test-2024-05-06T07:08:09Z.txt",
+        ),
     ],
 )
-def test_a_health_test_file_with_a_bad_name_is_a_400_with_the_json_error(live_director, name):
-    answer = live_director.get(f"/api/v1.0/director/healthTest/pelican/monitoring/{name}")
+def test_a_health_test_file_with_a_bad_name_is_a_400_with_pelicans_message(
+    live_director, path, message
+):
+    answer = live_director.get(f"/api/v1.0/director/healthTest{path}")
 
     assert answer.status_code == 400
-    body = answer.json()
-    assert set(body) == {"status", "msg"}
-    assert body["status"] == "error"
-    assert body["msg"].startswith("The last path element must be director-test-")
+    assert answer.json() == {"status": "error", "msg": message}
 
 
 @pytest.mark.parametrize(
@@ -316,18 +359,22 @@ def test_a_health_test_file_with_a_bad_name_is_a_400_with_the_json_error(live_di
     ["director-test-0001-01-01T00:00:00+01:00.txt", "self-test-9999-12-31T23:59:59-01:00.txt"],
 )
 def test_a_health_test_name_at_the_edge_of_time_is_a_400(live_director, name):
-    answer = live_director.request("PROPFIND", f"/api/v1.0/director/healthTest/x/{name}")
+    answer = live_director.request(
+        "PROPFIND", f"/api/v1.0/director/healthTest/pelican/monitoring/x/{name}"
+    )
 
     assert answer.status_code == 400
 
 
 def test_the_propfind_href_is_escaped(live_director):
     answer = live_director.request(
-        "PROPFIND", "/api/v1.0/director/healthTest/a<b>&/director-test-2026-01-01T00:00:00Z.txt"
+        "PROPFIND",
+        "/api/v1.0/director/healthTest/pelican/monitoring/a<b>&/"
+        "director-test-2026-01-01T00:00:00Z.txt",
     )
 
     assert answer.status_code == 207
-    assert "a&lt;b&gt;&amp;/director-test" in answer.text
+    assert "<D:href>/pelican/monitoring/a&lt;b&gt;&amp;/director-test" in answer.text
 
 
 def test_the_origin_route_sends_monitoring_paths_to_the_directors_own_test_files(live_director):
@@ -370,6 +417,22 @@ def test_a_round_records_ok_for_a_good_origin_and_error_for_a_bad_one(
     assert bad_row.health_checked_at is not None
     assert bad_row.health_failing_since == bad_row.health_checked_at
     assert stored_test_objects(good) == []
+
+
+def test_an_origin_and_a_cache_of_one_name_are_tested_and_recorded_apart(
+    live_director, file_servers, testers
+):
+    origin = file_servers(name="origin")
+    cache = file_servers(name="cache")
+    cache.behaviour.status = 500
+    live_director.register("site", "origin", origin.url)
+    live_director.register("site", "cache", cache.url)
+
+    run_round(testers())
+
+    statuses = dict(Server.objects.values_list("kind", "health_status"))
+    assert statuses == {"origin": HealthStatus.OK, "cache": HealthStatus.ERROR}
+    assert origin.count("PUT") == 1 and cache.count("GET") == 1
 
 
 def test_a_cache_is_tested_through_the_director_in_a_round(live_director, file_servers, testers):
@@ -457,7 +520,7 @@ def test_a_hanging_origin_has_one_test_in_flight_and_is_reported_after_the_timeo
     tester.tick()
 
     assert origin.count("PUT") == 1
-    assert tester._running == {"origin-a"}
+    assert tester._running == {("origin", "origin-a")}
     wait_for_tests(tester, seconds=10)
     # Cut at its 2 s timeout, not after the 30 s the origin hangs.
     assert time.monotonic() - started < 15.0
@@ -549,11 +612,11 @@ def test_a_server_failing_beyond_the_grace_has_its_status_weight_lowered(
     origin = file_servers(name="origin-a")
     origin.behaviour.status = 500
     live_director.register("origin-a", "origin", origin.url)
-    weight_before = registry.current().servers["origin-a"].status_weight
+    weight_before = registry.current().server("origin-a").status_weight
 
     run_round(testers())
 
-    assert registry.current().servers["origin-a"].status_weight == pytest.approx(
+    assert registry.current().server("origin-a").status_weight == pytest.approx(
         weight_before * 0.25
     )
     listed = requests.get(f"{live_director.url}/api/v1.0/director_ui/servers", timeout=5).json()
@@ -569,12 +632,12 @@ def test_a_server_failing_within_the_grace_keeps_its_status_weight(
     origin = file_servers(name="origin-a")
     origin.behaviour.status = 500
     live_director.register("origin-a", "origin", origin.url)
-    weight_before = registry.current().servers["origin-a"].status_weight
+    weight_before = registry.current().server("origin-a").status_weight
 
     run_round(testers())
 
     assert Server.objects.get(name="origin-a").health_status == HealthStatus.ERROR
-    assert registry.current().servers["origin-a"].status_weight == weight_before
+    assert registry.current().server("origin-a").status_weight == weight_before
 
 
 def test_the_weight_is_lowered_once_failures_outlast_the_grace(
@@ -585,16 +648,27 @@ def test_the_weight_is_lowered_once_failures_outlast_the_grace(
     origin.behaviour.status = 500
     create_server("origin-a", "origin", origin.url)  # admin-defined: no re-advertisements
     tester = testers()
-    weight_before = registry.current().servers["origin-a"].status_weight
+    weight_before = registry.current().server("origin-a").status_weight
 
     run_round(tester)  # first failure, within the grace
-    assert registry.current().servers["origin-a"].status_weight == weight_before
+    assert registry.current().server("origin-a").status_weight == weight_before
     gevent.sleep(0.7)  # the grace lapses while the server keeps failing
     run_round(tester)
     gevent.sleep(0.1)
     run_round(tester)
 
     assert Server.objects.get(name="origin-a").health_failing_since is not None
-    assert registry.current().servers["origin-a"].status_weight == pytest.approx(
-        weight_before * 0.1
-    )
+    assert registry.current().server("origin-a").status_weight == pytest.approx(weight_before * 0.1)
+
+
+@pytest.mark.parametrize("kind", ["selfTest/self", "directorTest/director"])
+def test_pelicans_own_health_test_files_are_served(live_director, kind):
+    """Pelican's TestGetHealthTestFile 200 and 207 cases."""
+    path = f"/pelican/monitoring/{kind}-test-2006-01-02T15:04:10Z.txt"
+    answer = live_director.get(f"/api/v1.0/director/healthTest{path}")
+    assert (answer.status_code, answer.content) == (200, TEST_BODY + b"\n")
+    listed = live_director.request("PROPFIND", f"/api/v1.0/director/healthTest{path}")
+    assert listed.status_code == 207
+    assert f"\t\t\t<D:href>{path}</D:href>\n" in listed.text
+    assert "<lp1:getcontentlength>67</lp1:getcontentlength>" in listed.text
+    assert "<lp1:getlastmodified>Mon, 02 Jan 2006 15:04:10 GMT</lp1:getlastmodified>" in listed.text

@@ -972,3 +972,31 @@ def test_a_method_the_endpoint_does_not_take_gets_405_with_a_request_id(
 
     assert answer.status == 405
     assert_error_body(answer.json(), "", JOB_ID)
+
+
+def test_an_origin_requiring_cache_authz_is_served_only_by_caches_of_pelican_7_16_or_later(
+    live_director,
+):
+    live_director.register(
+        "authz-origin", "origin", "http://origin.invalid", requiredFeatures=["CacheAuthz"]
+    )
+    live_director.register("old-cache", "cache", "http://old.invalid", version="7.15.3")
+    live_director.register("new-cache", "cache", "http://new.invalid", version="7.16.0")
+    answer = live_director.get("/api/v1.0/director/object/test/file.txt")
+    assert answer.status_code == 307
+    assert answer.headers["Location"] == "http://new.invalid/test/file.txt"
+    assert "old.invalid" not in answer.headers["Link"]
+
+
+def test_directread_with_prefercached_is_a_400_in_pelicans_words(live_director):
+    live_director.register("origin-a", "origin", "http://origin.invalid")
+    answer = live_director.get(
+        "/api/v1.0/director/origin/test/file.txt?directread&prefercached",
+        headers={"X-Pelican-JobId": JOB_ID},
+    )
+    assert answer.status_code == 400
+    assert answer.json() == {
+        "status": "error",
+        "msg": "Failed to validate incoming request: cannot have both directread and "
+        f"prefercached query parameters: Request ID: {JOB_ID}",
+    }

@@ -13,6 +13,7 @@ from helpers import configure_director
 from director import registry
 from director.explain import explain
 from director.geo import Coordinate
+from director.redirects import server_labels
 
 PATH = "/test/data/f.txt"
 DENVER = Coordinate(39.74, -104.99)
@@ -70,3 +71,12 @@ def test_an_unknown_path_is_404_for_the_view_and_explain_alike(federation):
     explained = explain("/nowhere/f")
     assert (answer.status_code, explained.status) == (404, 404)
     assert explained.message in answer.json()["msg"]
+
+
+def test_a_document_names_servers_by_name_and_adds_the_kind_only_when_two_share_it():
+    labels = server_labels([("origin", "site"), ("cache", "site"), ("cache", "other")])
+    assert labels == {
+        ("origin", "site"): "site (origin)",
+        ("cache", "site"): "site (cache)",
+        ("cache", "other"): "other",
+    }

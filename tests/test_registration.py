@@ -230,7 +230,11 @@ def test_an_origin_prefix_at_register_cache_is_refused(live_director):
 
     answer = post(live_director, "registerCache", ad, secret=secret, user_agent=CACHE_UA)
 
-    assert_error(answer, 403, "/origins/origin-a", "origin")
+    assert_error(answer, 403)
+    assert answer.json()["msg"] == (
+        'Cache advertisement rejected: registry prefix "/origins/origin-a" is not a valid '
+        "Cache registration prefix"
+    )
     assert_nothing_stored()
 
 
@@ -239,7 +243,21 @@ def test_a_registry_prefix_of_the_wrong_shape_is_refused(live_director):
 
     answer = post(live_director, "registerOrigin", ad, secret=live_director.token_for("/origins/x"))
 
-    assert_error(answer, 403, "/origins/<site>")
+    assert_error(answer, 403, 'registry prefix "/origins" is not a valid Origin')
+    assert_nothing_stored()
+
+
+def test_an_ad_without_a_registry_prefix_is_refused_with_pelicans_message(live_director):
+    ad = make_ad("origin-a", "origin", "http://127.0.0.1:1")
+    del ad["registry-prefix"]
+
+    answer = post(live_director, "registerOrigin", ad, secret=live_director.token_for("/origins/x"))
+
+    assert_error(answer, 403)
+    assert answer.json()["msg"] == (
+        "Origin advertisement rejected: no registry prefix present in the ad. Ensure the "
+        "server runs a supported Pelican version and is registered at the federation registry"
+    )
     assert_nothing_stored()
 
 
@@ -804,3 +822,66 @@ def test_the_token_is_looked_up_once_by_its_hash_per_advertisement(client):
         if query["sql"].startswith("SELECT") and "director_registrationtoken" in query["sql"]
     ]
     assert len(token_reads) == 1, token_reads
+
+
+def test_a_cache_ad_keeps_the_namespaces_its_token_allows_and_drops_the_others(live_director):
+    """As Pelican (allowed prefixes for caches): the ad stays, those namespaces go."""
+    live_director.register(
+        "origin-a", "origin", "http://origin.invalid", namespaces=[namespace_ad("/theirs")]
+    )
+    _, secret = RegistrationToken.issue("/caches/cache-a", namespaces=["/mine"])
+    ad = make_ad(
+        "cache-a",
+        "cache",
+        "http://cache.invalid",
+        namespaces=[
+            namespace_ad("/mine/data"),
+            namespace_ad("/theirs"),
+            namespace_ad("/pelican/x"),
+        ],
+    )
+
+    answer = live_director.advertise(ad, token=secret)
+
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"status": "success", "msg": "Successful registration"}
+    cache = Server.objects.get(name="cache-a")
+    assert sorted(cache.namespaces.values_list("path", flat=True)) == ["/mine/data", "/pelican/x"]
+    theirs = live_director.get("/api/v1.0/director/object/theirs/file.txt")
+    assert theirs.status_code == 404  # no cache serves /theirs, and the origin has no DirectReads
+    assert theirs.json()["msg"].startswith("No caches can fulfill this request")
+
+
+# --- an origin and a cache may share a name (Pelican: /origins/<name> and /caches/<name>) -----
+
+
+def test_an_origin_and_a_cache_may_share_a_name(live_director, file_servers):
+    origin = file_servers({"/test/file.txt": b"data"}, name="origin")
+    cache = file_servers(name="cache", upstream_director=live_director.url)
+    live_director.register("site", "origin", origin.url)
+    live_director.register("site", "cache", cache.url)
+    live_director.register("site", "origin", origin.url)  # each renews its own row
+
+    assert sorted(Server.objects.values_list("kind", "name")) == [
+        ("cache", "site"),
+        ("origin", "site"),
+    ]
+    to_cache = live_director.get("/api/v1.0/director/object/test/file.txt")
+    to_origin = live_director.get("/api/v1.0/director/origin/test/file.txt")
+    assert to_cache.headers["Location"] == f"{cache.url}/test/file.txt"
+    assert to_origin.headers["Location"] == f"{origin.url}/test/file.txt"
+    listed = live_director.get("/api/v1.0/director_ui/servers").json()
+    assert sorted((item["type"], item["name"]) for item in listed) == [
+        ("Cache", "site"),
+        ("Origin", "site"),
+    ]
+    assert live_director.get("/api/v1.0/director_ui/servers/site").json()["type"] == "Origin"
+
+
+def test_two_origins_may_not_share_a_name(live_director):
+    live_director.register("site", "origin", "http://127.0.0.1:1111")
+    other = make_ad("site", "origin", "http://127.0.0.1:2222", **{"registry-prefix": "/origins/x"})
+
+    answer = live_director.advertise(other)
+
+    assert_error(answer, 403, "/origins/site")

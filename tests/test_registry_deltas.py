@@ -17,6 +17,7 @@ from director.models import Namespace, RegistrationToken, Server, StatSettings
 
 pytestmark = pytest.mark.django_db(transaction=True)
 
+BIG = ("origin", "big")  # the key of the origin named "big"
 NAMESPACES = [namespace_ad(f"/big/{number}") for number in range(50)]
 
 
@@ -82,7 +83,7 @@ def test_a_changed_readvertisement_writes_only_what_changed(advertise):
     assert all(now[f"/big/{n}"] == kept[f"/big/{n}"] for n in range(2, len(NAMESPACES)))
     assert "/big/0" not in now
     assert Namespace.objects.get(path="/big/1").public_reads is False
-    views = {view.path: view for view in registry.current().namespaces_by_server["big"]}
+    views = {view.path: view for view in registry.current().namespaces_by_server[BIG]}
     assert set(views) == set(now)
 
 
@@ -108,7 +109,7 @@ def test_the_largest_ad_round_trips_and_a_renewal_rewrites_no_namespace(advertis
     row = rows.get(path="/big/999")
     assert row.token_issuers == [issuer] and row.token_generations == [generation]
     assert row.reads and row.public_reads and not row.writes
-    assert len(registry.current().namespaces_by_server["big"]) == 1000
+    assert len(registry.current().namespaces_by_server[BIG]) == 1000
     ids = set(rows.values_list("pk", flat=True))
     changed = [*namespaces[:999], namespace_ad("/big/new")]
     with CaptureQueriesContext(connection) as queries:
@@ -116,7 +117,7 @@ def test_the_largest_ad_round_trips_and_a_renewal_rewrites_no_namespace(advertis
     assert writes(queries).count("INSERT director_namespace") == 1
     assert len(ids - set(rows.values_list("pk", flat=True))) == 1  # /big/999 only
     registry.reset()  # another process reads the registry in pages
-    assert {view.path for view in registry.current().namespaces_by_server["big"]} == {
+    assert {view.path for view in registry.current().namespaces_by_server[BIG]} == {
         *(f"/big/{number}" for number in range(999)),
         "/big/new",
     }
@@ -129,8 +130,8 @@ def test_a_readvertisement_is_a_delta_of_its_server_only(advertise):
     advertise(status="warning")
     after = registry.current()
     assert after.generation > before.generation
-    assert after.servers["other"] is before.servers["other"]  # a rebuild makes new views
-    assert after.servers["big"].status == "warning"
+    assert after.server("other") is before.server("other")  # a rebuild makes new views
+    assert after.server("big").status == "warning"
     assert after.by_prefix["/other/"] is before.by_prefix["/other/"]
 
 
@@ -139,9 +140,9 @@ def test_a_renewal_keeps_the_namespace_views_and_moves_the_expiry(advertise):
     before = registry.current()
     advertise()
     after = registry.current()
-    assert after.namespaces_by_server["big"] == before.namespaces_by_server["big"]
-    assert after.namespaces_by_server["big"][0] is before.namespaces_by_server["big"][0]
-    assert after.servers["big"].expires_at > before.servers["big"].expires_at
+    assert after.namespaces_by_server[BIG] == before.namespaces_by_server[BIG]
+    assert after.namespaces_by_server[BIG][0] is before.namespaces_by_server[BIG][0]
+    assert after.server("big").expires_at > before.server("big").expires_at
 
 
 def test_another_process_follows_a_delta_and_a_full_change(advertise):
@@ -153,7 +154,7 @@ def test_another_process_follows_a_delta_and_a_full_change(advertise):
     registry.reset()
     registry.install(theirs, 0)  # as the other process last saw the registry
     synced = registry.sync()
-    assert synced.servers["big"].status == "warning"
+    assert synced.server("big").status == "warning"
     assert synced.full_generation == theirs.full_generation  # a delta, not a rebuild
 
     row = StatSettings.load()
@@ -171,4 +172,4 @@ def test_a_disabled_server_leaves_the_snapshot_by_delta_and_returns(advertise):
     assert "big" not in registry.current().servers
     Server.objects.filter(pk=server.pk).update(enabled=True)
     registry.registry_changed([server.pk])
-    assert len(registry.current().namespaces_by_server["big"]) == len(NAMESPACES)
+    assert len(registry.current().namespaces_by_server[BIG]) == len(NAMESPACES)

@@ -8,7 +8,8 @@ import pytest
 from helpers import FakeAvailability
 
 from director.geo import Coordinate
-from director.routing import Presence, RedirectRequest, RedirectResult, decide
+from director.routing import RedirectRequest, RedirectResult, Trace, decide
+from director.selection import Presence
 from director.snapshot import DirectorSettings, NamespaceView, ServerView, Snapshot
 from director.wire.types import Capability, ServerKind, ServerStatus, TokenGeneration, TokenIssuer
 
@@ -288,7 +289,8 @@ def test_directread_with_prefercached_is_400():
     )
     assert (result.status, result.message) == (
         400,
-        "The 'directread' and 'prefercached' queries cannot be used together.",
+        "Failed to validate incoming request: cannot have both directread and prefercached "
+        "query parameters:",  # Pelican's text; the view appends " Request ID: <id>"
     )
 
 
@@ -597,9 +599,9 @@ def test_no_broker_header_when_no_chosen_server_has_one():
 # Sorting
 
 
-def located(name: str, place: tuple[float, float], kind: ServerKind) -> ServerView:
+def located(name: str, place: tuple[float, float], kind: ServerKind, **fields) -> ServerView:
     build = origin if kind is ServerKind.ORIGIN else cache
-    return build(name, latitude=place[0], longitude=place[1])
+    return build(name, latitude=place[0], longitude=place[1], **fields)
 
 
 def test_caches_are_sorted_by_distance_from_the_client():
@@ -680,8 +682,21 @@ def test_ejected_origins_still_count_as_candidates():
     assert (result.status, names(result)) == (307, ["o-2"])
 
 
-def test_a_cache_request_stats_the_origins_too():
+def test_a_cache_request_does_not_stat_the_origins_when_caches_serve_the_namespace():
+    """Pelican's shouldStatOrigins: the cache finds out, and a missing object is its 404."""
     snap = snapshot((origin("o-1"), ns()), (origin("o-2"), ns()), (cache("c"), ns()))
+    availability = FakeAvailability({"o-1": Presence.ABSENT, "o-2": Presence.ABSENT})
+    result = decide(request(), snap, availability=availability)
+    assert (result.status, result.destination, names(result)) == (307, "cache", ["c"])
+    assert availability.calls == []
+
+
+def test_a_cache_request_stats_the_origins_when_no_cache_may_serve_it():
+    snap = snapshot(
+        (origin("o-1"), ns()),
+        (origin("o-2"), ns()),
+        (cache("c", status=ServerStatus.CRITICAL), ns()),
+    )
     availability = FakeAvailability({"o-1": Presence.ABSENT, "o-2": Presence.ABSENT})
     result = decide(request(), snap, availability=availability)
     assert result.status == 404
@@ -843,3 +858,71 @@ def test_a_topology_cache_is_not_used_for_a_public_namespace():
     snap = snapshot((origin("o"), ns()), (cache("topo-cache"), ns(from_topology=True)))
     result = decide(request(), snap)
     assert (result.destination, names(result)) == ("origin", ["o"])
+
+
+# Features origins require of caches (requiredFeatures: CacheAuthz from Pelican 7.16)
+
+AUTHZ = ("CacheAuthz",)
+
+
+def test_caches_older_than_a_required_feature_are_left_out_and_unknown_versions_come_last():
+    snap = snapshot(
+        (origin("o", required_features=AUTHZ), ns()),
+        (located("c-near-unknown", MADISON, ServerKind.CACHE, version="unknown"), ns()),
+        (located("c-near-old", MADISON, ServerKind.CACHE, version="7.15.999"), ns()),
+        (located("c-far-new", SAN_DIEGO, ServerKind.CACHE, version="7.16.0"), ns()),
+        (located("c-mid-new", CHICAGO, ServerKind.CACHE, version="v7.20.1-rc.1"), ns()),
+    )
+    trace = Trace()
+    result = decide(request(client=LINCOLN_NE), snap, trace=trace)
+    assert names(result) == ["c-mid-new", "c-far-new", "c-near-unknown"]
+    assert trace.excluded == {("cache", "c-near-old"): "version 7.15.999 lacks CacheAuthz"}
+
+
+def test_a_feature_any_origin_requires_applies_to_the_caches_of_the_namespace():
+    snap = snapshot(
+        (origin("o-plain"), ns()),
+        (origin("o-authz", required_features=AUTHZ), ns()),
+        (cache("c-old", version="7.15.0"), ns()),
+        (cache("c-new", version="7.16.0"), ns()),
+    )
+    assert names(decide(request(), snap)) == ["c-new"]
+
+
+def test_without_required_features_every_cache_version_serves():
+    snap = snapshot(
+        (origin("o"), ns()),
+        (cache("c-old", version="7.15.0"), ns()),
+        (cache("c-unknown", version="unknown"), ns()),
+    )
+    assert sorted(names(decide(request(), snap))) == ["c-old", "c-unknown"]
+
+
+def test_a_feature_this_director_does_not_know_is_ignored_as_pelican_ignores_it():
+    snap = snapshot(
+        (origin("o", required_features=("TimeTravel",)), ns()),
+        (cache("c-old", version="7.0.0"), ns()),
+    )
+    assert names(decide(request(), snap)) == ["c-old"]
+
+
+def test_when_every_cache_lacks_a_required_feature_the_direct_read_origin_is_the_answer():
+    snap = snapshot(
+        (origin("o", required_features=AUTHZ), ns()),
+        (cache("c-old", version="7.15.0"), ns()),
+    )
+    result = decide(request(), snap)
+    assert (result.status, result.destination, names(result)) == (307, "origin", ["o"])
+
+
+def test_origins_are_statted_when_only_caches_of_unknown_version_may_serve():
+    """Pelican passes only the caches known to support the features to its stat rule."""
+    snap = snapshot(
+        (origin("o-1", required_features=AUTHZ), ns()),
+        (origin("o-2"), ns()),
+        (cache("c-unknown", version=""), ns()),
+    )
+    availability = FakeAvailability({"o-1": Presence.PRESENT, "o-2": Presence.ABSENT})
+    result = decide(request(), snap, availability=availability)
+    assert names(result) == ["c-unknown"]
+    assert availability.asked == [(["o-1", "o-2"], "")]

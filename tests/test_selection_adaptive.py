@@ -11,17 +11,18 @@ from collections import Counter
 from collections.abc import Sequence
 
 import pytest
-from helpers import FakeAvailability, make_ad, settle
+from helpers import FakeAvailability, by_name, make_ad, settle
 
 from director import presence, registry
 from director.geo import Coordinate
 from director.models import Server
 from director.presence import presence_of
 from director.registry import effective_status_weight
-from director.routing import Presence, RedirectRequest, RedirectResult, Trace, decide
+from director.routing import RedirectRequest, RedirectResult, Trace, decide
 from director.selection import (
     AVAILABLE_WEIGHT,
     UNAVAILABLE_WEIGHT,
+    Presence,
     ewma_status_weight,
     rank,
     server_weights,
@@ -341,8 +342,8 @@ def test_only_the_nearest_working_set_is_statted_and_can_be_answered():
 
         assert seam.asked == [(["hotel", "bravo", "foxtrot"], "")]
         assert sorted(names(result)) == ["bravo", "foxtrot", "hotel"]
-        assert set(trace.weights) == {"hotel", "bravo", "foxtrot"}
-        assert trace.excluded == dict.fromkeys(
+        assert set(by_name(trace.weights)) == {"hotel", "bravo", "foxtrot"}
+        assert by_name(trace.excluded) == dict.fromkeys(
             ["alpha", "golf", "charlie", "echo", "delta"], "outside the adaptive working set"
         )
 
@@ -381,7 +382,7 @@ def test_caches_in_an_error_state_never_enter_the_working_set():
 
     assert seam.asked == [(["bravo", "foxtrot", "alpha"], "")]
     assert "hotel" not in names(result)
-    assert trace.excluded["hotel"] == "status critical"
+    assert by_name(trace.excluded)["hotel"] == "status critical"
 
 
 @pytest.mark.parametrize("method", ["distance", "distanceAndLoad", "random"])
@@ -483,9 +484,9 @@ def test_the_trace_holds_the_distance_status_and_availability_weights():
         "san-diego": (0.25, 0.5),
         "amsterdam": (1.0, 0.5),
     }
-    assert set(trace.weights) == set(expected)
+    assert set(by_name(trace.weights)) == set(expected)
     for name, (status, availability) in expected.items():
-        weights = trace.weights[name]
+        weights = by_name(trace.weights)[name]
         assert weights.distance_miles == pytest.approx(MILES[name], abs=1e-4)
         assert weights.distance == pytest.approx(DISTANCE_WEIGHT[name], rel=1e-8)
         assert (weights.io_load, weights.status, weights.availability) == (
@@ -493,7 +494,7 @@ def test_the_trace_holds_the_distance_status_and_availability_weights():
             status,
             availability,
         )
-    assert trace.presence == {
+    assert by_name(trace.presence) == {
         "madison": Presence.PRESENT,
         "chicago": Presence.ABSENT,
         "san-diego": Presence.ABSENT,
@@ -521,7 +522,8 @@ def test_a_cache_answering_without_age_does_not_weigh_as_much_as_one_holding_the
 
     decide(request(), snapshot(caches, sort_method="adaptive"), availability=seam, trace=trace)
 
-    assert trace.weights["proxying"].availability < trace.weights["holder"].availability
+    weights = by_name(trace.weights)
+    assert weights["proxying"].availability < weights["holder"].availability
 
 
 def test_origins_under_adaptive_are_ranked_present_first():
@@ -542,10 +544,10 @@ def test_origins_under_adaptive_are_ranked_present_first():
         )
 
         assert names(result) == ["far", "near"]
-        assert trace.excluded == {"middle": "stat: absent"}
-        assert trace.weights["far"].availability == AVAILABLE_WEIGHT
-        assert trace.weights["middle"].availability == UNAVAILABLE_WEIGHT
-        assert trace.weights["near"].availability == 1.25
+        assert by_name(trace.excluded) == {"middle": "stat: absent"}
+        assert by_name(trace.weights)["far"].availability == AVAILABLE_WEIGHT
+        assert by_name(trace.weights)["middle"].availability == UNAVAILABLE_WEIGHT
+        assert by_name(trace.weights)["near"].availability == 1.25
 
 
 def test_origins_under_adaptive_without_a_stat_are_sampled_by_weight():
@@ -662,7 +664,7 @@ def test_the_status_weight_follows_the_advertised_status(live_director, director
     assert third.status_weight == pytest.approx(
         second.status_weight + alpha * (0.01 - second.status_weight), rel=1e-12
     )
-    assert registry.current().servers["site"].status_weight == third.status_weight
+    assert registry.current().server("site").status_weight == third.status_weight
 
 
 def test_the_debug_header_returns_every_weight_for_a_declared_client(live_director):

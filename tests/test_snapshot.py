@@ -65,14 +65,14 @@ def test_build_keeps_servers_namespaces_generation_and_settings():
     snapshot = Snapshot.build(3, settings, [(origin, [ns])])
     assert snapshot.generation == 3
     assert snapshot.settings is settings
-    assert snapshot.servers == {"o": origin}
-    assert snapshot.namespaces_by_server == {"o": (ns,)}
+    assert snapshot.servers == {("origin", "o"): origin}
+    assert snapshot.namespaces_by_server == {("origin", "o"): (ns,)}
     assert snapshot.by_prefix == {"/ns/": (Entry(origin, ns),)}
 
 
 def test_a_server_without_namespaces_is_known_but_matches_nothing():
     snapshot = build((server("o"), []))
-    assert list(snapshot.servers) == ["o"]
+    assert list(snapshot.servers) == [("origin", "o")]
     assert snapshot.longest_match("/anything", NOW) == ("", ())
 
 
@@ -211,7 +211,7 @@ def test_an_unroutable_server_leaves_its_routable_peers_at_the_same_prefix():
     )
     assert snapshot.longest_match("/foo/x", NOW) == (
         "/foo",
-        (Entry(snapshot.servers["b-live"], namespace("/foo")),),
+        (Entry(snapshot.server("b-live"), namespace("/foo")),),
     )
 
 
@@ -293,8 +293,8 @@ def test_apply_replaces_one_server_and_leaves_the_others_untouched():
     after = base.apply(8, [(moved, [namespace("/b"), namespace("/c")])])
 
     assert after.generation == 8
-    assert after.servers["o-1"] is moved
-    assert after.servers["o-2"] is base.servers["o-2"]
+    assert after.server("o-1") is moved
+    assert after.server("o-2") is base.server("o-2")
     assert names(after.by_prefix["/a/"]) == ["o-2", "c-1"]
     assert names(after.by_prefix["/c/"]) == ["o-1"]
     assert after.by_prefix["/b/"][0].server is moved
@@ -305,8 +305,8 @@ def test_apply_replaces_one_server_and_leaves_the_others_untouched():
 
 def test_apply_removes_a_server_and_a_prefix_nobody_else_serves():
     base = build((server("o-1"), ["/a", "/only"]), (server("o-2"), ["/a"]))
-    after = base.apply(8, removals=["o-1"])
-    assert set(after.servers) == {"o-2"}
+    after = base.apply(8, removals=[("origin", "o-1")])
+    assert set(after.servers) == {("origin", "o-2")}
     assert "/only/" not in after.by_prefix
     assert names(after.by_prefix["/a/"]) == ["o-2"]
     assert after.longest_match("/only/x", NOW) == ("", ())
@@ -321,21 +321,29 @@ def test_apply_keeps_the_routable_memo_of_untouched_prefixes_only():
     assert after.longest_match("/b/x", NOW) == ("", ())
 
 
-SERVER_NAMES = ["o-1", "o-2", "o-3", "c-1", "c-2"]
+# "shared" is both an origin and a cache, as Pelican allows (each under its own prefix).
+SERVER_KEYS = [
+    ("origin", "o-1"),
+    ("origin", "o-2"),
+    ("origin", "shared"),
+    ("cache", "shared"),
+    ("cache", "c-1"),
+]
 PATHS = ["/", "/a", "/a/b", "/a/b/c", "/d", "/d/e"]
 
 
-def _views(name: str, paths: list[str], version: int) -> tuple[ServerView, list[NamespaceView]]:
-    kind = ServerKind.CACHE if name.startswith("c") else ServerKind.ORIGIN
-    view = server(name, kind, version=str(version))
+def _views(
+    key: tuple[str, str], paths: list[str], version: int
+) -> tuple[ServerView, list[NamespaceView]]:
+    view = server(key[1], ServerKind(key[0]), version=str(version))
     return view, [namespace(path) for path in sorted(set(paths))]
 
 
 @given(
-    initial=st.dictionaries(st.sampled_from(SERVER_NAMES), st.lists(st.sampled_from(PATHS))),
+    initial=st.dictionaries(st.sampled_from(SERVER_KEYS), st.lists(st.sampled_from(PATHS))),
     changes=st.lists(
         st.tuples(
-            st.sampled_from(SERVER_NAMES),
+            st.sampled_from(SERVER_KEYS),
             st.one_of(st.none(), st.lists(st.sampled_from(PATHS))),  # None: removed
         ),
         max_size=12,
@@ -343,15 +351,15 @@ def _views(name: str, paths: list[str], version: int) -> tuple[ServerView, list[
 )
 @settings(max_examples=200, deadline=None)
 def test_any_sequence_of_deltas_equals_a_build_of_the_result(initial, changes):
-    current = {name: _views(name, paths, 0) for name, paths in initial.items()}
+    current = {key: _views(key, paths, 0) for key, paths in initial.items()}
     snapshot = Snapshot.build(1, DirectorSettings(), current.values())
-    for version, (name, paths) in enumerate(changes, start=1):
+    for version, (key, paths) in enumerate(changes, start=1):
         if paths is None:
-            current.pop(name, None)
-            snapshot = snapshot.apply(version + 1, removals=[name])
+            current.pop(key, None)
+            snapshot = snapshot.apply(version + 1, removals=[key])
         else:
-            current[name] = _views(name, paths, version)
-            snapshot = snapshot.apply(version + 1, [current[name]])
+            current[key] = _views(key, paths, version)
+            snapshot = snapshot.apply(version + 1, [current[key]])
     rebuilt = Snapshot.build(snapshot.generation, DirectorSettings(), current.values())
     assert snapshot.servers == rebuilt.servers
     assert snapshot.namespaces_by_server == rebuilt.namespaces_by_server

@@ -50,7 +50,8 @@ ORIGIN = StatTarget("origin", "origin", "http://origin.invalid")
 
 # -- helpers ----------------------------------------------------------------------------------
 class FakeProbe:
-    """``probe(url, token, timeout) -> StatResult``: records calls, may block and sleep.
+    """``probe(url, token, timeout, budget) -> StatResult``: records calls, may block and
+    sleep.
 
     It ignores ``timeout`` on purpose (the engine must not rely on probes to end in time);
     ``gate`` blocks it until set (at most GATE_LIMIT), ``delay`` sleeps after that, and
@@ -70,11 +71,15 @@ class FakeProbe:
         self.gate = gate
         self.respond = respond
         self.calls: list[tuple[str, str, float]] = []
+        self.budgets: list[float | None] = []
         self.running = 0
         self.peak = 0
 
-    def __call__(self, url: str, token: str, timeout: float) -> StatResult:
+    def __call__(
+        self, url: str, token: str, timeout: float, budget: float | None = None
+    ) -> StatResult:
         self.calls.append((url, token, timeout))
+        self.budgets.append(budget)
         self.running += 1
         self.peak = max(self.peak, self.running)
         try:
@@ -292,7 +297,7 @@ def test_a_request_already_past_its_deadline_sends_no_probe() -> None:
     probe = FakeProbe()
     engine = make_engine(probe)
     results = engine.stat_many([ORIGIN], "/test/a", deadline=time.monotonic() - 0.01)
-    assert results["origin"].outcome is Outcome.PENDING
+    assert results[ORIGIN.key].outcome is Outcome.PENDING
     assert probe.calls == []
     assert state_of(engine, "origin").rejections == {"deadline": 1}
     assert engine.live_stat_greenlets() == 0
@@ -611,3 +616,56 @@ def test_a_stat_greenlet_killed_before_it_ran_gives_everything_back():
     assert pool.bulkhead.active == 0
     assert pool.inflight == {}
     assert answer.get(timeout=1).outcome is Outcome.PENDING
+
+
+# -- the probe's second HEAD (director/stat/probe.py) ------------------------------------------
+def test_the_probe_may_send_a_second_head_within_twice_the_stat_timeout_never_past_the_deadline():
+    clock = FakeClock()  # the probe answers at once, so nothing waits on this clock
+    probe = FakeProbe()
+    engine = make_engine(probe, clock=clock, stat_timeout=0.25)
+    stat(engine, [ORIGIN], "/test/roomy", within=2.0)
+    stat(engine, [ORIGIN], "/test/tight", within=0.375)
+    settle(engine)
+    assert [timeout for _, _, timeout in probe.calls] == [0.25, 0.25]
+    assert probe.budgets == [0.5, 0.375]
+
+
+def test_a_timeout_the_probe_reports_as_cut_short_is_no_verdict_on_the_server() -> None:
+    def cut_short(url: str, token: str, timeout: float) -> StatResult:
+        return StatResult(Outcome.TIMEOUT, latency=timeout, server_fault=False)
+
+    probe = FakeProbe(respond=cut_short)
+    engine = make_engine(probe, stat_timeout=0.05, ejection_threshold=2)
+    for number in range(4):
+        result = stat(engine, [SLOW], f"/test/{number}")["slow"]
+        assert (result.outcome, result.server_fault, result.detail) == (
+            Outcome.TIMEOUT,
+            False,
+            "deadline",
+        )
+    settle(engine)
+    state = state_of(engine, "slow")
+    assert (state.ejected, state.consecutive_failures) == (False, 0)
+
+
+def test_an_origin_and_a_cache_of_one_name_have_pools_of_their_own() -> None:
+    probes = {"origin": FakeProbe(Outcome.PRESENT), "cache": FakeProbe(Outcome.ABSENT)}
+
+    def factory(target: StatTarget, limit: int) -> FakeProbe:
+        return probes[target.kind]
+
+    engine = StatEngine(stat_config(), probe_factory=factory)
+    origin = StatTarget("site", "origin", "http://origin.invalid")
+    cache = StatTarget("site", "cache", "http://cache.invalid")
+    for _ in range(2):  # the second time each pool is found again, not replaced
+        results = engine.stat_many(
+            [origin, cache], "/test/a", deadline=time.monotonic() + 1.0, want_present=2
+        )
+        assert results[origin.key].outcome is Outcome.PRESENT
+        assert results[cache.key].outcome is Outcome.ABSENT
+    settle(engine)
+    assert sorted((state.kind, state.name) for state in engine.states()) == [
+        ("cache", "site"),
+        ("origin", "site"),
+    ]
+    assert len(probes["origin"].calls) == len(probes["cache"].calls) == 1  # then cached

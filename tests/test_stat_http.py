@@ -184,7 +184,7 @@ def test_metrics_expose_the_stat_redirect_and_process_series(live_director, two_
         'server_name="second",server_type="origin"} 1.0',
         'pelican_director_stat_active{server_name="first",server_type="origin"}',
         'pelican_director_stat_waiting{server_name="second",server_type="origin"}',
-        'pelican_director_server_ejected{server_name="first"} 0.0',
+        'pelican_director_server_ejected{server_name="first",server_type="origin"} 0.0',
         'pelican_director_redirects_total{destination="origin",status_code="307"}',
         'pelican_director_request_duration_seconds_bucket{le="0.001",route="origin"}',
         "pelican_director_inflight_requests ",

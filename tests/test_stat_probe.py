@@ -11,15 +11,18 @@ import contextlib
 import socket
 import time
 from collections.abc import Callable, Iterator
+from typing import Any
 
+import gevent
 import pytest
+from gevent.pywsgi import WSGIServer
 from gevent.server import StreamServer
 from helpers import AT_ONCE, settle, stat, stat_config
 from requests.structures import CaseInsensitiveDict
 
 from director.demo.fileserver import FileServer, crc32c
 from director.stat import Outcome, StatEngine, StatResult, StatTarget
-from director.stat.probe import HeadProbe, classify
+from director.stat.probe import PLAIN_HEADS_FOR, HeadProbe, classify
 
 pytestmark = pytest.mark.usefixtures("hang_guard")  # a bug fails a test, never hangs it
 
@@ -85,6 +88,18 @@ pytestmark = pytest.mark.usefixtures("hang_guard")  # a bug fails a test, never 
             StatResult(Outcome.ERROR, 405, 0.25, server_fault=False, detail="HTTP 405"),
             id="405-not-a-server-fault",
         ),
+        pytest.param(
+            409,
+            {},
+            StatResult(Outcome.ERROR, 409, 0.25, server_fault=False, detail="HTTP 409"),
+            id="409-not-a-server-fault",
+        ),
+        pytest.param(
+            200,
+            {"Content-Length": "13", "Digest": "crc32c=EC3JDw=="},
+            StatResult(Outcome.PRESENT, 200, 0.25, size=13, checksum="crc32c=102dc90f"),
+            id="200-base64-crc32c-as-hex",
+        ),
     ],
 )
 def test_classify_turns_a_head_answer_into_an_outcome(
@@ -139,7 +154,8 @@ def test_head_probe_sends_the_token_as_bearer_and_is_denied_without_the_right_on
     anonymous = probe(f"{server.url}/test/hello.txt", "", 1.0)
     assert (anonymous.outcome, anonymous.status_code) == (Outcome.DENIED, 403)
     assert "Authorization" not in server.seen_headers[-1]
-    assert server.count("HEAD") == 3
+    # Each refusal was asked again without Want-Digest (Pelican's retry), with the token.
+    assert server.count("HEAD") == 5
 
 
 def test_a_404_answer_leaves_the_pooled_connection_usable_for_the_next_head(
@@ -269,3 +285,162 @@ def test_a_head_answer_with_a_megabyte_of_headers_is_an_error_of_the_server(
     result = probe(f"{bloated_server}/test/hello.txt", "", 5.0)
     assert (result.outcome, result.status_code, result.server_fault) == (Outcome.ERROR, 200, True)
     assert "bytes of headers" in result.detail
+
+
+# -- the second HEAD without Want-Digest (XCache: 405, XRootD on a directory: 409) ------------
+class DigestShy:
+    """A real server that answers a HEAD asking for a digest with ``refusal`` (after
+    ``refusal_delay`` s), and a plain HEAD with ``plain`` (after ``plain_delay`` s)."""
+
+    def __init__(self, refusal: int, plain: int = 200) -> None:
+        self.refusal = refusal
+        self.plain = plain
+        self.refusal_delay = 0.0
+        self.plain_delay = 0.0
+        self.heads: list[str | None] = []  # the Want-Digest of each HEAD, in order
+        self.server = WSGIServer(("127.0.0.1", 0), self.app, log=None, error_log=None)
+
+    def app(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        want = environ.get("HTTP_WANT_DIGEST")
+        self.heads.append(want)
+        status, delay = (
+            (self.refusal, self.refusal_delay) if want else (self.plain, self.plain_delay)
+        )
+        gevent.sleep(delay)
+        headers = [("Content-Length", "5" if status == 200 else "0")]
+        start_response(f"{status} Whatever", headers)
+        return []
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server.server_port}"
+
+
+@pytest.fixture
+def digest_shy() -> Iterator[Callable[..., DigestShy]]:
+    started: list[DigestShy] = []
+
+    def start(refusal: int, plain: int = 200) -> DigestShy:
+        server = DigestShy(refusal, plain)
+        server.server.start()
+        started.append(server)
+        return server
+
+    yield start
+    for server in started:
+        server.server.stop(timeout=0.2)
+
+
+@pytest.mark.parametrize("refusal", [405, 409, 403, 500])
+def test_an_answer_other_than_2xx_or_404_is_asked_again_once_without_want_digest(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe, refusal: int
+) -> None:
+    server = digest_shy(refusal)
+    result = probe(f"{server.url}/test/hello.txt", "", 1.0)
+    assert (result.outcome, result.status_code, result.size) == (Outcome.PRESENT, 200, 5)
+    assert not result.server_fault
+    assert result.detail == f"asked again without Want-Digest after HTTP {refusal}"
+    assert server.heads == ["crc32c", None]
+
+
+@pytest.mark.parametrize(("plain", "outcome"), [(200, Outcome.PRESENT), (404, Outcome.ABSENT)])
+def test_a_2xx_or_404_answer_is_not_asked_again(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe, plain: int, outcome: Outcome
+) -> None:
+    server = digest_shy(refusal=plain, plain=plain)
+    assert probe(f"{server.url}/test/hello.txt", "", 1.0).outcome is outcome
+    assert server.heads == ["crc32c"]
+
+
+def test_a_5xx_to_both_heads_is_an_error_that_is_the_servers_fault(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe
+) -> None:
+    server = digest_shy(refusal=503, plain=502)
+    result = probe(f"{server.url}/test/hello.txt", "", 1.0)
+    assert (result.outcome, result.status_code, result.server_fault) == (Outcome.ERROR, 502, True)
+    assert server.heads == ["crc32c", None]
+
+
+def test_a_4xx_to_both_heads_is_an_answer_about_the_object_not_a_fault(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe
+) -> None:
+    server = digest_shy(refusal=405, plain=409)
+    result = probe(f"{server.url}/test/dir", "", 1.0)
+    assert (result.outcome, result.status_code, result.server_fault) == (Outcome.ERROR, 409, False)
+
+
+def test_a_second_head_gets_only_what_is_left_of_the_budget_and_a_cut_one_is_no_verdict(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe
+) -> None:
+    server = digest_shy(refusal=405)
+    server.refusal_delay = 0.15
+    server.plain_delay = 3.0
+    started = time.monotonic()
+    result = probe(f"{server.url}/test/hello.txt", "", 0.4)  # budget: the one timeout
+    elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.TIMEOUT and not result.server_fault
+    assert 0.39 <= elapsed < 0.4 + AT_ONCE  # 0.15 + what was left, not 0.15 + 0.4
+    assert server.heads == ["crc32c", None]
+
+
+def test_a_digest_head_that_gets_no_answer_is_asked_again_without_want_digest(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe
+) -> None:
+    """XRootD 5.5 after a couple of digest HEADs on a directory: no answer at all."""
+    server = digest_shy(refusal=405)
+    server.refusal_delay = 3.0
+    started = time.monotonic()
+    result = probe(f"{server.url}/test/hello.txt", "", 0.2, 0.6)
+    elapsed = time.monotonic() - started
+    assert (result.outcome, result.size, result.server_fault) == (Outcome.PRESENT, 5, False)
+    assert result.detail == "asked again without Want-Digest after no answer in 0.2 s"
+    assert 0.19 <= elapsed < 0.2 + AT_ONCE
+    assert server.heads == ["crc32c", None]
+
+
+def test_no_answer_to_either_head_is_a_timeout_that_is_the_servers_fault(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe
+) -> None:
+    server = digest_shy(refusal=405)
+    server.refusal_delay = server.plain_delay = 3.0
+    started = time.monotonic()
+    result = probe(f"{server.url}/test/hello.txt", "", 0.2, 0.4)
+    elapsed = time.monotonic() - started
+    assert result.outcome is Outcome.TIMEOUT and result.server_fault
+    assert 0.39 <= elapsed < 0.4 + AT_ONCE
+    assert server.heads == ["crc32c", None]
+
+
+def test_a_server_that_failed_a_digest_head_is_sent_plain_heads_for_a_while(
+    digest_shy: Callable[..., DigestShy], probe: HeadProbe
+) -> None:
+    server = digest_shy(refusal=405)
+    probe(f"{server.url}/test/hello.txt", "", 1.0)
+    assert server.heads == ["crc32c", None]
+    later = probe(f"{server.url}/test/hello.txt", "", 1.0)
+    assert (later.outcome, later.detail) == (Outcome.PRESENT, "")
+    assert server.heads == ["crc32c", None, None]  # one plain HEAD
+    assert probe.plain_heads_until - time.monotonic() > PLAIN_HEADS_FOR - AT_ONCE - 1.0
+    probe.plain_heads_until = time.monotonic()  # the while is over: a digest is asked again
+    probe(f"{server.url}/test/hello.txt", "", 1.0)
+    assert server.heads[3:] == ["crc32c", None]
+
+
+def test_a_server_answering_4xx_is_never_ejected_and_one_answering_5xx_is(
+    digest_shy: Callable[..., DigestShy],
+) -> None:
+    """XRootD on a directory: 409 to the digest HEAD, then a 4xx again. Six stats in a
+    row (the threshold is 5) leave it in service; six 5xx eject the other."""
+    directory = digest_shy(refusal=409, plain=405)
+    broken = digest_shy(refusal=500, plain=503)
+    engine = StatEngine(stat_config(stat_timeout=1.0), user_agent="ua/1")
+    targets = [StatTarget("directory", "origin", directory.url)]
+    targets.append(StatTarget("broken", "origin", broken.url))
+    for _ in range(6):
+        results = stat(engine, targets, "/test/dir", want_present=2)
+        assert results["directory"].outcome is Outcome.ERROR
+    pools = {state.name: state for state in engine.states()}
+    assert (pools["directory"].ejected, pools["directory"].consecutive_failures) == (False, 0)
+    assert pools["broken"].ejected and pools["broken"].times_ejected == 1
+    settle(engine)
+    engine.configure(engine.config, [])

@@ -6,8 +6,10 @@ from director.wire.versions import (
     MIN_ADVERTISE_VERSIONS,
     MIN_REDIRECT_VERSIONS,
     parse_user_agent,
+    supports_feature,
     user_agent_problem,
     user_agent_version,
+    version_core,
 )
 
 
@@ -103,3 +105,44 @@ def test_parse_user_agent_returns_service_and_numeric_version():
 def test_user_agent_version_is_the_dotted_version_or_empty():
     assert user_agent_version("pelican-cache/7.08.2") == "7.8.2"
     assert user_agent_version("curl/8.5.0") == ""
+
+
+# -- server features (Pelican's features package) ----------------------------------------------
+@pytest.mark.parametrize(
+    ("version", "core"),
+    [
+        ("v7.16.0", (7, 16, 0)),
+        ("7.16", (7, 16)),
+        ("v7.10-rc.0", (7, 10)),
+        ("7.16.0+build.5", (7, 16, 0)),
+        ("7.16rc1", (7, 16)),
+        ("", None),
+        ("unknown", None),
+        ("invalid_version", None),
+    ],
+)
+def test_a_version_reads_as_go_version_reads_it(version, core):
+    assert version_core(version) == core
+
+
+@pytest.mark.parametrize(
+    ("kind", "version", "supported"),
+    [
+        ("cache", "v7.16.0", True),
+        ("cache", "v7.16.0-rc.1", True),  # a release candidate counts as its release
+        ("cache", "7.16", True),
+        ("cache", "v7.20.1", True),
+        ("cache", "v7.15.999", False),
+        ("cache", "7.0", False),
+        ("cache", "", None),
+        ("cache", "unknown", None),
+        ("origin", "v7.16.0", True),
+        ("registry", "v7.16.0", None),
+    ],
+)
+def test_cache_authz_is_in_pelican_7_16_and_later(kind, version, supported):
+    assert supports_feature("CacheAuthz", kind, version) is supported
+
+
+def test_a_feature_this_director_does_not_know_cannot_be_told():
+    assert supports_feature("TimeTravel", "cache", "v9.0.0") is None

@@ -221,10 +221,10 @@ class ServerAdmin(RegistryAdmin[Server]):
             obj.source = Source.ADMIN
             super().save_model(request, obj, form, change)
             return
-        before = Server.objects.filter(pk=obj.pk).values_list("name", flat=True).first()
+        before = Server.objects.filter(pk=obj.pk).values_list("kind", "name").first()
         admin.ModelAdmin.save_model(self, request, obj, form, change)
-        # A renamed server leaves its old name in every snapshot: rebuild.
-        registry_changed([obj.pk], full=before != obj.name)
+        # A renamed server (or a new kind) leaves its old key in every snapshot: rebuild.
+        registry_changed([obj.pk], full=before != (obj.kind, obj.name))
 
     @admin.display(description="namespaces", ordering="_namespace_count")
     def namespace_count(self, obj: Server) -> int:

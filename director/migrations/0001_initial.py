@@ -6,144 +6,490 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     initial = True
 
-    dependencies = [
-    ]
+    dependencies = []
 
     operations = [
         migrations.CreateModel(
-            name='RegistrationToken',
+            name="RegistrationToken",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('registry_prefix', models.CharField(help_text='/origins/<site> or /caches/<site>: the ads this token may send.', max_length=255)),
-                ('token_hash', models.CharField(editable=False, max_length=64, unique=True)),
-                ('description', models.CharField(blank=True, max_length=255)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('revoked_at', models.DateTimeField(blank=True, editable=False, null=True)),
-                ('last_used_at', models.DateTimeField(blank=True, editable=False, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "registry_prefix",
+                    models.CharField(
+                        help_text="/origins/<site> or /caches/<site>: the ads this token may send.",
+                        max_length=255,
+                    ),
+                ),
+                ("token_hash", models.CharField(editable=False, max_length=64, unique=True)),
+                ("description", models.CharField(blank=True, max_length=255)),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("revoked_at", models.DateTimeField(blank=True, editable=False, null=True)),
+                ("last_used_at", models.DateTimeField(blank=True, editable=False, null=True)),
             ],
             options={
-                'ordering': ['registry_prefix', '-created_at'],
+                "ordering": ["registry_prefix", "-created_at"],
             },
         ),
         migrations.CreateModel(
-            name='RegistryState',
+            name="RegistryState",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('generation', models.BigIntegerField(default=0)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("generation", models.BigIntegerField(default=0)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='director_registrystate_singleton')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("pk", 1)), name="director_registrystate_singleton"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Server',
+            name="Server",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_reads', models.BooleanField(default=False, verbose_name='PublicReads')),
-                ('reads', models.BooleanField(default=False, verbose_name='Reads')),
-                ('writes', models.BooleanField(default=False, verbose_name='Writes')),
-                ('listings', models.BooleanField(default=False, verbose_name='Listings')),
-                ('direct_reads', models.BooleanField(default=False, help_text="Pelican's FallBackRead: clients may read here directly.", verbose_name='DirectReads')),
-                ('copies', models.BooleanField(default=False, verbose_name='Copies')),
-                ('name', models.CharField(max_length=255, unique=True)),
-                ('kind', models.CharField(choices=[('origin', 'origin'), ('cache', 'cache')], max_length=10)),
-                ('data_url', models.CharField(help_text='Where objects are read: scheme://host:port[/path].', max_length=1000, verbose_name='data URL')),
-                ('web_url', models.CharField(blank=True, max_length=1000, verbose_name='web URL')),
-                ('auth_url', models.CharField(blank=True, help_text='Used instead of the data URL for protected namespaces.', max_length=1000, verbose_name='auth URL')),
-                ('broker_url', models.CharField(blank=True, max_length=1000, verbose_name='broker URL')),
-                ('registry_prefix', models.CharField(blank=True, help_text='/origins/<site> or /caches/<site>.', max_length=255)),
-                ('latitude', models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(-90.0), django.core.validators.MaxValueValidator(90.0)])),
-                ('longitude', models.FloatField(blank=True, null=True, validators=[django.core.validators.MinValueValidator(-180.0), django.core.validators.MaxValueValidator(180.0)])),
-                ('status', models.CharField(choices=[('ok', 'ok'), ('warning', 'warning'), ('degraded', 'degraded'), ('critical', 'critical'), ('shutting down', 'shutting down'), ('unknown', 'unknown')], default='unknown', max_length=20)),
-                ('version', models.CharField(default='unknown', max_length=100)),
-                ('source', models.CharField(choices=[('advertised', 'advertised'), ('admin', 'defined in admin')], default='admin', max_length=20)),
-                ('enabled', models.BooleanField(default=True, help_text='A disabled server is left out of all routing.')),
-                ('expires_at', models.DateTimeField(blank=True, help_text='When the last advertisement lapses; empty for admin-defined servers.', null=True)),
-                ('last_advertised_at', models.DateTimeField(blank=True, null=True)),
-                ('storage_type', models.CharField(blank=True, max_length=50)),
-                ('director_test_disabled', models.BooleanField(default=False, help_text="The server's ad says directorTest: true (no director health tests).")),
-                ('required_features', models.JSONField(blank=True, default=list)),
-                ('stat_concurrency_limit', models.PositiveIntegerField(blank=True, help_text='Per-server override of the stat concurrency limit; empty uses the global one.', null=True, validators=[django.core.validators.MinValueValidator(1)])),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_reads", models.BooleanField(default=False, verbose_name="PublicReads")),
+                ("reads", models.BooleanField(default=False, verbose_name="Reads")),
+                ("writes", models.BooleanField(default=False, verbose_name="Writes")),
+                ("listings", models.BooleanField(default=False, verbose_name="Listings")),
+                (
+                    "direct_reads",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Pelican's FallBackRead: clients may read here directly.",
+                        verbose_name="DirectReads",
+                    ),
+                ),
+                ("copies", models.BooleanField(default=False, verbose_name="Copies")),
+                ("name", models.CharField(max_length=255, unique=True)),
+                (
+                    "kind",
+                    models.CharField(
+                        choices=[("origin", "origin"), ("cache", "cache")], max_length=10
+                    ),
+                ),
+                (
+                    "data_url",
+                    models.CharField(
+                        help_text="Where objects are read: scheme://host:port[/path].",
+                        max_length=1000,
+                        verbose_name="data URL",
+                    ),
+                ),
+                ("web_url", models.CharField(blank=True, max_length=1000, verbose_name="web URL")),
+                (
+                    "auth_url",
+                    models.CharField(
+                        blank=True,
+                        help_text="Used instead of the data URL for protected namespaces.",
+                        max_length=1000,
+                        verbose_name="auth URL",
+                    ),
+                ),
+                (
+                    "broker_url",
+                    models.CharField(blank=True, max_length=1000, verbose_name="broker URL"),
+                ),
+                (
+                    "registry_prefix",
+                    models.CharField(
+                        blank=True, help_text="/origins/<site> or /caches/<site>.", max_length=255
+                    ),
+                ),
+                (
+                    "latitude",
+                    models.FloatField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(-90.0),
+                            django.core.validators.MaxValueValidator(90.0),
+                        ],
+                    ),
+                ),
+                (
+                    "longitude",
+                    models.FloatField(
+                        blank=True,
+                        null=True,
+                        validators=[
+                            django.core.validators.MinValueValidator(-180.0),
+                            django.core.validators.MaxValueValidator(180.0),
+                        ],
+                    ),
+                ),
+                (
+                    "status",
+                    models.CharField(
+                        choices=[
+                            ("ok", "ok"),
+                            ("warning", "warning"),
+                            ("degraded", "degraded"),
+                            ("critical", "critical"),
+                            ("shutting down", "shutting down"),
+                            ("unknown", "unknown"),
+                        ],
+                        default="unknown",
+                        max_length=20,
+                    ),
+                ),
+                ("version", models.CharField(default="unknown", max_length=100)),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("advertised", "advertised"), ("admin", "defined in admin")],
+                        default="admin",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "enabled",
+                    models.BooleanField(
+                        default=True, help_text="A disabled server is left out of all routing."
+                    ),
+                ),
+                (
+                    "expires_at",
+                    models.DateTimeField(
+                        blank=True,
+                        help_text="When the last advertisement lapses; empty for admin-defined servers.",
+                        null=True,
+                    ),
+                ),
+                ("last_advertised_at", models.DateTimeField(blank=True, null=True)),
+                ("storage_type", models.CharField(blank=True, max_length=50)),
+                (
+                    "director_test_disabled",
+                    models.BooleanField(
+                        default=False,
+                        help_text="The server's ad says directorTest: true (no director health tests).",
+                    ),
+                ),
+                ("required_features", models.JSONField(blank=True, default=list)),
+                (
+                    "stat_concurrency_limit",
+                    models.PositiveIntegerField(
+                        blank=True,
+                        help_text="Per-server override of the stat concurrency limit; empty uses the global one.",
+                        null=True,
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'ordering': ['kind', 'name'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('kind__in', ['origin', 'cache'])), name='director_server_kind_valid')],
+                "ordering": ["kind", "name"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("kind__in", ["origin", "cache"])),
+                        name="director_server_kind_valid",
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='StatSettings',
+            name="StatSettings",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('stat_timeout', models.FloatField(default=2.0, help_text='Seconds one HEAD may take.', validators=[django.core.validators.MinValueValidator(0.01)])),
-                ('stat_concurrency_limit', models.PositiveIntegerField(default=100, help_text='HEADs in flight per server.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('stat_max_wait', models.FloatField(default=0.1, help_text='Seconds a stat may wait for a free slot before the server counts as saturated.', validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('stat_max_waiters', models.PositiveIntegerField(default=10, help_text='Stats that may wait for a slot per server; beyond: saturated at once.')),
-                ('redirect_timeout', models.FloatField(default=2.5, help_text='Hard deadline of a redirect request, in seconds.', validators=[django.core.validators.MinValueValidator(0.01)])),
-                ('cache_presence_ttl', models.FloatField(default=60.0, help_text='Seconds a stat answer is kept.', validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('cache_presence_capacity', models.PositiveIntegerField(default=2000, help_text='Stat answers kept per server.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('check_origin_presence', models.BooleanField(default=True)),
-                ('check_cache_presence', models.BooleanField(default=True)),
-                ('assume_presence_at_single_origin', models.BooleanField(default=True)),
-                ('min_stat_responses', models.PositiveIntegerField(default=1, validators=[django.core.validators.MinValueValidator(1)])),
-                ('max_stat_responses', models.PositiveIntegerField(default=1, help_text='The redirect returns once this many servers answered present.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('sort_method', models.CharField(choices=[('distance', 'distance'), ('distanceAndLoad', 'distanceAndLoad (same as distance)'), ('random', 'random'), ('adaptive', 'adaptive')], default='distance', max_length=20)),
-                ('startup_grace', models.FloatField(default=300.0, help_text='Seconds after start during which an unknown path gets 429 instead of 404; 0 disables.', validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('filter_caches_in_error_state', models.BooleanField(default=True, help_text='Leave caches whose status is critical or shutting down out of redirects.')),
-                ('ejection_consecutive_failures', models.PositiveIntegerField(default=5, help_text='Consecutive timeouts, errors or 5xx that eject a server.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('ejection_base_time', models.FloatField(default=30.0, help_text='Seconds of the first ejection; multiplied by the times ejected.', validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('ejection_max_time', models.FloatField(default=300.0, help_text='Upper bound of one ejection, in seconds.', validators=[django.core.validators.MinValueValidator(0.0)])),
-                ('max_inflight_requests', models.PositiveIntegerField(default=1000, help_text='Requests one process serves at once; beyond that it answers 429 with Retry-After: 1.', validators=[django.core.validators.MinValueValidator(1)])),
-                ('updated_at', models.DateTimeField(auto_now=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "stat_timeout",
+                    models.FloatField(
+                        default=2.0,
+                        help_text="Seconds one HEAD may take.",
+                        validators=[django.core.validators.MinValueValidator(0.01)],
+                    ),
+                ),
+                (
+                    "stat_concurrency_limit",
+                    models.PositiveIntegerField(
+                        default=100,
+                        help_text="HEADs in flight per server.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "stat_max_wait",
+                    models.FloatField(
+                        default=0.1,
+                        help_text="Seconds a stat may wait for a free slot before the server counts as saturated.",
+                        validators=[django.core.validators.MinValueValidator(0.0)],
+                    ),
+                ),
+                (
+                    "stat_max_waiters",
+                    models.PositiveIntegerField(
+                        default=10,
+                        help_text="Stats that may wait for a slot per server; beyond: saturated at once.",
+                    ),
+                ),
+                (
+                    "redirect_timeout",
+                    models.FloatField(
+                        default=2.5,
+                        help_text="Hard deadline of a redirect request, in seconds.",
+                        validators=[django.core.validators.MinValueValidator(0.01)],
+                    ),
+                ),
+                (
+                    "cache_presence_ttl",
+                    models.FloatField(
+                        default=60.0,
+                        help_text="Seconds a stat answer is kept.",
+                        validators=[django.core.validators.MinValueValidator(0.0)],
+                    ),
+                ),
+                (
+                    "cache_presence_capacity",
+                    models.PositiveIntegerField(
+                        default=2000,
+                        help_text="Stat answers kept per server.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("check_origin_presence", models.BooleanField(default=True)),
+                ("check_cache_presence", models.BooleanField(default=True)),
+                ("assume_presence_at_single_origin", models.BooleanField(default=True)),
+                (
+                    "min_stat_responses",
+                    models.PositiveIntegerField(
+                        default=1, validators=[django.core.validators.MinValueValidator(1)]
+                    ),
+                ),
+                (
+                    "max_stat_responses",
+                    models.PositiveIntegerField(
+                        default=1,
+                        help_text="The redirect returns once this many servers answered present.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "sort_method",
+                    models.CharField(
+                        choices=[
+                            ("distance", "distance"),
+                            ("distanceAndLoad", "distanceAndLoad (same as distance)"),
+                            ("random", "random"),
+                            ("adaptive", "adaptive"),
+                        ],
+                        default="distance",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "startup_grace",
+                    models.FloatField(
+                        default=300.0,
+                        help_text="Seconds after start during which an unknown path gets 429 instead of 404; 0 disables.",
+                        validators=[django.core.validators.MinValueValidator(0.0)],
+                    ),
+                ),
+                (
+                    "filter_caches_in_error_state",
+                    models.BooleanField(
+                        default=True,
+                        help_text="Leave caches whose status is critical or shutting down out of redirects.",
+                    ),
+                ),
+                (
+                    "ejection_consecutive_failures",
+                    models.PositiveIntegerField(
+                        default=5,
+                        help_text="Consecutive timeouts, errors or 5xx that eject a server.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                (
+                    "ejection_base_time",
+                    models.FloatField(
+                        default=30.0,
+                        help_text="Seconds of the first ejection; multiplied by the times ejected.",
+                        validators=[django.core.validators.MinValueValidator(0.0)],
+                    ),
+                ),
+                (
+                    "ejection_max_time",
+                    models.FloatField(
+                        default=300.0,
+                        help_text="Upper bound of one ejection, in seconds.",
+                        validators=[django.core.validators.MinValueValidator(0.0)],
+                    ),
+                ),
+                (
+                    "max_inflight_requests",
+                    models.PositiveIntegerField(
+                        default=1000,
+                        help_text="Requests one process serves at once; beyond that it answers 429 with Retry-After: 1.",
+                        validators=[django.core.validators.MinValueValidator(1)],
+                    ),
+                ),
+                ("updated_at", models.DateTimeField(auto_now=True)),
             ],
             options={
-                'verbose_name': 'director settings',
-                'verbose_name_plural': 'director settings',
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='director_statsettings_singleton'), models.CheckConstraint(condition=models.Q(('max_stat_responses__gte', models.F('min_stat_responses'))), name='director_statsettings_max_ge_min')],
+                "verbose_name": "director settings",
+                "verbose_name_plural": "director settings",
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("pk", 1)), name="director_statsettings_singleton"
+                    ),
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("max_stat_responses__gte", models.F("min_stat_responses"))
+                        ),
+                        name="director_statsettings_max_ge_min",
+                    ),
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Namespace',
+            name="Namespace",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('public_reads', models.BooleanField(default=False, verbose_name='PublicReads')),
-                ('reads', models.BooleanField(default=False, verbose_name='Reads')),
-                ('writes', models.BooleanField(default=False, verbose_name='Writes')),
-                ('listings', models.BooleanField(default=False, verbose_name='Listings')),
-                ('direct_reads', models.BooleanField(default=False, help_text="Pelican's FallBackRead: clients may read here directly.", verbose_name='DirectReads')),
-                ('copies', models.BooleanField(default=False, verbose_name='Copies')),
-                ('path', models.CharField(help_text='Absolute path without a trailing slash.', max_length=1024)),
-                ('token_issuers', models.JSONField(blank=True, default=list, help_text='List of {"issuer": url, "base-paths": [...], "restricted-paths": [...]}.')),
-                ('token_generations', models.JSONField(blank=True, default=list, help_text='List of {"strategy", "vault-server", "max-scope-depth", "issuer"}.')),
-                ('from_topology', models.BooleanField(default=False)),
-                ('server', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='namespaces', to='director.server')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("public_reads", models.BooleanField(default=False, verbose_name="PublicReads")),
+                ("reads", models.BooleanField(default=False, verbose_name="Reads")),
+                ("writes", models.BooleanField(default=False, verbose_name="Writes")),
+                ("listings", models.BooleanField(default=False, verbose_name="Listings")),
+                (
+                    "direct_reads",
+                    models.BooleanField(
+                        default=False,
+                        help_text="Pelican's FallBackRead: clients may read here directly.",
+                        verbose_name="DirectReads",
+                    ),
+                ),
+                ("copies", models.BooleanField(default=False, verbose_name="Copies")),
+                (
+                    "path",
+                    models.CharField(
+                        help_text="Absolute path without a trailing slash.", max_length=1024
+                    ),
+                ),
+                (
+                    "token_issuers",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='List of {"issuer": url, "base-paths": [...], "restricted-paths": [...]}.',
+                    ),
+                ),
+                (
+                    "token_generations",
+                    models.JSONField(
+                        blank=True,
+                        default=list,
+                        help_text='List of {"strategy", "vault-server", "max-scope-depth", "issuer"}.',
+                    ),
+                ),
+                ("from_topology", models.BooleanField(default=False)),
+                (
+                    "server",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="namespaces",
+                        to="director.server",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['server__name', 'path'],
-                'constraints': [models.UniqueConstraint(fields=('server', 'path'), name='director_namespace_unique_path')],
+                "ordering": ["server__name", "path"],
+                "constraints": [
+                    models.UniqueConstraint(
+                        fields=("server", "path"), name="director_namespace_unique_path"
+                    )
+                ],
             },
         ),
         migrations.CreateModel(
-            name='Downtime',
+            name="Downtime",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('source', models.CharField(choices=[('advertised', 'advertised'), ('admin', 'defined in admin')], default='admin', max_length=20)),
-                ('external_id', models.CharField(blank=True, help_text="The id in the server's ad.", max_length=100)),
-                ('downtime_class', models.CharField(choices=[('SCHEDULED', 'scheduled'), ('UNSCHEDULED', 'unscheduled')], default='SCHEDULED', max_length=20, verbose_name='class')),
-                ('severity', models.CharField(blank=True, max_length=100)),
-                ('description', models.TextField(blank=True)),
-                ('starts_at', models.DateTimeField()),
-                ('ends_at', models.DateTimeField(blank=True, help_text='Empty means indefinite.', null=True)),
-                ('created_at', models.DateTimeField(auto_now_add=True)),
-                ('server', models.ForeignKey(on_delete=django.db.models.deletion.CASCADE, related_name='downtimes', to='director.server')),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "source",
+                    models.CharField(
+                        choices=[("advertised", "advertised"), ("admin", "defined in admin")],
+                        default="admin",
+                        max_length=20,
+                    ),
+                ),
+                (
+                    "external_id",
+                    models.CharField(
+                        blank=True, help_text="The id in the server's ad.", max_length=100
+                    ),
+                ),
+                (
+                    "downtime_class",
+                    models.CharField(
+                        choices=[("SCHEDULED", "scheduled"), ("UNSCHEDULED", "unscheduled")],
+                        default="SCHEDULED",
+                        max_length=20,
+                        verbose_name="class",
+                    ),
+                ),
+                ("severity", models.CharField(blank=True, max_length=100)),
+                ("description", models.TextField(blank=True)),
+                ("starts_at", models.DateTimeField()),
+                (
+                    "ends_at",
+                    models.DateTimeField(
+                        blank=True, help_text="Empty means indefinite.", null=True
+                    ),
+                ),
+                ("created_at", models.DateTimeField(auto_now_add=True)),
+                (
+                    "server",
+                    models.ForeignKey(
+                        on_delete=django.db.models.deletion.CASCADE,
+                        related_name="downtimes",
+                        to="director.server",
+                    ),
+                ),
             ],
             options={
-                'ordering': ['server__name', 'starts_at'],
-                'constraints': [models.CheckConstraint(condition=models.Q(('ends_at__isnull', True), ('ends_at__gte', models.F('starts_at')), _connector='OR'), name='director_downtime_ends_after_start')],
+                "ordering": ["server__name", "starts_at"],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(
+                            ("ends_at__isnull", True),
+                            ("ends_at__gte", models.F("starts_at")),
+                            _connector="OR",
+                        ),
+                        name="director_downtime_ends_after_start",
+                    )
+                ],
             },
         ),
     ]

@@ -5,96 +5,179 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('director', '0002_singleton_rows'),
+        ("director", "0002_singleton_rows"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='GeoIPOverride',
+            name="GeoIPOverride",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('network', models.CharField(help_text='An IPv4 or IPv6 address or CIDR, e.g. 192.0.2.0/24 or 2001:db8::/32.', max_length=64)),
-                ('latitude', models.FloatField(validators=[django.core.validators.MinValueValidator(-90.0), django.core.validators.MaxValueValidator(90.0)])),
-                ('longitude', models.FloatField(validators=[django.core.validators.MinValueValidator(-180.0), django.core.validators.MaxValueValidator(180.0)])),
-                ('position', models.PositiveIntegerField(default=0, help_text='Rows are tried in ascending position; the first match wins.')),
-                ('description', models.CharField(blank=True, max_length=255)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                (
+                    "network",
+                    models.CharField(
+                        help_text="An IPv4 or IPv6 address or CIDR, e.g. 192.0.2.0/24 or 2001:db8::/32.",
+                        max_length=64,
+                    ),
+                ),
+                (
+                    "latitude",
+                    models.FloatField(
+                        validators=[
+                            django.core.validators.MinValueValidator(-90.0),
+                            django.core.validators.MaxValueValidator(90.0),
+                        ]
+                    ),
+                ),
+                (
+                    "longitude",
+                    models.FloatField(
+                        validators=[
+                            django.core.validators.MinValueValidator(-180.0),
+                            django.core.validators.MaxValueValidator(180.0),
+                        ]
+                    ),
+                ),
+                (
+                    "position",
+                    models.PositiveIntegerField(
+                        default=0,
+                        help_text="Rows are tried in ascending position; the first match wins.",
+                    ),
+                ),
+                ("description", models.CharField(blank=True, max_length=255)),
             ],
             options={
-                'verbose_name': 'GeoIP override',
-                'ordering': ['position', 'pk'],
+                "verbose_name": "GeoIP override",
+                "ordering": ["position", "pk"],
             },
         ),
         migrations.AddField(
-            model_name='server',
-            name='health_checked_at',
+            model_name="server",
+            name="health_checked_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='server',
-            name='health_failing_since',
-            field=models.DateTimeField(blank=True, help_text='Start of the current run of failed health tests.', null=True),
+            model_name="server",
+            name="health_failing_since",
+            field=models.DateTimeField(
+                blank=True, help_text="Start of the current run of failed health tests.", null=True
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='health_message',
+            model_name="server",
+            name="health_message",
             field=models.CharField(blank=True, max_length=500),
         ),
         migrations.AddField(
-            model_name='server',
-            name='health_status',
-            field=models.CharField(choices=[('Unknown', 'unknown'), ('Initializing', 'initializing'), ('OK', 'ok'), ('Error', 'error'), ('Health Test Disabled', 'disabled')], default='Unknown', max_length=30),
+            model_name="server",
+            name="health_status",
+            field=models.CharField(
+                choices=[
+                    ("Unknown", "unknown"),
+                    ("Initializing", "initializing"),
+                    ("OK", "ok"),
+                    ("Error", "error"),
+                    ("Health Test Disabled", "disabled"),
+                ],
+                default="Unknown",
+                max_length=30,
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='status_weight',
-            field=models.FloatField(default=1.0, help_text='EWMA of the advertised status (1 ok, 0.5 warning, 0.01 worse).'),
+            model_name="server",
+            name="status_weight",
+            field=models.FloatField(
+                default=1.0,
+                help_text="EWMA of the advertised status (1 ok, 0.5 warning, 0.01 worse).",
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='status_weight_updated_at',
+            model_name="server",
+            name="status_weight_updated_at",
             field=models.DateTimeField(blank=True, null=True),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='adaptive_working_set',
-            field=models.PositiveIntegerField(default=6, help_text='Adaptive sort: the nearest servers that are statted and sampled (at least 3).', validators=[django.core.validators.MinValueValidator(3)]),
+            model_name="statsettings",
+            name="adaptive_working_set",
+            field=models.PositiveIntegerField(
+                default=6,
+                help_text="Adaptive sort: the nearest servers that are statted and sampled (at least 3).",
+                validators=[django.core.validators.MinValueValidator(3)],
+            ),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='health_failure_grace',
-            field=models.FloatField(default=60.0, help_text="Seconds of failing health tests before the server's weight is lowered.", validators=[django.core.validators.MinValueValidator(0.0)]),
+            model_name="statsettings",
+            name="health_failure_grace",
+            field=models.FloatField(
+                default=60.0,
+                help_text="Seconds of failing health tests before the server's weight is lowered.",
+                validators=[django.core.validators.MinValueValidator(0.0)],
+            ),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='health_failure_weight',
-            field=models.FloatField(default=0.1, help_text='Factor on the status weight of a server failing its health tests.', validators=[django.core.validators.MinValueValidator(0.0), django.core.validators.MaxValueValidator(1.0)]),
+            model_name="statsettings",
+            name="health_failure_weight",
+            field=models.FloatField(
+                default=0.1,
+                help_text="Factor on the status weight of a server failing its health tests.",
+                validators=[
+                    django.core.validators.MinValueValidator(0.0),
+                    django.core.validators.MaxValueValidator(1.0),
+                ],
+            ),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='health_test_interval',
-            field=models.FloatField(default=15.0, help_text='Seconds between director health tests of one server; 0 turns them off.', validators=[django.core.validators.MinValueValidator(0.0)]),
+            model_name="statsettings",
+            name="health_test_interval",
+            field=models.FloatField(
+                default=15.0,
+                help_text="Seconds between director health tests of one server; 0 turns them off.",
+                validators=[django.core.validators.MinValueValidator(0.0)],
+            ),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='health_test_timeout',
-            field=models.FloatField(default=10.0, help_text='Deadline of one whole health test (all its requests).', validators=[django.core.validators.MinValueValidator(0.1)]),
+            model_name="statsettings",
+            name="health_test_timeout",
+            field=models.FloatField(
+                default=10.0,
+                help_text="Deadline of one whole health test (all its requests).",
+                validators=[django.core.validators.MinValueValidator(0.1)],
+            ),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='status_ewma_time_constant',
-            field=models.FloatField(default=300.0, help_text="Seconds: time constant of the status weight's moving average.", validators=[django.core.validators.MinValueValidator(1.0)]),
+            model_name="statsettings",
+            name="status_ewma_time_constant",
+            field=models.FloatField(
+                default=300.0,
+                help_text="Seconds: time constant of the status weight's moving average.",
+                validators=[django.core.validators.MinValueValidator(1.0)],
+            ),
         ),
         migrations.CreateModel(
-            name='HealthTestLease',
+            name="HealthTestLease",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('holder', models.CharField(blank=True, max_length=100)),
-                ('expires_at', models.DateTimeField(blank=True, null=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("holder", models.CharField(blank=True, max_length=100)),
+                ("expires_at", models.DateTimeField(blank=True, null=True)),
             ],
             options={
-                'constraints': [models.CheckConstraint(condition=models.Q(('pk', 1)), name='director_healthlease_singleton')],
+                "constraints": [
+                    models.CheckConstraint(
+                        condition=models.Q(("pk", 1)), name="director_healthlease_singleton"
+                    )
+                ],
             },
         ),
     ]

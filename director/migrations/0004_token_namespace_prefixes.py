@@ -4,15 +4,17 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('director', '0003_selection_and_health'),
+        ("director", "0003_selection_and_health"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='registrationtoken',
-            name='namespace_prefixes',
-            field=models.TextField(blank=True, help_text='One namespace per line that ads sent with this token may serve (the namespace itself or anything under it). Empty: any namespace, so any holder of the token can claim any path of the federation.'),
+            model_name="registrationtoken",
+            name="namespace_prefixes",
+            field=models.TextField(
+                blank=True,
+                help_text="One namespace per line that ads sent with this token may serve (the namespace itself or anything under it). Empty: any namespace, so any holder of the token can claim any path of the federation.",
+            ),
         ),
     ]

@@ -4,18 +4,17 @@ from django.db import migrations
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('director', '0004_token_namespace_prefixes'),
+        ("director", "0004_token_namespace_prefixes"),
     ]
 
     operations = [
         migrations.RemoveConstraint(
-            model_name='statsettings',
-            name='director_statsettings_max_ge_min',
+            model_name="statsettings",
+            name="director_statsettings_max_ge_min",
         ),
         migrations.RemoveField(
-            model_name='statsettings',
-            name='min_stat_responses',
+            model_name="statsettings",
+            name="min_stat_responses",
         ),
     ]

@@ -4,30 +4,45 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('director', '0005_drop_min_stat_responses'),
+        ("director", "0005_drop_min_stat_responses"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='registrystate',
-            name='full_generation',
-            field=models.BigIntegerField(default=0, help_text='The generation of the last change that needs a full rebuild.'),
+            model_name="registrystate",
+            name="full_generation",
+            field=models.BigIntegerField(
+                default=0, help_text="The generation of the last change that needs a full rebuild."
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='ad_fingerprint',
-            field=models.CharField(blank=True, editable=False, help_text='SHA-256 of the last ad minus its times: an equal one changes nothing.', max_length=64),
+            model_name="server",
+            name="ad_fingerprint",
+            field=models.CharField(
+                blank=True,
+                editable=False,
+                help_text="SHA-256 of the last ad minus its times: an equal one changes nothing.",
+                max_length=64,
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='change_seq',
-            field=models.BigIntegerField(db_index=True, default=0, editable=False, help_text="The registry generation of this server's last change (its ad included)."),
+            model_name="server",
+            name="change_seq",
+            field=models.BigIntegerField(
+                db_index=True,
+                default=0,
+                editable=False,
+                help_text="The registry generation of this server's last change (its ad included).",
+            ),
         ),
         migrations.AddField(
-            model_name='server',
-            name='structure_seq',
-            field=models.BigIntegerField(default=0, editable=False, help_text='The generation of its last change beyond expiry and weight.'),
+            model_name="server",
+            name="structure_seq",
+            field=models.BigIntegerField(
+                default=0,
+                editable=False,
+                help_text="The generation of its last change beyond expiry and weight.",
+            ),
         ),
     ]

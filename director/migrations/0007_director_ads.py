@@ -4,26 +4,35 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('director', '0006_change_sequences'),
+        ("director", "0006_change_sequences"),
     ]
 
     operations = [
         migrations.CreateModel(
-            name='DirectorAd',
+            name="DirectorAd",
             fields=[
-                ('id', models.BigAutoField(auto_created=True, primary_key=True, serialize=False, verbose_name='ID')),
-                ('name', models.CharField(max_length=255, unique=True)),
-                ('url', models.CharField(help_text='Where servers and clients reach it.', max_length=1000)),
-                ('instance_id', models.CharField(max_length=64)),
-                ('version', models.CharField(max_length=100)),
-                ('started_at', models.DateTimeField()),
-                ('expires_at', models.DateTimeField(db_index=True)),
+                (
+                    "id",
+                    models.BigAutoField(
+                        auto_created=True, primary_key=True, serialize=False, verbose_name="ID"
+                    ),
+                ),
+                ("name", models.CharField(max_length=255, unique=True)),
+                (
+                    "url",
+                    models.CharField(
+                        help_text="Where servers and clients reach it.", max_length=1000
+                    ),
+                ),
+                ("instance_id", models.CharField(max_length=64)),
+                ("version", models.CharField(max_length=100)),
+                ("started_at", models.DateTimeField()),
+                ("expires_at", models.DateTimeField(db_index=True)),
             ],
             options={
-                'verbose_name': 'director advertisement',
-                'ordering': ['name'],
+                "verbose_name": "director advertisement",
+                "ordering": ["name"],
             },
         ),
     ]

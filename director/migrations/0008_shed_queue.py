@@ -5,20 +5,27 @@ from django.db import migrations, models
 
 
 class Migration(migrations.Migration):
-
     dependencies = [
-        ('director', '0007_director_ads'),
+        ("director", "0007_director_ads"),
     ]
 
     operations = [
         migrations.AddField(
-            model_name='statsettings',
-            name='shed_queue_interval',
-            field=models.FloatField(default=0.5, help_text='Seconds the queueing delay must stay above shed_queue_target before shedding.', validators=[django.core.validators.MinValueValidator(0.1)]),
+            model_name="statsettings",
+            name="shed_queue_interval",
+            field=models.FloatField(
+                default=0.5,
+                help_text="Seconds the queueing delay must stay above shed_queue_target before shedding.",
+                validators=[django.core.validators.MinValueValidator(0.1)],
+            ),
         ),
         migrations.AddField(
-            model_name='statsettings',
-            name='shed_queue_target',
-            field=models.FloatField(default=0.05, help_text='Seconds of queueing delay (event-loop lag) tolerated; above it for shed_queue_interval, new requests get 429 at once. 0 turns shedding off.', validators=[django.core.validators.MinValueValidator(0.0)]),
+            model_name="statsettings",
+            name="shed_queue_target",
+            field=models.FloatField(
+                default=0.05,
+                help_text="Seconds of queueing delay (event-loop lag) tolerated; above it for shed_queue_interval, new requests get 429 at once. 0 turns shedding off.",
+                validators=[django.core.validators.MinValueValidator(0.0)],
+            ),
         ),
     ]

@@ -113,7 +113,9 @@ class ServerQuerySet(models.QuerySet["Server"]):
 class Server(CapabilityFields):
     """An origin or cache, advertised through the API or defined in the admin."""
 
-    name = models.CharField(max_length=MAX_NAME_LENGTH, unique=True)
+    # Unique per kind: an origin and a cache may share a name, as in Pelican, where each
+    # registers under its own prefix (/origins/<name>, /caches/<name>).
+    name = models.CharField(max_length=MAX_NAME_LENGTH)
     kind = models.CharField(max_length=10, choices=Kind.choices)
     data_url = models.CharField(
         "data URL",
@@ -200,6 +202,10 @@ class Server(CapabilityFields):
         constraints = [
             models.CheckConstraint(
                 condition=Q(kind__in=[Kind.ORIGIN, Kind.CACHE]), name="director_server_kind_valid"
+            ),
+            # Name first: lookups by name alone (director_ui) use this index too.
+            models.UniqueConstraint(
+                fields=["name", "kind"], name="director_server_unique_name_kind"
             ),
         ]
 

@@ -40,7 +40,7 @@ from requests.adapters import HTTPAdapter
 from director import __version__, registry
 from director.models import HealthStatus, HealthTestLease, Server
 from director.ops.traffic import Buckets
-from director.snapshot import DirectorSettings, ServerView
+from director.snapshot import DirectorSettings, ServerKey, ServerView
 from director.wire import healthfiles
 from director.wire.paths import go_path_escape
 from director.wire.types import ServerKind
@@ -59,7 +59,7 @@ USER_AGENT = f"pelican-director/{__version__}"
 
 @dataclass(frozen=True)
 class TestOutcome:
-    server: str
+    server: ServerKey
     passed: bool
     message: str
     finished_at: dt.datetime
@@ -156,8 +156,8 @@ class HealthTester:
         self.session.mount("https://", adapter)
         self.session.headers["User-Agent"] = USER_AGENT
         self._pool = Pool(MAX_CONCURRENT_TESTS)
-        self._running: set[str] = set()
-        self._last_started: dict[str, float] = {}
+        self._running: set[ServerKey] = set()
+        self._last_started: dict[ServerKey, float] = {}
         self._outcomes: list[TestOutcome] = []
         self._lease_checked_at = float("-inf")
         self._lease_held = False
@@ -200,20 +200,20 @@ class HealthTester:
             return
         now = time.monotonic()
         wall = time.time()
-        for name, server in snapshot.servers.items():
-            if not server.health_tests or not server.routable(wall) or name in self._running:
+        for key, server in snapshot.servers.items():
+            if not server.health_tests or not server.routable(wall) or key in self._running:
                 continue
-            if now - self._last_started.get(name, float("-inf")) < settings.health_test_interval:
+            if now - self._last_started.get(key, float("-inf")) < settings.health_test_interval:
                 continue
             if self._pool.full():
                 break
-            self._running.add(name)
-            self._last_started[name] = now
+            self._running.add(key)
+            self._last_started[key] = now
             self._pool.spawn(self._test, server, settings)
-        for name in set(self._last_started) - set(snapshot.servers):
-            del self._last_started[name]
-        for key in [key for key in self.runs if key[0] not in snapshot.servers]:
-            del self.runs[key]
+        for key in set(self._last_started) - set(snapshot.servers):
+            del self._last_started[key]
+        for run in [run for run in self.runs if (run[2], run[0]) not in snapshot.servers]:
+            del self.runs[run]
 
     def _test(self, server: ServerView, settings: DirectorSettings) -> None:
         started = time.monotonic()
@@ -222,15 +222,15 @@ class HealthTester:
                 self.session, server, self.director_name, settings.health_test_timeout
             )
         finally:
-            self._running.discard(server.name)
+            self._running.discard(server.key)
         kind = server.kind.value
-        key = (server.name, server.web_url, kind, "Succeeded" if passed else "Failed")
-        self.runs[key] = self.runs.get(key, 0) + 1
+        run = (server.name, server.web_url, kind, "Succeeded" if passed else "Failed")
+        self.runs[run] = self.runs.get(run, 0) + 1
         buckets = self.durations.get(kind)
         if buckets is None:
             buckets = self.durations[kind] = Buckets(TEST_DURATION_BUCKETS)
         buckets.observe(time.monotonic() - started)
-        self._outcomes.append(TestOutcome(server.name, passed, message, timezone.now()))
+        self._outcomes.append(TestOutcome(server.key, passed, message, timezone.now()))
 
     def hold_lease(self) -> bool:
         """True while this process holds the health-test lease (checked every 5 s)."""
@@ -268,10 +268,11 @@ class HealthTester:
         changed: list[int] = []
         with transaction.atomic():
             for outcome in outcomes:
-                server = Server.objects.filter(name=outcome.server).first()
+                kind, name = outcome.server
+                server = Server.objects.filter(kind=kind, name=name).first()
                 if server is None:
                     continue
-                routed = snapshot.servers.get(server.name)
+                routed = snapshot.servers.get(outcome.server)
                 before = (server.health_status, routed.status_weight if routed else None)
                 server.health_status = HealthStatus.OK if outcome.passed else HealthStatus.ERROR
                 server.health_message = outcome.message[:500]

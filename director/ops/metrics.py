@@ -199,22 +199,22 @@ class DirectorCollector(Collector):
         rejected = CounterMetricFamily(
             "pelican_director_stat_rejected",
             "Stats not sent: saturated, ejected, or out of time (deadline).",
-            labels=["server_name", "reason"],
+            labels=["server_name", "server_type", "reason"],
         )
         ejected = GaugeMetricFamily(
             "pelican_director_server_ejected",
             "1 while the server is ejected.",
-            labels=["server_name"],
+            labels=["server_name", "server_type"],
         )
         ejected_left = GaugeMetricFamily(
             "pelican_director_server_ejected_seconds_left",
             "Seconds until the server's ejection ends (0 when not ejected).",
-            labels=["server_name"],
+            labels=["server_name", "server_type"],
         )
         ejections = CounterMetricFamily(
             "pelican_director_server_ejections",
             "Times the server was ejected in a row (reset by a successful probe).",
-            labels=["server_name"],
+            labels=["server_name", "server_type"],
         )
         latency = SummaryMetricFamily(
             "pelican_director_stat_duration_seconds",
@@ -233,10 +233,10 @@ class DirectorCollector(Collector):
             active.add_metric([state.name, state.kind], state.active)
             waiting.add_metric([state.name, state.kind], state.waiting)
             for reason, number in state.rejections.items():
-                rejected.add_metric([state.name, reason], number)
-            ejected.add_metric([state.name], 1.0 if state.ejected else 0.0)
-            ejected_left.add_metric([state.name], round(state.ejected_for, 3))
-            ejections.add_metric([state.name], state.times_ejected)
+                rejected.add_metric([state.name, state.kind, reason], number)
+            ejected.add_metric([state.name, state.kind], 1.0 if state.ejected else 0.0)
+            ejected_left.add_metric([state.name, state.kind], round(state.ejected_for, 3))
+            ejections.add_metric([state.name, state.kind], state.times_ejected)
             latency.add_metric(
                 [state.name, state.kind], count_value=state.heads, sum_value=state.latency_sum
             )

@@ -16,7 +16,7 @@ from director.ops import directors, healthtests, watcher
 from director.ops.loopmonitor import monitor
 from director.ops.shedding import shedder
 from director.ops.traffic import PoolCounts, sampler, traffic
-from director.snapshot import Snapshot
+from director.snapshot import ServerKey, Snapshot
 
 
 def start_background(serving_url: str = "") -> None:
@@ -47,7 +47,7 @@ def start_background(serving_url: str = "") -> None:
         )
 
 
-def _follow_shedding_settings(snapshot: Snapshot, changed: frozenset[str] | None) -> None:
+def _follow_shedding_settings(snapshot: Snapshot, changed: frozenset[ServerKey] | None) -> None:
     values = snapshot.settings
     shedder.configure(values.shed_queue_target, values.shed_queue_interval, values.redirect_timeout)
 

@@ -10,10 +10,11 @@ How one request's fan-out runs (``StatEngine.stat_many``), per candidate server 
 3. A HEAD already in flight for the same server, path and authorisation is joined, if
    it was given at least as much time as this caller would give its own.
 4. An ejected server is ``ejected`` at once (half-open: one probe at a time goes out).
-5. A free slot starts a HEAD greenlet at once. With no free slot, a place in the short
+5. A free slot starts a stat greenlet at once. With no free slot, a place in the short
    waiting line is taken synchronously (``saturated`` at once if the line is full) and
    the greenlet waits at most ``min(max wait, time left)`` for a slot.
-6. Each HEAD runs under ``min(stat timeout, time left)``.
+6. Each HEAD runs under ``min(stat timeout, time left)``; a second one, without
+   ``Want-Digest`` (``director.stat.probe``), only within the time left.
 
 The caller then waits for answers until ``want_present`` servers answered ``present``,
 or all answered, or its deadline passed; whatever is still running is ``pending`` and
@@ -38,7 +39,7 @@ from director.stat.bulkhead import Bulkhead, Ticket
 from director.stat.cache import PresenceCache
 from director.stat.ejection import EjectionPolicy, OutlierDetector
 from director.stat.outcomes import Outcome, StatResult, rejected
-from director.stat.probe import HeadProbe, Probe
+from director.stat.probe import ATTEMPTS, HeadProbe, Probe
 from director.wire.paths import go_path_escape
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,11 @@ class StatTarget:
     kind: str  # "origin" or "cache"
     url: str  # data URL without a trailing slash
     limit: int | None = None  # per-server override of the concurrency limit
+
+    @property
+    def key(self) -> tuple[str, str]:
+        """(kind, name): an origin and a cache may share a name."""
+        return (self.kind, self.name)
 
 
 @dataclass(frozen=True, slots=True)
@@ -265,19 +271,22 @@ class ServerPool:
 
     def _head(self, url: str, token: str, deadline: float, is_probe: bool) -> StatResult:
         stat_timeout = self.config.stat_timeout
-        timeout = min(stat_timeout, deadline - self.clock())
+        left = deadline - self.clock()
+        timeout = min(stat_timeout, left)
         if timeout <= 0:
             return rejected(Outcome.PENDING, "no time left")
+        budget = min(ATTEMPTS * stat_timeout, left)
         result: StatResult = gevent.with_timeout(
-            timeout + PROBE_GRACE,
+            budget + PROBE_GRACE,
             self.probe,
             url,
             token,
             timeout,
-            timeout_value=StatResult(Outcome.TIMEOUT, latency=timeout, server_fault=True),
+            budget,
+            timeout_value=StatResult(Outcome.TIMEOUT, latency=budget, server_fault=True),
         )
         truncated = timeout < stat_timeout
-        if result.outcome is Outcome.TIMEOUT and truncated:
+        if result.outcome is Outcome.TIMEOUT and (truncated or not result.server_fault):
             # Cut short by the request's deadline: no verdict on the server's health.
             return StatResult(Outcome.TIMEOUT, latency=result.latency, detail="deadline")
         self.detector.record(result.server_fault, is_probe)
@@ -301,67 +310,70 @@ class StatEngine:
         self._probe_factory = probe_factory or (
             lambda target, limit: HeadProbe(self.user_agent, limit)
         )
-        self._pools: dict[str, ServerPool] = {}
+        self._pools: dict[tuple[str, str], ServerPool] = {}  # by StatTarget.key
         # Pools of servers that left the registry while stats were still running: kept
         # (and counted) until those end, and revived if the server comes back meanwhile.
-        self._draining: dict[str, ServerPool] = {}
+        self._draining: dict[tuple[str, str], ServerPool] = {}
 
     # -- configuration ----------------------------------------------------------------------
     def configure(self, config: StatConfig, targets: Iterable[StatTarget] | None = None) -> None:
         """Apply new settings; with ``targets``, also forget servers no longer listed."""
         self.config = config
         if targets is not None:
-            wanted = {target.name: target for target in targets}
-            for name in list(self._pools):
-                if name not in wanted or wanted[name].url != self._pools[name].target.url:
-                    self._drop(name)
+            wanted = {target.key: target for target in targets}
+            for key in list(self._pools):
+                if key not in wanted or wanted[key].url != self._pools[key].target.url:
+                    self._drop(key)
             for target in wanted.values():
                 self.pool_for(target)
             self._prune_draining()
         for pool in self._pools.values():
             pool.configure(pool.target, config)
 
-    def update_targets(self, targets: Iterable[StatTarget], removed: Iterable[str]) -> None:
-        """Follow a change of some servers only (the settings are unchanged)."""
-        for name in removed:
-            if name in self._pools:
-                self._drop(name)
+    def update_targets(
+        self, targets: Iterable[StatTarget], removed: Iterable[tuple[str, str]]
+    ) -> None:
+        """Follow a change of some servers only (the settings are unchanged); ``removed``
+        holds the keys of servers gone."""
+        for key in removed:
+            if key in self._pools:
+                self._drop(key)
         for target in targets:
             self.pool_for(target)
         self._prune_draining()
 
-    def _drop(self, name: str) -> None:
-        pool = self._pools.pop(name)
+    def _drop(self, key: tuple[str, str]) -> None:
+        pool = self._pools.pop(key)
         if len(pool.group):
             # Its stat greenlets end on their own, within the stat timeout.
-            self._draining[name] = pool
+            self._draining[key] = pool
         elif isinstance(pool.probe, HeadProbe):
             pool.probe.close()
 
     def _prune_draining(self) -> None:
-        for name, pool in list(self._draining.items()):
+        for key, pool in list(self._draining.items()):
             if not len(pool.group):
-                del self._draining[name]
+                del self._draining[key]
                 if isinstance(pool.probe, HeadProbe):
                     pool.probe.close()
 
     def pool_for(self, target: StatTarget) -> ServerPool:
-        pool = self._pools.get(target.name)
+        pool = self._pools.get(target.key)
         if pool is not None and pool.target.url != target.url:
-            self._drop(target.name)
+            self._drop(target.key)
             pool = None
         if pool is None:
-            revived = self._draining.pop(target.name, None)
+            revived = self._draining.pop(target.key, None)
             if revived is not None and revived.target.url == target.url:
                 pool = revived
                 pool.configure(target, self.config)
             else:
                 if revived is not None:
-                    self._draining[target.name] = revived
+                    self._draining[target.key] = revived
                 limit = ServerPool.limit_for(target, self.config)
                 probe = self._probe_factory(target, limit)
                 pool = ServerPool(target, self.config, probe, self.clock)
-            self._pools[target.name] = pool
+            self._pools[target.key] = pool
         elif pool.target != target:
             pool.configure(target, self.config)
         return pool
@@ -389,21 +401,22 @@ class StatEngine:
         token_scoped: bool = False,
         want_present: int = 1,
         use_cache: bool = True,
-    ) -> dict[str, StatResult]:
-        """Stat ``path`` on ``targets``; return one result per target name (see module doc)."""
+    ) -> dict[tuple[str, str], StatResult]:
+        """Stat ``path`` on ``targets``; one result per target, by ``StatTarget.key``
+        (see module doc)."""
         key = cache_key(path, token, token_scoped)
         escaped = go_path_escape(path)
-        results: dict[str, StatResult] = {}
-        waiting: dict[AsyncResult, str] = {}
-        pools: dict[str, ServerPool] = {}
+        results: dict[tuple[str, str], StatResult] = {}
+        waiting: dict[AsyncResult, tuple[str, str]] = {}
+        pools: dict[tuple[str, str], ServerPool] = {}
         for target in targets:
-            pool = pools[target.name] = self.pool_for(target)
+            pool = pools[target.key] = self.pool_for(target)
             answer = self._start(pool, key, target.url + escaped, token, deadline, use_cache)
             if isinstance(answer, StatResult):
-                results[target.name] = answer
+                results[target.key] = answer
                 pool.count(answer)
             else:
-                waiting[answer] = target.name
+                waiting[answer] = target.key
         present = sum(1 for result in results.values() if result.outcome is Outcome.PRESENT)
         while waiting and present < want_present:
             remaining = deadline - self.clock()
@@ -411,19 +424,23 @@ class StatEngine:
                 break
             done = gevent.wait(list(waiting), timeout=remaining, count=1)
             for answer in done:
-                name = waiting.pop(answer)
+                server = waiting.pop(answer)
                 result = answer.get()
-                results[name] = result
-                pools[name].count(result)
+                results[server] = result
+                pools[server].count(result)
                 if result.outcome is Outcome.PRESENT:
                     present += 1
         out_of_time = self.clock() >= deadline
-        for name in waiting.values():
-            results[name] = rejected(Outcome.PENDING, "still running")
-            pools[name].count(results[name])
+        for server in waiting.values():
+            results[server] = rejected(Outcome.PENDING, "still running")
+            pools[server].count(results[server])
             if out_of_time:
-                pools[name].reject("deadline")
-        return {target.name: results[target.name] for target in targets}
+                pools[server].reject("deadline")
+        return {target.key: results[target.key] for target in targets}
+
+    def _stat_window(self) -> float:
+        """The longest one stat may take: its HEADs' timeouts (``probe.ATTEMPTS``)."""
+        return ATTEMPTS * self.config.stat_timeout
 
     def _start(
         self,
@@ -442,7 +459,7 @@ class StatEngine:
             shared = pool.inflight.get(key)
             if shared is not None:
                 answer, ends_at = shared
-                own_end = min(deadline, self.clock() + self.config.stat_timeout)
+                own_end = min(deadline, self.clock() + self._stat_window())
                 if ends_at >= own_end - JOIN_TOLERANCE:
                     return answer
                 # That HEAD was cut short by an earlier deadline: send our own.
@@ -463,9 +480,9 @@ class StatEngine:
                 return rejected(Outcome.SATURATED, "all slots and waiting places taken")
         answer = AsyncResult()
         if use_cache:
-            # The HEAD ends by the deadline, or after the stat timeout (plus a wait).
+            # The stat ends by the deadline, or after its HEADs' timeouts (plus a wait).
             start_by = self.clock() + (self.config.max_wait if ticket is not None else 0.0)
-            pool.inflight[key] = (answer, min(deadline, start_by + self.config.stat_timeout))
+            pool.inflight[key] = (answer, min(deadline, start_by + self._stat_window()))
         started: list[bool] = []  # the greenlet appends True when it starts running
         greenlet = pool.group.spawn(
             pool.run, key, url, token, deadline, answer, ticket, is_probe, started

@@ -231,7 +231,8 @@ class AdvertisementIn(WireModel):
     data_url: str = Field(alias="data-url")
     web_url: str = Field(default="", alias="web-url")
     broker_url: str = Field(default="", alias="broker-url")
-    registry_prefix: str = Field(alias="registry-prefix", max_length=MAX_NAME_LENGTH)
+    # Optional in the schema, as in Pelican's: a missing one is refused with its 403.
+    registry_prefix: str = Field(default="", alias="registry-prefix", max_length=MAX_NAME_LENGTH)
     capabilities: CapabilitiesIn = Field(default_factory=CapabilitiesIn)
     namespaces: Annotated[list[NamespaceAdIn], BeforeValidator(_none_to_list)] = Field(
         default_factory=list, max_length=MAX_NAMESPACES

@@ -16,7 +16,6 @@ MONITORING_NAMESPACE = "/pelican/monitoring"  # the federation's own, served by 
 MONITORING_PREFIX = MONITORING_NAMESPACE + "/"
 TEST_DIRECTORY = f"{MONITORING_NAMESPACE}/directorTest"
 TEST_TEXT = "This object was created by the Pelican director-test functionality"
-_TEST_NAME = re.compile(r"(?P<kind>director|self)-test-(?P<stamp>[^/]+?)\.(?P<ext>[A-Za-z0-9]+)")
 
 
 @dataclass(frozen=True)
@@ -38,36 +37,99 @@ def cache_test_path(director_name: str, now: dt.datetime) -> str:
     return f"{TEST_DIRECTORY}/{director_name}/{day}/director-test-{rfc3339(now)}.txt"
 
 
-def parse_test_file(path: str) -> TestFile | None:
-    """The test file named by the last element of ``path``, or None if it is not one."""
-    name = path.rstrip("/").rsplit("/", 1)[-1]
-    match = _TEST_NAME.fullmatch(name)
+# Go's time.Parse with RFC 3339's layout, as Pelican reads the time in a test file's name
+# (no fraction: the name's first "." starts its extension).
+_GO_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{1,2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:\d{2})")
+
+
+def _go_rfc3339(stamp: str) -> dt.datetime | None:
+    match = _GO_RFC3339.fullmatch(stamp)
     if match is None:
         return None
+    year, month, day, hour, minute, second, zone = match.groups()
     try:
-        created = dt.datetime.fromisoformat(match.group("stamp").replace("Z", "+00:00"))
-        if created.tzinfo is None:
-            return None
-        created = created.astimezone(dt.UTC)  # year 1 or 9999 with an offset overflows
+        offset = dt.timedelta()
+        if zone != "Z":
+            sign = -1 if zone[0] == "-" else 1
+            offset = sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
+        moment = dt.datetime(
+            int(year),
+            int(month),
+            int(day),
+            int(hour),
+            int(minute),
+            int(second),
+            tzinfo=dt.timezone(offset),
+        )
+        return moment.astimezone(dt.UTC)  # year 1 or 9999 with an offset overflows
     except (ValueError, OverflowError):
         return None
-    return TestFile(match.group("kind"), created)
+
+
+def check_test_file(path: str) -> TestFile | str:
+    """The test file ``path`` names, or why not in Pelican's words (its
+    ``validateHealthTestRequest``: the 400 messages of ``getHealthTestFile``).
+
+    ``path`` is cleaned as Go's ``path.Clean``. It must lie under /pelican/monitoring/,
+    and its last element be ``director-test-<RFC 3339 time>.<ext>`` or
+    ``self-test-<RFC 3339 time>.<ext>``.
+    """
+    if not path.startswith(MONITORING_PREFIX):
+        return f"Path parameter is not a valid health test path: {path}"
+    name = path.removeprefix(MONITORING_PREFIX).split("/")[-1]
+    if not name:
+        return (
+            "Path parameter is not a valid health test path because it contains no file "
+            f"name: {path}"
+        )
+    _, dot, extension = name.partition(".")
+    if not dot:
+        return f"Test file name is missing file extension: {path}"
+    for kind in ("director", "self"):
+        if name.startswith(f"{kind}-test"):
+            stamp = name.removeprefix(f"{kind}-test-").removesuffix(f".{extension}")
+            break
+    else:
+        return f"File name does not have a valid prefix: {name}"
+    created = _go_rfc3339(stamp)
+    if created is None:
+        return (
+            f"Invalid timestamp in file name: '{stamp}'. Should conform to "
+            "2006-01-02T15:04:05Z07:00 format (RFC 3339)"
+        )
+    return TestFile(kind, created)
 
 
 def test_file_body() -> bytes:
     return (TEST_TEXT + "\n").encode()
 
 
-def propfind_body(href: str, test_file: TestFile) -> bytes:
-    length = len(test_file_body())
-    modified = format_datetime(test_file.created_at.astimezone(dt.UTC), usegmt=True)
-    return (
-        '<?xml version="1.0" encoding="utf-8"?>\n'
-        '<D:multistatus xmlns:D="DAV:"><D:response>'
-        f"<D:href>{escape(href)}</D:href><D:propstat><D:prop>"
-        f"<D:getcontentlength>{length}</D:getcontentlength>"
-        f"<D:getlastmodified>{modified}</D:getlastmodified>"
-        "<D:iscollection>0</D:iscollection><D:resourcetype/>"
-        "</D:prop><D:status>HTTP/1.1 200 OK</D:status></D:propstat>"
-        "</D:response></D:multistatus>\n"
+# Pelican's template, byte for byte: its director recorded it from a real cache
+# (xrdcl-pelican's first query for an object is such a PROPFIND).
+_PROPFIND_TEMPLATE = (
+    '<?xml version="1.0" encoding="utf-8"?>\n'
+    '\t<D:multistatus xmlns:D="DAV:" xmlns:ns1="http://apache.org/dav/props/" xmlns:ns0="DAV:">\n'
+    '\t\t<D:response xmlns:lp1="DAV:" xmlns:lp2="http://apache.org/dav/props/" '
+    'xmlns:lp3="LCGDM:">\n'
+    "\t\t\t<D:href>{href}</D:href>\n"
+    "\t\t\t<D:propstat>\n"
+    "\t\t\t\t<D:prop>\n"
+    "\t\t\t\t\t<lp1:getcontentlength>{length}</lp1:getcontentlength>\n"
+    "\t\t\t\t\t<lp1:getlastmodified>{modified}</lp1:getlastmodified>\n"
+    "\t\t\t\t\t<lp1:iscollection>0</lp1:iscollection>\n"
+    "\t\t\t\t\t<lp1:executable>F</lp1:executable>\n"
+    "\t\t\t\t</D:prop>\n"
+    "\t\t\t\t<D:status>HTTP/1.1 200 OK</D:status>\n"
+    "\t\t\t</D:propstat>\n"
+    "\t\t</D:response>\n"
+    "\t</D:multistatus>"
+)
+
+
+def propfind_body(path: str, test_file: TestFile) -> bytes:
+    """Pelican's 207 body for a test file: ``path`` is the cleaned object path."""
+    return _PROPFIND_TEMPLATE.format(
+        href=escape(path),
+        length=len(test_file_body()),
+        modified=format_datetime(test_file.created_at, usegmt=True),
     ).encode()

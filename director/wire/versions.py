@@ -47,3 +47,36 @@ def user_agent_problem(user_agent: str, minimums: dict[str, tuple[int, int, int]
 def user_agent_version(user_agent: str) -> str:
     parsed = parse_user_agent(user_agent)
     return ".".join(map(str, parsed[1])) if parsed else ""
+
+
+# Pelican's server features (features/resources/feature-version-compatibility.yaml): the
+# first Pelican version of each server kind that has it, and no upper bound.
+FEATURE_MIN_VERSIONS: dict[str, dict[str, tuple[int, ...]]] = {
+    "CacheAuthz": {"origin": (7, 16), "cache": (7, 16)},
+}
+# hashicorp/go-version's grammar (what Pelican parses an ad's version with): an optional
+# "v", numeric segments, a pre-release and build metadata, which do not count.
+_GO_VERSION = re.compile(
+    r"v?(\d+(?:\.\d+)*?)"
+    r"(?:-\d+[0-9A-Za-z\-~]*(?:\.[0-9A-Za-z\-~]+)*|-?[A-Za-z\-~]+[0-9A-Za-z\-~]*(?:\.[0-9A-Za-z\-~]+)*)?"
+    r"(?:\+[0-9A-Za-z\-~]+(?:\.[0-9A-Za-z\-~]+)*)?"
+)
+
+
+def version_core(version: str) -> tuple[int, ...] | None:
+    """The numeric segments of a Pelican version ("v7.16.0-rc.1" -> (7, 16, 0)), or None
+    when Go's parser would not read it ("", "unknown")."""
+    match = _GO_VERSION.fullmatch(version)
+    return tuple(int(part) for part in match.group(1).split(".")) if match else None
+
+
+def supports_feature(feature: str, kind: str, version: str) -> bool | None:
+    """Whether a server of ``kind`` at ``version`` has ``feature`` (Pelican's
+    ``ServerSupportsFeature``): None when that cannot be known (no or no readable
+    version, an unknown feature or kind). A release candidate counts as its release."""
+    minimum = FEATURE_MIN_VERSIONS.get(feature, {}).get(kind)
+    core = version_core(version)
+    if minimum is None or core is None:
+        return None
+    width = max(len(core), len(minimum))
+    return core + (0,) * (width - len(core)) >= minimum + (0,) * (width - len(minimum))

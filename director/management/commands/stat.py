@@ -13,7 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from director import presence, redirects, registry
 from director.management.arguments import object_path
 from director.management.table import NO_REDIRECT, in_answer_order, render
-from director.snapshot import Snapshot
+from director.snapshot import ServerKey, Snapshot
 from director.stat import Outcome, StatEngine, StatResult
 
 COLUMNS = ("name", "kind", "outcome", "status", "ms", "size", "checksum", "age")
@@ -72,7 +72,7 @@ class Command(BaseCommand):
         # The object route's answer, then the origin route's, then the rest (kind, name).
         answered = [name for route in ("object", "origin") for name in redirects[route]["servers"]]
         rows = in_answer_order(
-            [_row(server.name, server.kind.value, results[server.name]) for server in servers],
+            [_row(server.name, server.kind.value, results[server.key]) for server in servers],
             list(dict.fromkeys(answered)),
         )
         if options["json"]:
@@ -115,7 +115,11 @@ def _row(name: str, kind: str, result: StatResult) -> dict[str, Any]:
 
 
 def _would_redirect(
-    snapshot: Snapshot, path: str, token: str, results: dict[str, StatResult], route: str
+    snapshot: Snapshot,
+    path: str,
+    token: str,
+    results: dict[ServerKey, StatResult],
+    route: str,
 ) -> dict[str, Any]:
     """What ``GET /api/v1.0/director/<route><path>`` would answer given these results."""
     request = redirects.new_request(
