@@ -120,7 +120,7 @@ class FrontDoorMiddleware:
             response.status_code,
             time.perf_counter() - started,
             getattr(response, "destination", ""),
-            getattr(response, "first_server", ""),
+            getattr(response, "first_server", None),
         )
         return response
 

@@ -12,6 +12,7 @@ from collections.abc import Iterator, Sequence
 from django.http import HttpResponse
 
 from director import __version__
+from director.snapshot import ServerKey
 from director.wire.documents import error_body
 from director.wire.headers import CORS_HEADERS
 
@@ -25,9 +26,9 @@ _CORS_STORE = _SERVER_STORE | {name.lower(): (name, value) for name, value in CO
 
 class PelicanResponse(HttpResponse):
     # What the front door counts (director.ops.traffic): where a redirect answer sends
-    # clients ("cache" or "origin") and its first server.
+    # clients ("cache" or "origin") and its first server's (kind, name).
     destination = ""
-    first_server = ""
+    first_server: ServerKey | None = None
 
     def __init__(
         self,

@@ -93,7 +93,7 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
     # For the front door's count (director.ops.traffic): one attribute write each.
     response.destination = result.destination or ("origin" if to_origin else "cache")
     if result.servers:
-        response.first_server = result.servers[0].name
+        response.first_server = result.servers[0].key
     return response
 
 

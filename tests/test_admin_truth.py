@@ -205,7 +205,9 @@ def test_view_site_opens_the_console_and_the_header_names_the_director(admin_cli
 
 def test_an_ejected_server_is_not_called_routable(admin_client, db):
     server = create_server("hung", "origin", "http://127.0.0.1:9300")
-    pool = presence.engine.pool_for(presence.target_for(registry.current().servers["hung"]))
+    pool = presence.engine.pool_for(
+        presence.target_for(registry.current().servers[("origin", "hung")])
+    )
     for _ in range(registry.current().settings.ejection_consecutive_failures):
         pool.detector.record(fault=True, probe=False)
     listing = admin_client.get(url("server", "changelist")).content.decode()

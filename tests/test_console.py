@@ -129,7 +129,9 @@ def test_the_servers_table_says_why_each_server_is_or_is_not_routable(staff, fed
 
 
 def test_an_ejected_server_shows_ejected_with_the_time_left(staff, federation) -> None:
-    pool = presence.engine.pool_for(presence.target_for(registry.current().servers["origin-a"]))
+    pool = presence.engine.pool_for(
+        presence.target_for(registry.current().servers[("origin", "origin-a")])
+    )
     for _ in range(registry.current().settings.ejection_consecutive_failures):
         pool.detector.record(fault=True, probe=False)
     server = by_name(staff.get(f"{API}/servers"))["origin-a"]

@@ -73,8 +73,8 @@ def test_every_redirect_answer_is_counted_by_status_and_destination(live_directo
     assert grew(redirects, destination="cache", status_code="307") == 2
     assert grew(redirects, destination="origin", status_code="307") == 1
     per_server = "pelican_director_server_redirects_total"
-    assert grew(per_server, server_name="metrics-cache") == 2
-    assert grew(per_server, server_name="metrics-origin") == 1
+    assert grew(per_server, server_name="metrics-cache", server_type="cache") == 2
+    assert grew(per_server, server_name="metrics-origin", server_type="origin") == 1
     duration = "pelican_director_request_duration_seconds_count"
     assert grew(duration, route="object") == 2
     assert grew(duration, route="shortcut") == 1
@@ -169,14 +169,9 @@ def test_server_weight_downtime_routable_and_stat_latency_per_server(live_direct
         )
         > 0
     )
-    assert (
-        value(found, "pelican_director_server_ejected_seconds_left", server_name="metrics-origin")
-        == 0
-    )
-    assert (
-        "pelican_director_server_ejections_total",
-        frozenset({("server_name", "metrics-origin")}),
-    ) in found
+    origin = frozenset({("server_name", "metrics-origin"), ("server_type", "origin")})
+    assert found[("pelican_director_server_ejected_seconds_left", origin)] == 0
+    assert found[("pelican_director_server_ejections_total", origin)] == 0
     presence.engine.states()  # the engine still answers after the scrape
 
 

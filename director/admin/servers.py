@@ -240,7 +240,7 @@ class ServerAdmin(RegistryAdmin[Server]):
         reason = obj.unroutable_reason()
         if reason is not None:
             return reason.value
-        pool = presence.engine.state(obj.name)
+        pool = presence.engine.state((obj.kind, obj.name))
         if pool is not None and pool.ejected:
             return f"ejected, {pool.ejected_for:.0f} s left (times ejected: {pool.times_ejected})"
         return "routable"

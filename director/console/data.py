@@ -35,7 +35,7 @@ from director.ops import database
 from director.ops.health import assess
 from director.ops.traffic import ANSWER_CLASSES, PROCESS_STEP, traffic
 from director.schemas import HealthOut
-from director.snapshot import Snapshot
+from director.snapshot import ServerKey, Snapshot
 from director.wire.types import HealthStatus, ServerKind
 
 WINDOW_SECONDS = 900.0  # the overview's window: 15 minutes
@@ -127,7 +127,7 @@ def server_page(name: str, now: float | None = None) -> ServerPageOut | None:
         )
         for downtime in Downtime.objects.filter(server_id=row.row.pk).order_by("starts_at")
     ]
-    history = traffic.server_series(name, moment)
+    history = traffic.server_series(row.row.key, moment)
     slots = len(next(iter(history.values()))) - 1 if history else 59
 
     def per_minute(series: str) -> list[float]:
@@ -176,11 +176,11 @@ def world_map(now: float | None = None) -> MapOut:
     return MapOut(points=points, unlocated=unlocated)
 
 
-def _colour(snapshot: Snapshot, name: str, now: float, ejected: set[str]) -> str:
-    view = snapshot.servers[name]
+def _colour(snapshot: Snapshot, key: ServerKey, now: float, ejected: set[ServerKey]) -> str:
+    view = snapshot.servers[key]
     if not view.routable(now):
         return "off"
-    if name in ejected:
+    if key in ejected:
         return "ejected"
     return "warn" if view.health_status is HealthStatus.ERROR else "ok"
 
@@ -192,7 +192,7 @@ def namespaces(
     it), each with its origins and caches, a page at a time."""
     moment = now if now is not None else time.time()
     snapshot = registry.current()
-    ejected = {state.name for state in presence.engine.states() if state.ejected}
+    ejected = {state.key for state in presence.engine.states() if state.ejected}
     needle = text.strip().lower()
     keys = sorted(key for key in snapshot.by_prefix if needle in key.lower())
     size = max(1, min(size, 1000))
@@ -208,7 +208,7 @@ def namespaces(
                 origins=[
                     NamespaceServerOut(
                         name=entry.server.name,
-                        colour=_colour(snapshot, entry.server.name, moment, ejected),
+                        colour=_colour(snapshot, entry.server.key, moment, ejected),
                     )
                     for entry in entries
                     if entry.server.kind is ServerKind.ORIGIN
@@ -216,7 +216,7 @@ def namespaces(
                 caches=[
                     NamespaceServerOut(
                         name=entry.server.name,
-                        colour=_colour(snapshot, entry.server.name, moment, ejected),
+                        colour=_colour(snapshot, entry.server.key, moment, ejected),
                     )
                     for entry in entries
                     if entry.server.kind is ServerKind.CACHE

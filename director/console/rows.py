@@ -28,7 +28,7 @@ from django.db.models import Q
 from director import presence, registry
 from director.models import Downtime, Server
 from director.ops.loopmonitor import yield_to_io
-from director.snapshot import DowntimeWindow, Snapshot, unroutable_reason
+from director.snapshot import DowntimeWindow, ServerKey, Snapshot, unroutable_reason
 from director.stat.engine import PoolState
 from director.wire.types import HealthStatus, ServerStatus
 
@@ -68,6 +68,11 @@ class RegistryRow:
     health_message: str
     health_tests: bool
     downtimes: tuple[DowntimeWindow, ...]  # the active ones when read
+
+    @property
+    def key(self) -> ServerKey:
+        """(kind, name): an origin and a cache may share a name."""
+        return (self.kind, self.name)
 
     def unroutable(self, now: float) -> str:
         """Why it takes no part in routing (the diagnostics' words), or ""."""
@@ -211,7 +216,7 @@ def _ordinal(number: int) -> str:
 
 
 def describe(row: RegistryRow, pool: PoolState | None, snapshot: Snapshot, now: float) -> ServerRow:
-    view = snapshot.servers.get(row.name)
+    view = snapshot.servers.get(row.key)
     weight = view.status_weight if view is not None else row.status_weight
     latitude = view.latitude if view is not None else row.latitude
     longitude = view.longitude if view is not None else row.longitude
@@ -251,7 +256,7 @@ def server_rows(now: float | None = None) -> list[ServerRow]:
         if start:
             yield_to_io()
         described.extend(
-            describe(row, engine.state(row.name), snapshot, moment)
+            describe(row, engine.state(row.key), snapshot, moment)
             for row in registered[start : start + CHUNK]
         )
     return described

@@ -93,10 +93,10 @@ def answer_metrics() -> Iterator[Metric]:
     per_server = CounterMetricFamily(
         "pelican_director_server_redirects",
         "Redirects whose Location was this server (the first choice).",
-        labels=["server_name"],
+        labels=["server_name", "server_type"],
     )
-    for name, number in traffic.server_redirects.items():
-        per_server.add_metric([name], number)
+    for (kind, name), number in traffic.server_redirects.items():
+        per_server.add_metric([name, kind], number)
     durations = HistogramMetricFamily(
         "pelican_director_request_duration_seconds",
         "Time to answer a request, by route (object, origin, shortcut, api, health, "

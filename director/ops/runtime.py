@@ -55,9 +55,7 @@ def _follow_shedding_settings(snapshot: Snapshot, changed: frozenset[ServerKey] 
 def sample_traffic() -> None:
     """One sample of this process's numbers into the console's rings."""
     pools = [
-        PoolCounts(
-            state.name, state.outcomes, state.cached_outcomes, state.latency_sum, state.heads
-        )
+        PoolCounts(state.key, state.outcomes, state.cached_outcomes, state.latency_sum, state.heads)
         for state in presence.engine.states()
     ]
     servers = list(registry.current().servers)

@@ -13,7 +13,8 @@ Plain Python. One instance per process (``traffic``), written by one thread (gev
    the last hour in 10 s slots (``PROCESS_SLOTS``), each server's over the last hour in
    1 min slots (``SERVER_SLOTS``). Memory is bounded: 8 x 360 doubles for the process and
    ``len(ServerHistory.SERIES)`` x 60 doubles (about 3.4 KB) per server of the registry;
-   a server that leaves the registry leaves the rings at the next sample.
+   a server that leaves the registry leaves the rings at the next sample. Servers are
+   keyed by (kind, name), as everywhere: an origin and a cache may share a name.
 
 The numbers are this process's own: under gunicorn each worker counts what it answered
 (the console says which worker answered; README, "Console").
@@ -30,6 +31,8 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 import gevent
+
+from director.snapshot import ServerKey
 
 logger = logging.getLogger(__name__)
 
@@ -152,7 +155,7 @@ class ServerHistory:
 class PoolCounts:
     """What ``Traffic.sample`` reads of one stat pool (``director.stat.engine.PoolState``)."""
 
-    name: str
+    key: ServerKey
     outcomes: Mapping[str, int]
     cached_outcomes: Mapping[str, int]
     latency_sum: float
@@ -167,14 +170,14 @@ class Traffic:
     pid: int = field(default_factory=os.getpid)
     # (route, destination, status code) -> answers
     answers: dict[tuple[str, str, int], int] = field(default_factory=dict)
-    # server name -> redirects that sent clients there first
-    server_redirects: dict[str, int] = field(default_factory=dict)
+    # server (kind, name) -> redirects that sent clients there first
+    server_redirects: dict[ServerKey, int] = field(default_factory=dict)
     durations: dict[str, Buckets] = field(default_factory=dict)  # by route
     process: dict[str, Ring] = field(default_factory=dict)
-    servers: dict[str, ServerHistory] = field(default_factory=dict)
+    servers: dict[ServerKey, ServerHistory] = field(default_factory=dict)
     _last_answers: dict[str, int] = field(default_factory=dict)
-    _last_redirects: dict[str, int] = field(default_factory=dict)
-    _last_pools: dict[str, tuple[dict[str, int], float, int]] = field(default_factory=dict)
+    _last_redirects: dict[ServerKey, int] = field(default_factory=dict)
+    _last_pools: dict[ServerKey, tuple[dict[str, int], float, int]] = field(default_factory=dict)
     sampled_at: float | None = None
 
     def __post_init__(self) -> None:
@@ -185,7 +188,12 @@ class Traffic:
 
     # -- the request path: one call per answer ------------------------------------------------
     def answered(
-        self, route: str, status: int, seconds: float, destination: str = "", server: str = ""
+        self,
+        route: str,
+        status: int,
+        seconds: float,
+        destination: str = "",
+        server: ServerKey | None = None,
     ) -> None:
         """Count one answer of ``route`` (``server``: where a redirect sent the client)."""
         if route in REDIRECT_ROUTES:
@@ -205,10 +213,10 @@ class Traffic:
         pools: Iterable[PoolCounts],
         shed_total: int,
         loop_lag: float,
-        servers: Sequence[str] | None = None,
+        servers: Sequence[ServerKey] | None = None,
     ) -> None:
         """Write what changed since the last sample into the rings; ``servers``: the
-        registry's names now (histories of others are dropped)."""
+        registry's (kind, name) keys now (histories of others are dropped)."""
         process = self.process
         by_class = dict.fromkeys(ANSWER_CLASSES, 0)
         for (_, _, status), number in self.answers.items():
@@ -220,23 +228,23 @@ class Traffic:
         process["loop_lag"].put_max(now, loop_lag)
 
         keep = set(servers) if servers is not None else None
-        for name, total in self.server_redirects.items():
-            if keep is not None and name not in keep:
+        for key, total in self.server_redirects.items():
+            if keep is not None and key not in keep:
                 continue
-            delta = total - self._last_redirects.get(name, 0)
+            delta = total - self._last_redirects.get(key, 0)
             if delta:
-                self._history(name).rings["redirects"].add(now, delta)
+                self._history(key).rings["redirects"].add(now, delta)
         self._last_redirects = dict(self.server_redirects)
 
-        pool_totals: dict[str, tuple[dict[str, int], float, int]] = {}
+        pool_totals: dict[ServerKey, tuple[dict[str, int], float, int]] = {}
         for pool in pools:
             # Fresh outcomes only: a cached answer did not ask the server anything.
             fresh = {
                 outcome: number - pool.cached_outcomes.get(outcome, 0)
                 for outcome, number in pool.outcomes.items()
             }
-            before, latency_before, heads_before = self._last_pools.get(pool.name, ({}, 0.0, 0))
-            history = self._history(pool.name)
+            before, latency_before, heads_before = self._last_pools.get(pool.key, ({}, 0.0, 0))
+            history = self._history(pool.key)
             for outcome, number in fresh.items():
                 delta = number - before.get(outcome, 0)
                 if delta > 0:  # a pool made anew counts from 0 again
@@ -246,27 +254,27 @@ class Traffic:
             if pool.heads > heads_before:
                 history.rings["heads"].add(now, pool.heads - heads_before)
                 history.rings["latency_sum"].add(now, pool.latency_sum - latency_before)
-            pool_totals[pool.name] = (fresh, pool.latency_sum, pool.heads)
+            pool_totals[pool.key] = (fresh, pool.latency_sum, pool.heads)
         self._last_pools = pool_totals
         if keep is not None:
-            for name in [name for name in self.servers if name not in keep]:
-                del self.servers[name]
-            for name in [name for name in self.server_redirects if name not in keep]:
-                del self.server_redirects[name]
+            for key in [key for key in self.servers if key not in keep]:
+                del self.servers[key]
+            for key in [key for key in self.server_redirects if key not in keep]:
+                del self.server_redirects[key]
         self.sampled_at = now
 
-    def _history(self, name: str) -> ServerHistory:
-        history = self.servers.get(name)
+    def _history(self, key: ServerKey) -> ServerHistory:
+        history = self.servers.get(key)
         if history is None:
-            history = self.servers[name] = ServerHistory()
+            history = self.servers[key] = ServerHistory()
         return history
 
     # -- readers ------------------------------------------------------------------------------
     def process_series(self, now: float) -> dict[str, list[float]]:
         return {name: ring.series(now) for name, ring in self.process.items()}
 
-    def server_series(self, name: str, now: float) -> dict[str, list[float]] | None:
-        history = self.servers.get(name)
+    def server_series(self, key: ServerKey, now: float) -> dict[str, list[float]] | None:
+        history = self.servers.get(key)
         return history.series(now) if history is not None else None
 
 

@@ -109,6 +109,11 @@ class PoolState:
     latency_sum: float = 0.0  # seconds, over the HEADs that got an answer or timed out
     heads: int = 0  # those HEADs
 
+    @property
+    def key(self) -> tuple[str, str]:
+        """(kind, name), as ``StatTarget.key``."""
+        return (self.kind, self.name)
+
 
 def cache_key(path: str, token: str, token_scoped: bool) -> tuple[str, str]:
     """(path, token hash) for namespaces that need a token, so that one user's answer
@@ -381,9 +386,10 @@ class StatEngine:
     def states(self) -> list[PoolState]:
         return [pool.state() for pool in self._pools.values()]
 
-    def state(self, name: str) -> PoolState | None:
-        """One server's pool state (the console reads them a page of servers at a time)."""
-        pool = self._pools.get(name)
+    def state(self, key: tuple[str, str]) -> PoolState | None:
+        """One server's pool state, by (kind, name) (the console reads them a page of
+        servers at a time)."""
+        pool = self._pools.get(key)
         return pool.state() if pool is not None else None
 
     def live_stat_greenlets(self) -> int:
