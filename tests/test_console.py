@@ -16,6 +16,7 @@ from director import presence, registry
 from director.console import rows
 from director.console.worldmap import land_path, project
 from director.models import Downtime, Source
+from director.ops.traffic import traffic
 
 API = "/api/v1.0/console"
 
@@ -102,7 +103,7 @@ def test_view_without_its_slash_goes_to_the_console(db: None) -> None:
     [
         "/view/",
         "/view/servers/",
-        "/view/servers/origin-a/",
+        "/view/servers/origin/origin-a/",
         "/view/map/",
         "/view/namespaces/",
         "/view/why/",
@@ -168,13 +169,72 @@ def test_filters_sorting_and_pages(staff, federation) -> None:
 
 
 def test_a_server_page_holds_namespaces_downtimes_and_an_hour_of_minutes(staff, federation):
-    page = staff.get(f"{API}/servers/cache-down").json()
-    assert page["server"]["name"] == "cache-down"
+    page = staff.get(f"{API}/servers/cache/cache-down").json()
+    assert (page["server"]["kind"], page["server"]["name"]) == ("cache", "cache-down")
     assert page["namespaces"] == ["/data"]
     assert [d["active"] for d in page["downtimes"]] == [True]
     assert len(page["series"]["redirects"]) == 59
     assert page["series"]["latencyMs"] == [None] * 59
-    assert staff.get(f"{API}/servers/nobody").status_code == 404
+    for unknown in ("cache/nobody", "origin/cache-down", "server/cache-down"):
+        answer = staff.get(f"{API}/servers/{unknown}")
+        assert answer.status_code == 404, unknown
+        assert answer.json()["status"] == "error"
+    assert staff.get("/view/servers/server/cache-down/").status_code == 404
+
+
+def test_an_origin_and_a_cache_sharing_a_name_are_two_servers_everywhere(staff, db) -> None:
+    """As in Pelican, an origin and a cache may share a name: two rows, two markers, two
+    pages, two chips, each with its own state (the cache ejected, the origin not) and its
+    own redirect count."""
+    create_server(
+        "twin", "origin", "http://127.0.0.1:7101", {"/twin": {}}, latitude=43.0, longitude=-89.0
+    )
+    create_server(
+        "twin", "cache", "http://127.0.0.1:7102", {"/twin": {}}, latitude=41.8, longitude=-87.6
+    )
+    rows.forget_rows()
+    cache = ("cache", "twin")
+    pool = presence.engine.pool_for(presence.target_for(registry.current().servers[cache]))
+    for _ in range(registry.current().settings.ejection_consecutive_failures):
+        pool.detector.record(fault=True, probe=False)
+    pages = {"origin": "/view/servers/origin/twin/", "cache": "/view/servers/cache/twin/"}
+
+    listed = staff.get(f"{API}/servers?q=twin").json()["servers"]
+    assert {server["kind"]: server["detailUrl"] for server in listed} == pages
+    assert {server["kind"]: server["state"] for server in listed} == {
+        "origin": "routable",
+        "cache": "ejected",
+    }
+    points = staff.get(f"{API}/map").json()["points"]
+    assert {point["kind"]: point["detailUrl"] for point in points} == pages
+    assert {point["kind"]: point["colour"] for point in points} == {
+        "origin": "ok",
+        "cache": "ejected",
+    }
+    for kind, url in (("origin", "http://127.0.0.1:7101"), ("cache", "http://127.0.0.1:7102")):
+        page = staff.get(f"{API}/servers/{kind}/twin").json()
+        assert (page["server"]["kind"], page["server"]["url"]) == (kind, url)
+        assert page["server"]["state"] == ("ejected" if kind == "cache" else "routable")
+        assert page["namespaces"] == ["/twin"]
+        frame = staff.get(pages[kind]).content.decode()
+        assert f'data-kind="{kind}" data-name="twin"' in frame
+    namespace = staff.get(f"{API}/namespaces?q=twin").json()["namespaces"][0]
+    assert [(chip["colour"], chip["detailUrl"]) for chip in namespace["origins"]] == [
+        ("ok", pages["origin"])
+    ]
+    assert [(chip["colour"], chip["detailUrl"]) for chip in namespace["caches"]] == [
+        ("ejected", pages["cache"])
+    ]
+
+    before = dict(traffic.server_redirects)
+    assert staff.get("/api/v1.0/director/origin/twin/a").status_code == 307
+    for _ in range(2):
+        assert staff.get("/api/v1.0/director/object/twin/a").status_code == 307
+    counted = {
+        key: traffic.server_redirects.get(key, 0) - before.get(key, 0)
+        for key in (("origin", "twin"), cache)
+    }
+    assert counted == {("origin", "twin"): 1, cache: 2}
 
 
 def test_the_map_has_every_located_server_and_names_the_others(staff, federation) -> None:

@@ -1,9 +1,11 @@
 """The console and the admin in a real browser: Debian's Chromium driven by Playwright for
 Python (never ``playwright install``), against one live director process with a healthy
-origin, a hung origin and a cache (all on loopback).
+origin, a hung origin, a cache and a cache that shares the healthy origin's name (all on
+loopback).
 
 Every page is opened after a staff login; the hung origin shows as ejected with a
-countdown; the map has a marker per located server; the Why form gives the same first
+countdown; the map has a marker per located server, the two of one name two markers
+that lead to their own pages; the Why form gives the same first
 server as a real redirect for that client; no page logs an error or asks any host but the
 director; the admin's lists fit 1,280 px; then 1,000 servers are added and the servers
 page is measured. Screenshots of each page go to ``test-screenshots/`` (git-ignored).
@@ -55,6 +57,7 @@ SETTINGS = {
     "assume_presence_at_single_origin": False,
 }
 MADISON, LINCOLN, CHICAGO = (43.07, -89.40), (40.81, -96.70), (41.88, -87.63)
+MADISON_CACHE = (45.50, -87.00)  # apart from the origin of its name: each marker is clickable
 
 playwright_api = pytest.importorskip("playwright.sync_api", reason="playwright is not installed")
 if not os.access(CHROMIUM, os.X_OK):
@@ -82,18 +85,18 @@ def _ad(name: str, kind: str, url: str, where: tuple[float, float]) -> dict[str,
 
 
 class Federation:
-    """The live director and its three servers."""
+    """The live director and its four servers (``servers``: by file server)."""
 
     def __init__(self, director: DirectorProcess, servers: dict[str, FileServer]) -> None:
         self.director = director
         self.servers = servers
         self.url = director.url
 
-    def advertise(self, name: str, kind: str, where: tuple[float, float]) -> None:
+    def advertise(self, name: str, kind: str, where: tuple[float, float], server: str = "") -> None:
         endpoint = "registerOrigin" if kind == "origin" else "registerCache"
         answer = requests.post(
             f"{self.url}/api/v1.0/director/{endpoint}",
-            json=_ad(name, kind, self.servers[name].url, where),
+            json=_ad(name, kind, self.servers[server or name].url, where),
             headers={
                 "Authorization": f"Bearer {self.director.tokens[f'/{kind}s/{name}']}",
                 "User-Agent": f"pelican-{kind}/7.20.0",
@@ -110,11 +113,14 @@ def federation() -> Iterator[Federation]:
         "madison": FileServer({"/data/a.txt": b"A" * 10}, name="madison").start(),
         "lincoln-hung": FileServer({"/data/a.txt": b"A" * 10}, name="lincoln-hung").start(),
         "chicago": FileServer({"/data/a.txt": b"A" * 10}, name="chicago").start(),
+        "madison-cache": FileServer({"/data/a.txt": b"A" * 10}, name="madison-cache").start(),
     }
     servers["lincoln-hung"].behaviour.hang = True
     director = DirectorProcess(workdir, env={"DIRECTOR_NAME": "browser-test"}, **SETTINGS)
     try:
-        director.start(["/origins/madison", "/origins/lincoln-hung", "/caches/chicago"])
+        director.start(
+            ["/origins/madison", "/origins/lincoln-hung", "/caches/chicago", "/caches/madison"]
+        )
         director.manage(
             "shell",
             "-c",
@@ -125,6 +131,7 @@ def federation() -> Iterator[Federation]:
         found.advertise("madison", "origin", MADISON)
         found.advertise("lincoln-hung", "origin", LINCOLN)
         found.advertise("chicago", "cache", CHICAGO)
+        found.advertise("madison", "cache", MADISON_CACHE, server="madison-cache")
         # Two stats that time out at full length eject the hung origin (two paths: one
         # HEAD in flight would be shared by both requests).
         for index in range(2):
@@ -243,8 +250,9 @@ def test_the_hung_origin_shows_as_ejected_with_a_countdown(browser: Browser) -> 
     page.wait_for_function(
         f"document.querySelector('{row} .countdown').textContent < {first}", timeout=WAIT_MS
     )
-    assert page.inner_text('tr[data-name="madison"] .state') == "routable"
-    assert page.locator("#servers tbody tr").count() == 3
+    assert page.inner_text('tr[data-kind="origin"][data-name="madison"] .state') == "routable"
+    assert page.inner_text('tr[data-kind="cache"][data-name="madison"] .state') == "routable"
+    assert page.locator("#servers tbody tr").count() == 4
     browser.shot("servers")
 
 
@@ -252,7 +260,7 @@ def test_the_servers_table_sorts_and_filters(browser: Browser) -> None:
     page = browser.open("/view/servers/")
     page.wait_for_selector('tr[data-name="chicago"]')
     page.select_option("select[name=kind]", "cache")
-    page.wait_for_function("document.querySelectorAll('#servers tbody tr').length === 1")
+    page.wait_for_function("document.querySelectorAll('#servers tbody tr').length === 2")
     page.select_option("select[name=kind]", "")
     page.click('th[data-sort="name"]')
     page.wait_for_selector('th[data-sort="name"].sorted-asc')
@@ -260,23 +268,32 @@ def test_the_servers_table_sorts_and_filters(browser: Browser) -> None:
     assert names == sorted(names)
 
 
-def test_a_server_page_has_its_hour_and_its_namespaces(browser: Browser) -> None:
-    page = browser.open("/view/servers/madison/")
+def test_a_server_page_has_its_hour_and_its_namespaces(
+    browser: Browser, federation: Federation
+) -> None:
+    page = browser.open("/view/servers/origin/madison/")
     page.wait_for_selector("#server-card .card")
     assert "routable" in page.inner_text("#server-card")
+    assert "origin · " in page.inner_text("#server-card")
     page.wait_for_selector("#chart-redirects svg")
     assert page.inner_text("#namespaces") == "/data"
     browser.shot("server")
+    # The cache of the same name has a page of its own.
+    page = browser.open("/view/servers/cache/madison/")
+    page.wait_for_selector("#server-card .card")
+    assert "cache · " in page.inner_text("#server-card")
+    assert federation.servers["madison-cache"].url in page.inner_text("#server-card")
 
 
 def test_the_map_has_a_marker_per_located_server(browser: Browser) -> None:
     page = browser.open("/view/map/")
-    page.wait_for_function("document.querySelectorAll('#markers .marker').length === 3")
+    page.wait_for_function("document.querySelectorAll('#markers .marker').length === 4")
     assert page.locator("#markers .marker.ejected").count() == 1
     assert page.get_attribute('#markers [data-name="lincoln-hung"]', "class") == "marker ejected"
+    assert page.locator('#markers [data-name="madison"]').count() == 2
     browser.shot("map")
-    page.click('#markers [data-name="chicago"]')
-    page.wait_for_url("**/view/servers/chicago/")
+    page.click('#markers [data-kind="cache"][data-name="madison"]')
+    page.wait_for_url("**/view/servers/cache/madison/")
 
 
 def test_the_namespaces_page_lists_origins_and_caches(browser: Browser) -> None:
@@ -284,6 +301,8 @@ def test_the_namespaces_page_lists_origins_and_caches(browser: Browser) -> None:
     page.wait_for_selector("#namespaces tbody tr")
     row = page.inner_text("#namespaces tbody tr")
     assert "/data" in row and "madison" in row and "chicago" in row and "public" in row
+    for kind in ("origin", "cache"):  # one chip each for the two servers named madison
+        assert page.locator(f'a.chip[href="/view/servers/{kind}/madison/"]').count() == 1
     browser.shot("namespaces")
 
 
@@ -319,7 +338,11 @@ def test_the_admin_lists_fit_1280_pixels(browser: Browser, federation: Federatio
         browser.open(path).wait_for_selector("#result_list, .paginator")
         assert browser.width() <= 1280, path
     pools = requests.get(f"{federation.url}/api/v1.0/console/pools", timeout=10).json()
-    madison = next(server for server in pools["servers"] if server["name"] == "madison")
+    madison = next(
+        server
+        for server in pools["servers"]
+        if (server["kind"], server["name"]) == ("origin", "madison")
+    )
     page = browser.open(madison["adminUrl"])
     page.wait_for_selector("#server_form")
     assert browser.width() <= 1280
@@ -341,14 +364,14 @@ def test_no_page_logged_an_error_or_asked_another_host(browser: Browser) -> None
 def test_the_servers_page_stays_usable_with_1000_servers(
     browser: Browser, federation: Federation
 ) -> None:
-    """997 servers more, through the ORM of the director's database (and a registry
+    """996 servers more, through the ORM of the director's database (and a registry
     change): the page shows one page of 100, filters on the server, and we measure."""
     script = (
         "from director.models import Server, Namespace\n"
         "from director.registry import registry_changed\n"
         "rows = [Server(name=f'bulk-{i:04d}', kind='origin' if i % 2 else 'cache',"
         " data_url=f'http://127.0.0.1:{20000 + i}', latitude=(i % 160) - 80,"
-        " longitude=(i % 340) - 170, public_reads=True, reads=True) for i in range(997)]\n"
+        " longitude=(i % 340) - 170, public_reads=True, reads=True) for i in range(996)]\n"
         "Server.objects.bulk_create(rows)\n"
         "registry_changed()\n"
     )
@@ -362,7 +385,7 @@ def test_the_servers_page_stays_usable_with_1000_servers(
     started = time.perf_counter()
     page.fill("input[name=q]", "bulk-0999")
     page.wait_for_function("document.querySelectorAll('#servers tbody tr').length === 0")
-    page.fill("input[name=q]", "bulk-0996")
+    page.fill("input[name=q]", "bulk-0995")
     page.wait_for_function("document.querySelectorAll('#servers tbody tr').length === 1")
     filtered = time.perf_counter() - started
     answer = requests.get(

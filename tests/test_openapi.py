@@ -290,7 +290,7 @@ def console_cases() -> list[Case]:
     for path, url in (
         ("/overview", "/overview"),
         ("/servers", "/servers?sort=-state"),
-        ("/servers/{name}", "/servers/origin-a"),
+        ("/servers/{kind}/{name}", "/servers/origin/origin-a"),
         ("/map", "/map"),
         ("/namespaces", "/namespaces?q=shared"),
     ):
@@ -300,7 +300,11 @@ def console_cases() -> list[Case]:
         *cases,
         Case(f"{console}/servers", "get", 400, "a bad kind", as_staff(f"{console}/servers?kind=x")),
         Case(
-            f"{console}/servers/{{name}}", "get", 404, "unknown", as_staff(f"{console}/servers/no")
+            f"{console}/servers/{{kind}}/{{name}}",
+            "get",
+            404,
+            "unknown",
+            as_staff(f"{console}/servers/cache/origin-a"),
         ),
         Case(
             f"{console}/namespaces", "get", 400, "page 0", as_staff(f"{console}/namespaces?page=0")

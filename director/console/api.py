@@ -15,7 +15,7 @@ from django.http import HttpRequest
 from ninja import Router, Status
 
 from director.console import data
-from director.console.rows import SORTS, STATE_FILTERS, select, server_rows
+from director.console.rows import KINDS, SORTS, STATE_FILTERS, select, server_rows
 from director.console.schemas import (
     ConsoleServerOut,
     ExplainOut,
@@ -30,7 +30,6 @@ from director.explain import explain, parse_coordinate
 from director.geo import parse_address
 from director.schemas import ErrorOut
 from director.wire.paths import PathError, clean_path
-from director.wire.types import ServerKind
 
 console_router = Router(tags=["console"], by_alias=True)
 STAFF_ONLY = (
@@ -78,7 +77,7 @@ def servers(
 ) -> ServersPageOut | Status[ErrorOut]:
     if not may_view(request):
         return _error(403, STAFF_ONLY)
-    if kind and kind not in (ServerKind.ORIGIN.value, ServerKind.CACHE.value):
+    if kind and kind not in KINDS:
         return _error(400, f"kind must be 'origin' or 'cache', not {kind!r}")
     if state and state not in STATE_FILTERS:
         return _error(400, f"state must be one of {', '.join(STATE_FILTERS)}, not {state!r}")
@@ -117,16 +116,18 @@ def pools(request: HttpRequest) -> PoolsOut:
 
 
 @console_router.get(
-    "/servers/{name}",
-    summary="One server with its namespaces, downtimes and last hour",
+    "/servers/{kind}/{name}",
+    summary="One server (origin or cache, by name) with its namespaces, downtimes and last hour",
     response={200: ServerPageOut, 403: ErrorOut, 404: ErrorOut},
 )
-def server(request: HttpRequest, name: str) -> ServerPageOut | Status[ErrorOut]:
+def server(request: HttpRequest, kind: str, name: str) -> ServerPageOut | Status[ErrorOut]:
     if not may_view(request):
         return _error(403, STAFF_ONLY)
-    found = data.server_page(name)
+    if kind not in KINDS:
+        return _error(404, f"No server kind {kind!r}: the kinds are {' and '.join(KINDS)}")
+    found = data.server_page((kind, name))
     if found is None:
-        return _error(404, f"No server named {name!r}")
+        return _error(404, f"No {kind} named {name!r}")
     return found
 
 

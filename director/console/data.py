@@ -14,7 +14,7 @@ import time
 from django.conf import settings
 
 from director import presence, registry
-from director.console.rows import PAGE_SIZE, ServerRow, server_rows
+from director.console.rows import PAGE_SIZE, ServerRow, detail_url, server_rows
 from director.console.schemas import (
     ConsoleNamespaceOut,
     ConsoleServerOut,
@@ -35,7 +35,7 @@ from director.ops import database
 from director.ops.health import assess
 from director.ops.traffic import ANSWER_CLASSES, PROCESS_STEP, traffic
 from director.schemas import HealthOut
-from director.snapshot import ServerKey, Snapshot
+from director.snapshot import Entry, ServerKey, Snapshot
 from director.wire.types import HealthStatus, ServerKind
 
 WINDOW_SECONDS = 900.0  # the overview's window: 15 minutes
@@ -101,13 +101,14 @@ def overview(now: float | None = None) -> OverviewOut:
     )
 
 
-def find(name: str, now: float) -> ServerRow | None:
-    return next((row for row in server_rows(now) if row.row.name == name), None)
+def find(key: ServerKey, now: float) -> ServerRow | None:
+    return next((row for row in server_rows(now) if row.row.key == key), None)
 
 
-def server_page(name: str, now: float | None = None) -> ServerPageOut | None:
+def server_page(key: ServerKey, now: float | None = None) -> ServerPageOut | None:
+    """The server of that (kind, name) with its namespaces, downtimes and last hour."""
     moment = now if now is not None else time.time()
-    row = find(name, moment)
+    row = find(key, moment)
     if row is None:
         return None
     namespaces = list(
@@ -170,7 +171,7 @@ def world_map(now: float | None = None) -> MapOut:
                 state=row.detail,
                 latitude=row.latitude,
                 longitude=row.longitude,
-                detailUrl=f"/view/servers/{row.row.name}/",
+                detailUrl=detail_url(row.row.key),
             )
         )
     return MapOut(points=points, unlocated=unlocated)
@@ -198,6 +199,15 @@ def namespaces(
     size = max(1, min(size, 1000))
     pages = max(1, -(-len(keys) // size))
     page = max(1, min(page, pages))
+
+    def chip(entry: Entry) -> NamespaceServerOut:
+        server = entry.server
+        return NamespaceServerOut(
+            name=server.name,
+            colour=_colour(snapshot, server.key, moment, ejected),
+            detailUrl=detail_url(server.key),
+        )
+
     listed = []
     for key in keys[(page - 1) * size : page * size]:
         entries = snapshot.by_prefix[key]
@@ -205,22 +215,8 @@ def namespaces(
             ConsoleNamespaceOut(
                 path=key[:-1] or "/",
                 requireToken=all(entry.namespace.require_token for entry in entries),
-                origins=[
-                    NamespaceServerOut(
-                        name=entry.server.name,
-                        colour=_colour(snapshot, entry.server.key, moment, ejected),
-                    )
-                    for entry in entries
-                    if entry.server.kind is ServerKind.ORIGIN
-                ],
-                caches=[
-                    NamespaceServerOut(
-                        name=entry.server.name,
-                        colour=_colour(snapshot, entry.server.key, moment, ejected),
-                    )
-                    for entry in entries
-                    if entry.server.kind is ServerKind.CACHE
-                ],
+                origins=[chip(e) for e in entries if e.server.kind is ServerKind.ORIGIN],
+                caches=[chip(e) for e in entries if e.server.kind is ServerKind.CACHE],
             )
         )
     return NamespacesPageOut(

@@ -22,6 +22,7 @@ import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
+from urllib.parse import quote
 
 from django.db.models import Q
 
@@ -30,7 +31,7 @@ from director.models import Downtime, Server
 from director.ops.loopmonitor import yield_to_io
 from director.snapshot import DowntimeWindow, ServerKey, Snapshot, unroutable_reason
 from director.stat.engine import PoolState
-from director.wire.types import HealthStatus, ServerStatus
+from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
 ROWS_TTL = 2.0
 CHUNK = 250  # rows read, or joined with their pools, between two turns of the loop
@@ -38,8 +39,16 @@ PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 # What the state filter offers; "unroutable" is any reason, "ejected" routable but ejected.
 STATE_FILTERS = ("routable", "unroutable", "ejected", "warning")
+KINDS = tuple(kind.value for kind in ServerKind)  # what a server's (kind, name) key holds
 COLOURS = ("ok", "warn", "ejected", "off")  # the map's and the table's four colours
 WARNING_STATUSES = frozenset({ServerStatus.WARNING, ServerStatus.DEGRADED, ServerStatus.CRITICAL})
+
+
+def detail_url(key: ServerKey) -> str:
+    """The console's page of one server, addressed by (kind, name): an origin and a cache
+    may share a name."""
+    kind, name = key
+    return f"/view/servers/{kind}/{quote(name, safe='')}/"
 
 
 def _epoch(value: dt.datetime | None) -> float | None:

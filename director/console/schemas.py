@@ -8,7 +8,7 @@ import datetime as dt
 
 from pydantic import Field
 
-from director.console.rows import COLOURS, ServerRow
+from director.console.rows import COLOURS, ServerRow, detail_url
 from director.schemas import GoTime, HealthOut, WireOut
 
 Colour = str  # one of rows.COLOURS (documented in the field descriptions)
@@ -108,7 +108,7 @@ class ConsoleServerOut(WireOut):
             if pool is not None
             else None,
             adminUrl=f"/admin/director/server/{row.pk}/change/",
-            detailUrl=f"/view/servers/{row.name}/",
+            detailUrl=detail_url(row.key),
         )
 
 
@@ -176,6 +176,7 @@ class OverviewOut(WireOut):
 class NamespaceServerOut(WireOut):
     name: str
     colour: Colour
+    detailUrl: str
 
 
 class ConsoleNamespaceOut(WireOut):

@@ -9,7 +9,7 @@ from director.console import views
 urlpatterns = [
     path("", views.overview, name="console-overview"),
     path("servers/", views.servers, name="console-servers"),
-    path("servers/<str:name>/", views.server, name="console-server"),
+    path("servers/<str:kind>/<str:name>/", views.server, name="console-server"),
     path("map/", views.world_map, name="console-map"),
     path("namespaces/", views.namespaces, name="console-namespaces"),
     path("why/", views.why, name="console-why"),

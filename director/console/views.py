@@ -8,12 +8,13 @@ from collections.abc import Callable
 
 from django.conf import settings
 from django.contrib.auth.views import redirect_to_login
-from django.http import HttpRequest, HttpResponse
+from django.http import Http404, HttpRequest, HttpResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_safe
 
 from director.console.api import may_view
 from director.console.data import refresh_seconds, worker
+from director.console.rows import KINDS
 from director.console.worldmap import HEIGHT, WIDTH, land_path
 from director.locate import client_ip
 
@@ -70,5 +71,8 @@ def world_map(request: HttpRequest) -> HttpResponse:
 
 
 @require_safe
-def server(request: HttpRequest, name: str) -> HttpResponse:
-    return _page(request, "server", name=name)
+def server(request: HttpRequest, kind: str, name: str) -> HttpResponse:
+    """One server, by kind and name: an origin and a cache may share a name."""
+    if kind not in KINDS:
+        raise Http404(f"No server kind {kind!r}")
+    return _page(request, "server", kind=kind, name=name)

@@ -12,6 +12,9 @@
   const esc = (value) => String(value === null || value === undefined ? "" : value)
     .replace(/[&<>"']/g, (c) => ENTITIES[c]);
 
+  /* A server's page: by kind and name, as an origin and a cache may share a name. */
+  const serverPath = (kind, name) => encodeURIComponent(kind) + "/" + encodeURIComponent(name);
+
   function problem(text) {
     const box = $("#problem");
     box.hidden = !text;
@@ -231,7 +234,7 @@
   function serversPage() {
     const table = pagedTable("/servers", (data) => {
       $("#servers tbody").innerHTML = data.servers.map((server) =>
-        '<tr data-name="' + esc(server.name) + '" class="row-' + esc(server.colour) + '">' +
+        '<tr data-kind="' + esc(server.kind) + '" data-name="' + esc(server.name) + '" class="row-' + esc(server.colour) + '">' +
         '<td><a href="' + esc(server.detailUrl) + '">' + esc(server.name) + "</a></td>" +
         "<td>" + esc(server.kind) + "</td>" +
         "<td>" + esc(server.status) + " · " + server.statusWeight.toFixed(2) + "</td>" +
@@ -258,9 +261,9 @@
   }
 
   function serverPage() {
-    const name = body.dataset.name;
+    const path = serverPath(body.dataset.kind, body.dataset.name);
     poll(async () => {
-      const data = await getJSON("/servers/" + encodeURIComponent(name));
+      const data = await getJSON("/servers/" + path);
       const server = data.server, pool = server.pool;
       const location = server.latitude === null ? "unknown" :
         server.latitude.toFixed(3) + ", " + server.longitude.toFixed(3);
@@ -314,6 +317,7 @@
           marker.setAttribute("r", "1.7");
         }
         marker.setAttribute("class", "marker " + point.colour);
+        marker.dataset.kind = point.kind;
         marker.dataset.name = point.name;
         const title = document.createElementNS(NS, "title");
         title.textContent = point.name + " (" + point.kind + "): " + point.state;
@@ -330,7 +334,7 @@
 
   function namespacesPage() {
     const chips = (servers) => servers.map((server) =>
-      '<a class="chip ' + esc(server.colour) + '" href="/view/servers/' + encodeURIComponent(server.name) + '/">' + esc(server.name) + "</a>").join("") ||
+      '<a class="chip ' + esc(server.colour) + '" href="' + esc(server.detailUrl) + '">' + esc(server.name) + "</a>").join("") ||
       '<span class="muted">none</span>';
     pagedTable("/namespaces", (data) => {
       $("#namespaces tbody").innerHTML = data.namespaces.map((namespace) =>
@@ -362,8 +366,8 @@
           "answer:    " + (data.status === 307 ? "307 Location: " + data.location : data.status + " " + data.message);
         $("#explain tbody").innerHTML = data.servers.map((server) => {
           const w = server.weights || {};
-          return "<tr" + (server.rank ? ' class="chosen"' : "") + ' data-name="' + esc(server.name) + '"><td>' +
-            (server.rank ? "#" + server.rank : "") + '</td><td><a href="/view/servers/' + encodeURIComponent(server.name) + '/">' +
+          return "<tr" + (server.rank ? ' class="chosen"' : "") + ' data-kind="' + esc(server.kind) + '" data-name="' + esc(server.name) + '"><td>' +
+            (server.rank ? "#" + server.rank : "") + '</td><td><a href="/view/servers/' + esc(serverPath(server.kind, server.name)) + '/">' +
             esc(server.name) + "</a></td><td>" + esc(server.kind) + '</td><td class="num">' + esc(number(server.distanceKm)) +
             '</td><td class="num">' + esc(number(w.distance)) + '</td><td class="num">' + esc(number(w.status)) +
             '</td><td class="num">' + esc(number(w.availability)) + '</td><td class="num">' + esc(number(w.total)) +
