@@ -244,3 +244,8 @@ def test_the_grafana_dashboard_uses_only_series_the_director_exports(live_direct
     }
     assert len(used) >= 15
     assert missing == set()
+    # A server is (kind, name): a panel that groups by the name keeps the kind apart too,
+    # or an origin and a cache sharing a name would be summed into one line.
+    groupings = [labels for expr in exprs for labels in re.findall(r"by \(([^)]*)\)", expr)]
+    merged = [labels for labels in groupings if "server_name" in labels]
+    assert merged and all("server_type" in labels for labels in merged), merged
