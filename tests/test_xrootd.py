@@ -74,12 +74,13 @@ class Federation:
         assert answer.status_code == 307, answer.text
         return answer, answer.json()
 
-    def stat(self, path: str) -> tuple[int, dict[str, Any]]:
-        """``manage.py stat PATH --json`` on the director's database: (exit status, rows)."""
+    def stat(self, path: str) -> tuple[int, dict[tuple[str, str], Any]]:
+        """``manage.py stat PATH --json`` on the director's database: (exit status, rows
+        by (kind, name))."""
         done = run_manage("stat", path, "--json", env=self.director.env)
         assert done.stdout, done.stderr
         document = json.loads(done.stdout)
-        return done.returncode, {row["server"]: row for row in document["servers"]}
+        return done.returncode, {(row["kind"], row["name"]): row for row in document["servers"]}
 
 
 def advertise(director: DirectorProcess, ad: dict[str, Any]) -> None:
@@ -145,7 +146,7 @@ def test_the_director_stat_reports_a_file_present_with_size_and_checksum_at_both
 ) -> None:
     status, rows = federation.stat(FILE)
     assert status == 0
-    origin, cache = rows["xrootd-origin"], rows["xrootd-cache"]
+    origin, cache = rows[("origin", "xrootd-origin")], rows[("cache", "xrootd-cache")]
     assert (origin["outcome"], origin["status"], origin["size"]) == ("present", 200, len(DATA))
     # XRootD sends crc32c in base64; the director reports it in hex, as the IANA spells it.
     assert origin["checksum"] == f"crc32c={crc32c(DATA):08x}"
