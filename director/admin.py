@@ -451,3 +451,7 @@ class StatSettingsAdmin(RegistryAdmin[StatSettings]):
     ) -> HttpResponse:
         StatSettings.load()
         return HttpResponseRedirect(reverse("admin:director_statsettings_change", args=[1]))
+
+
+# The registry's registrations and the federation issuer's keys.
+from director.federation import admin as federation_admin  # noqa: E402, F401

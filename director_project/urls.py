@@ -8,6 +8,7 @@ from django.contrib.staticfiles.views import serve as serve_static
 from django.urls import path, re_path
 
 from director import views
+from director.federation import views as federation_views
 from director_project.api import api
 
 handler400 = "director.views.bad_request"
@@ -20,7 +21,8 @@ urlpatterns = [
     path("api/", api.urls),
     path("metrics", views.metrics),
     path(".well-known/pelican-configuration", views.pelican_configuration),
-    path(".well-known/issuer.jwks", views.issuer_jwks),
+    path(".well-known/issuer.jwks", federation_views.issuer_jwks),
+    path(".well-known/openid-configuration", federation_views.openid_configuration),
     path("admin/", admin.site.urls),
     # Admin assets straight from the app directories (no collectstatic step to forget).
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
