@@ -157,8 +157,9 @@ def signer() -> Signer:
 
 
 def jwks() -> dict[str, list[dict[str, str]]]:
-    """The federation JWKS: the public part of every published key."""
-    rows = published_rows(_rows(), timezone.now())
+    """The federation JWKS: the public part of every published key (the rows read now:
+    a key just added by ``rotatekey`` is published at once)."""
+    rows = published_rows(_rows(refresh=True), timezone.now())
     return {"keys": [keys.public_jwk(_private_key(row)) for row in rows]}
 
 
