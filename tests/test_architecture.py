@@ -21,6 +21,11 @@ PLAIN_CORES = [
     "director.geo",
     "director.presence",
     *sorted(
+        f"director.trust.{path.stem}"
+        for path in (PACKAGE / "trust").glob("*.py")
+        if path.stem != "__init__"
+    ),
+    *sorted(
         f"director.wire.{path.stem}"
         for path in (PACKAGE / "wire").glob("*.py")
         if path.stem != "__init__"
@@ -187,4 +192,14 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
     flat = sorted(path.name for path in PACKAGE.glob("*.py"))
     assert len(flat) <= MAX_TOP_LEVEL_MODULES, flat
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
-    assert packages == ["demo", "management", "migrations", "models", "ops", "stat", "wire"]
+    assert packages == [
+        "demo",
+        "federation",
+        "management",
+        "migrations",
+        "models",
+        "ops",
+        "stat",
+        "trust",
+        "wire",
+    ]

@@ -4,6 +4,8 @@ issuer's keys (read-only; ``manage.py rotatekey``)."""
 
 from __future__ import annotations
 
+from typing import Any
+
 from django.contrib import admin, messages
 from django.db.models import Case, QuerySet, When
 from django.http import HttpRequest
@@ -48,15 +50,10 @@ class NamespaceRegistrationAdmin(admin.ModelAdmin[NamespaceRegistration]):
     )
     actions = ["approve", "deny"]
 
-    def get_queryset(self, request: HttpRequest) -> QuerySet[NamespaceRegistration]:
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
         """Pending registrations first: they wait for a decision."""
         pending_first = Case(When(status=RegistrationStatus.PENDING, then=0), default=1)
-        return (
-            super()
-            .get_queryset(request)
-            .annotate(pending_first=pending_first)
-            .order_by("pending_first", "prefix")
-        )
+        return [pending_first.asc(), "prefix"]
 
     @admin.action(description="Approve the selected registrations")
     def approve(self, request: HttpRequest, queryset: QuerySet[NamespaceRegistration]) -> None:

@@ -109,7 +109,7 @@ class CompletenessResultsOut(WireOut):
 
 
 class JwksOut(WireOut):
-    keys: list[dict[str, Any]]
+    keys: list[dict[str, str]]
 
 
 class JwksUriOut(WireOut):
@@ -135,7 +135,7 @@ class RegistrationOut(WireOut):
     pubkey: str
     identity: str
     admin_metadata: AdminMetadataOut
-    custom_fields: dict[str, Any]
+    custom_fields: dict[str, str]
 
 
 class ServerRecordOut(WireOut):

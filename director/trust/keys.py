@@ -28,6 +28,7 @@ ACCEPTED_ALGORITHMS = frozenset({*ALG_BY_CURVE.values(), "RS256"})
 # The members of each key type that its thumbprint covers (RFC 7638 section 3.2).
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
 MAX_KEYS_PER_SET = 20
+PUBLIC_MEMBERS = ("alg", "crv", "e", "kid", "kty", "n", "use", "x", "y")
 
 
 class KeySetError(ValueError):
@@ -105,7 +106,10 @@ def parse_jwk(value: object) -> tuple[dict[str, Any], jwt.PyJWK]:
         raise KeySetError("a key must be a JSON object")
     if "d" in value or "p" in value:
         raise KeySetError("a key set must hold public keys only")
-    jwk = dict(value)
+    # Only the string members of a public EC or RSA key are kept (and stored).
+    jwk = {name: value[name] for name in PUBLIC_MEMBERS if name in value}
+    if any(not isinstance(member, str) for member in jwk.values()):
+        raise KeySetError(f"the members {', '.join(PUBLIC_MEMBERS)} of a key must be strings")
     if jwk.get("kty") == "EC" and "alg" not in jwk:
         jwk["alg"] = ALG_BY_CURVE.get(str(jwk.get("crv")), "")
     if jwk.get("alg") not in ACCEPTED_ALGORITHMS:
