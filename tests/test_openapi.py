@@ -452,6 +452,7 @@ def registry_cases() -> list[Case]:
         post(update, 400, "no nonce", lambda env: post_json(env, update, {})),
         post(update, 403, "a key not registered", forged_key_update),
         post(complete, 200, "", lambda env: post_json(env, complete, {"prefixes": ["/x"]})),
+        post(complete, 400, "a bad body", lambda env: post_json(env, complete, {"prefixes": 1})),
     ]
     for path in (approval, approval2):
         cases += [

@@ -126,7 +126,7 @@ def check_approval(request: HttpRequest, body: PrefixIn) -> Status[Any]:
 @registry_router.post(
     "/namespaces/check/status",
     summary="Are these registrations complete?",
-    response={200: CompletenessResultsOut, 404: ErrorOut},
+    response={200: CompletenessResultsOut, 400: ErrorOut, 404: ErrorOut},
 )
 def check_complete(request: HttpRequest, body: PrefixesIn) -> Status[Any]:
     if (off := _off()) is not None:
