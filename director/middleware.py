@@ -45,7 +45,6 @@ DATABASE_PREFIXES = (
     "/api/v1.0/director/getFedToken",
     "/api/v1.0/director/discoverServers",
     "/.well-known/issuer.jwks",
-    "/.well-known/openid-configuration",
 )
 
 

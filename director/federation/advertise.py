@@ -105,13 +105,13 @@ class TokenCheck:
                 f'failed to verify token signature: no key with kid "{kid}" in the key set '
                 "registered for this prefix"
             )
-        print_ = keys.thumbprint(jwk)
-        if print_ not in self._by_key:
+        key_print = keys.thumbprint(jwk)
+        if key_print not in self._by_key:
             try:
-                self._by_key[print_] = tokens.verify(self.token, {kid: key_set.keys[kid]})
+                self._by_key[key_print] = tokens.verify(self.token, {kid: key_set.keys[kid]})
             except tokens.TokenRejected as rejected:
-                self._by_key[print_] = str(rejected)
-        return self._by_key[print_]
+                self._by_key[key_print] = str(rejected)
+        return self._by_key[key_print]
 
     def verdict(self, prefix: str) -> Verdict:
         registration = self.registrations.get(prefix)

@@ -70,6 +70,7 @@ class _Loaded:
 
 _loaded: _Loaded | None = None
 _private: dict[str, ec.EllipticCurvePrivateKey] = {}
+_public: dict[str, jwt.PyJWK] = {}
 
 
 def longest_automatic_lifetime() -> float:
@@ -169,7 +170,10 @@ def verification_keys(kid: str = "") -> dict[str, jwt.PyJWK]:
     if kid and kid not in {row.kid for row in rows}:
         rows = _rows(refresh=True)
     published = published_rows(rows, timezone.now())
-    return {row.kid: jwt.PyJWK(keys.public_jwk(_private_key(row))) for row in published}
+    for row in published:
+        if row.kid not in _public:
+            _public[row.kid] = jwt.PyJWK(keys.public_jwk(_private_key(row)))
+    return {row.kid: _public[row.kid] for row in published}
 
 
 def verify_federation_token(token: str, issuer: str, scope: str) -> dict[str, object]:
