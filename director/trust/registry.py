@@ -82,15 +82,6 @@ def validate_prefix(path: str) -> str:
     return result
 
 
-def related_prefixes(prefix: str, others: list[str]) -> tuple[list[str], list[str]]:
-    """(superspaces, subspaces) of ``prefix`` among ``others``, compared by path
-    components (Pelican's SQL LIKE made ``_`` and ``%`` wildcards)."""
-    mine = prefix.rstrip("/") + "/"
-    supers = [other for other in others if mine.startswith(other.rstrip("/") + "/")]
-    subs = [other for other in others if (other.rstrip("/") + "/").startswith(mine)]
-    return [p for p in supers if p != prefix], [p for p in subs if p != prefix]
-
-
 def new_nonce() -> str:
     """32 random bytes in hex, as Pelican's nonces."""
     return secrets.token_hex(NONCE_BYTES)
