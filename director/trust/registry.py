@@ -1,5 +1,6 @@
-"""The registry's rules (reference pelican-trust 1.2-1.4, 1.11): prefixes, the
-key-possession challenge, key chaining, approval by registration type.
+"""The registry's rules (reference pelican-trust 1.2-1.4, 1.11): prefixes and the
+key-possession challenge (key chaining and approval, which read the registrations, are
+``director.federation.registry``'s).
 
 The challenge is stateless as Pelican's, with one difference that Pelican's clients do
 not see (they echo the registry's fields): the registry's signature covers
