@@ -251,3 +251,31 @@ def test_without_token_registration_registration_tokens_are_refused(live_directo
 
     assert answer.status_code == 403
     assert "DIRECTOR_TOKEN_REGISTRATION=0" in answer.json()["msg"]
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/namespaces/check/status", {"prefixes": ["/a\x00"]}),
+        ("/checkNamespaceStatus", {"prefix": "/a\x00"}),
+        ("", {"client_nonce": "n", "pubkey": {"keys": [{"kty": "EC\x00"}]}}),
+    ],
+)
+def test_a_nul_anywhere_in_a_body_is_a_400_on_every_database(live_director, path, body):
+    answer = post(live_director, path, body)
+
+    assert answer.status_code == 400
+    assert "must not contain NUL characters" in answer.json()["msg"]
+
+
+def test_a_nul_in_a_path_or_query_is_never_registered(live_director):
+    jwks = requests.get(
+        f"{live_director.url}/api/v1.0/registry/a%00b/.well-known/issuer.jwks", timeout=10
+    )
+    fed = requests.get(
+        f"{live_director.url}/api/v1.0/director/getFedToken?host=a%00&sType=Cache&authz=x.y.z",
+        timeout=10,
+    )
+
+    assert jwks.status_code == 404
+    assert fed.status_code == 403

@@ -57,6 +57,12 @@ def _off() -> Status[ErrorOut] | None:
     return Status(404, ErrorOut(msg=REGISTRY_OFF))
 
 
+def _path_prefix(prefix: str) -> str:
+    """The prefix of a path parameter; a NUL (which no column can hold) makes it one that
+    is never registered."""
+    return "/" + prefix.strip("/").replace("\x00", "\ufffd")
+
+
 def _client_address(request: HttpRequest) -> str:
     return str(request.META.get("REMOTE_ADDR", ""))
 
@@ -153,7 +159,7 @@ def update_namespaces_pubkey(request: HttpRequest, body: KeyUpdateIn) -> Status[
 def server_record(request: HttpRequest, prefix: str) -> Status[Any]:
     if (off := _off()) is not None:
         return off
-    return _answer(service.server_record("/" + prefix.strip("/")))
+    return _answer(service.server_record(_path_prefix(prefix)))
 
 
 @registry_router.get(
@@ -164,7 +170,7 @@ def server_record(request: HttpRequest, prefix: str) -> Status[Any]:
 def prefix_jwks(request: HttpRequest, prefix: str) -> Status[Any]:
     if (off := _off()) is not None:
         return off
-    return _answer(service.prefix_jwks("/" + prefix.strip("/")))
+    return _answer(service.prefix_jwks(_path_prefix(prefix)))
 
 
 @registry_router.get(
@@ -175,9 +181,7 @@ def prefix_jwks(request: HttpRequest, prefix: str) -> Status[Any]:
 def prefix_openid_configuration(request: HttpRequest, prefix: str) -> Status[Any]:
     if (off := _off()) is not None:
         return off
-    return _answer(
-        service.prefix_openid_configuration("/" + prefix.strip("/"), external_url(request))
-    )
+    return _answer(service.prefix_openid_configuration(_path_prefix(prefix), external_url(request)))
 
 
 # --- the federation issuer's API -------------------------------------------------------------
@@ -190,7 +194,7 @@ def _bearer(request: HttpRequest) -> str:
 
 def _one(request: HttpRequest, name: str) -> tuple[str, str]:
     """The single value of query parameter ``name``, or ('', problem)."""
-    values = request.GET.getlist(name)
+    values = [value.replace("\x00", "\ufffd") for value in request.GET.getlist(name)]
     if len(values) > 1:
         return "", "multiple"
     return (values[0], "") if values and values[0] else ("", "none")
@@ -235,7 +239,7 @@ def get_fed_token(request: HttpRequest, host: str = "", sType: str = "") -> Stat
                 f"value of 'sType' url parameter: {url}"
             ),
         )
-    token = _bearer(request) or request.GET.get("authz", "")
+    token = _bearer(request) or request.GET.get("authz", "").replace("\x00", "")
     if not token:
         return Status(
             403,

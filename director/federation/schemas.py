@@ -4,19 +4,33 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from director.schemas import WireOut
+from director.wire.ads import nul_path
 
 MAX_FIELD = 4096  # nonces are 64 hex characters, signatures ~144
 
 
-class RegistrationIn(BaseModel):
-    """``POST /api/v1.0/registry``: a challenge init or commit (reference 1.3, 1.4)."""
+class RegistryIn(BaseModel):
+    """A registry request body: unknown keys ignored (as Go does), and no string with a
+    NUL anywhere (PostgreSQL's text columns cannot hold one)."""
 
     model_config = ConfigDict(extra="ignore")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _no_nul(cls, data: Any) -> Any:
+        where = nul_path(data, "body")
+        if where:
+            raise ValueError(f"{where} must not contain NUL characters")
+        return data
+
+
+class RegistrationIn(RegistryIn):
+    """``POST /api/v1.0/registry``: a challenge init or commit (reference 1.3, 1.4)."""
 
     client_nonce: str = Field("", max_length=MAX_FIELD)
     client_payload: str = Field("", max_length=MAX_FIELD)
@@ -32,10 +46,8 @@ class RegistrationIn(BaseModel):
     identity_required: str = Field("", max_length=16)
 
 
-class KeyUpdateIn(BaseModel):
+class KeyUpdateIn(RegistryIn):
     """``POST /api/v1.0/registry/updateNamespacesPubKey`` (reference 1.11)."""
-
-    model_config = ConfigDict(extra="ignore")
 
     client_nonce: str = Field("", max_length=MAX_FIELD)
     client_payload: str = Field("", max_length=MAX_FIELD)
@@ -47,27 +59,25 @@ class KeyUpdateIn(BaseModel):
     server_signature: str = Field("", max_length=MAX_FIELD)
     pubkey: dict[str, Any] | None = None
     all_pubkeys: dict[str, Any] | None = None
-    prefixes: list[str] = Field(default_factory=list, max_length=1000)
+    prefixes: list[Annotated[str, Field(max_length=MAX_FIELD)]] = Field(
+        default_factory=list, max_length=1000
+    )
     site_name: str = Field("", max_length=255)
 
 
-class ExistsIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class ExistsIn(RegistryIn):
     prefix: str = Field("", max_length=MAX_FIELD)
     pubkey: str = Field("", max_length=MAX_FIELD * 4)
 
 
-class PrefixIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
+class PrefixIn(RegistryIn):
     prefix: str = Field("", max_length=MAX_FIELD)
 
 
-class PrefixesIn(BaseModel):
-    model_config = ConfigDict(extra="ignore")
-
-    prefixes: list[str] = Field(default_factory=list, max_length=1000)
+class PrefixesIn(RegistryIn):
+    prefixes: list[Annotated[str, Field(max_length=MAX_FIELD)]] = Field(
+        default_factory=list, max_length=1000
+    )
 
 
 class ChallengeOut(WireOut):
