@@ -20,12 +20,11 @@ from typing import Any
 from cachetools import LRUCache
 from django.conf import settings
 
-from director.federation.registry import accepted
 from director.models import NamespaceRegistration
 from director.trust import keys, tokens
 from director.trust import registry as protocol
 
-PARSED_KEY_SETS: LRUCache[tuple[int, str], keys.KeySet | None] = LRUCache(maxsize=10_000)
+PARSED_KEY_SETS: LRUCache[str, keys.KeySet | None] = LRUCache(maxsize=10_000)
 TYPE_NAMES = {"origin": "Origin", "cache": "Cache"}
 MISSING_SCOPE = "Authorization token verification failed. Token missing required scope"
 
@@ -65,15 +64,15 @@ def approval_help(base_url: str) -> str:
     return f"You may find more information on {base_url}"
 
 
-def key_set_of(registration: NamespaceRegistration) -> keys.KeySet | None:
-    """The parsed keys of a registration, parsed once per content of its key set."""
-    cache_key = (registration.pk, registration.keys_fingerprint)
-    if cache_key not in PARSED_KEY_SETS:
+def parsed_key_set(pubkey: str) -> keys.KeySet | None:
+    """A registration's keys, parsed once per content of its key set (the cache key is
+    the stored text, so a changed key set is parsed anew)."""
+    if pubkey not in PARSED_KEY_SETS:
         try:
-            PARSED_KEY_SETS[cache_key] = keys.parse_key_set(registration.pubkey)
+            PARSED_KEY_SETS[pubkey] = keys.parse_key_set(pubkey)
         except keys.KeySetError:
-            PARSED_KEY_SETS[cache_key] = None
-    return PARSED_KEY_SETS[cache_key]
+            PARSED_KEY_SETS[pubkey] = None
+    return PARSED_KEY_SETS[pubkey]
 
 
 @dataclass
@@ -87,35 +86,44 @@ class Verdict:
 
 
 class TokenCheck:
-    """One advertise token checked against the registrations of several prefixes."""
+    """One advertise token checked against the registrations of several prefixes: one
+    query, the header read once, the signature checked once per distinct key."""
 
     def __init__(self, token: str, prefixes: Iterable[str]) -> None:
         self.token = token
-        wanted = set(prefixes)
         self.registrations = {
-            registration.prefix: registration
-            for registration in NamespaceRegistration.objects.filter(prefix__in=wanted)
+            prefix: (pubkey, status)
+            for prefix, pubkey, status in NamespaceRegistration.objects.filter(
+                prefix__in=set(prefixes)
+            )
+            .order_by()
+            .values_list("prefix", "pubkey", "status")
         }
+        try:
+            self.kid, self.kid_problem = tokens.unverified_kid(token), ""
+        except tokens.TokenRejected as rejected:
+            self.kid, self.kid_problem = "", str(rejected)
         self._by_key: dict[str, dict[str, Any] | str] = {}  # thumbprint -> claims or error
 
-    def _claims(self, key_set: keys.KeySet, kid: str) -> dict[str, Any] | str:
-        jwk = next((jwk for jwk in key_set.jwks if jwk["kid"] == kid), None)
-        if jwk is None:
+    def _claims(self, key_set: keys.KeySet) -> dict[str, Any] | str:
+        key_print = key_set.prints.get(self.kid)
+        if key_print is None:
             return (
-                f'failed to verify token signature: no key with kid "{kid}" in the key set '
+                f'failed to verify token signature: no key with kid "{self.kid}" in the key set '
                 "registered for this prefix"
             )
-        key_print = keys.thumbprint(jwk)
         if key_print not in self._by_key:
             try:
-                self._by_key[key_print] = tokens.verify(self.token, {kid: key_set.keys[kid]})
+                self._by_key[key_print] = tokens.verify(
+                    self.token, {self.kid: key_set.keys[self.kid]}
+                )
             except tokens.TokenRejected as rejected:
                 self._by_key[key_print] = str(rejected)
         return self._by_key[key_print]
 
     def verdict(self, prefix: str) -> Verdict:
-        registration = self.registrations.get(prefix)
-        if registration is None:
+        found = self.registrations.get(prefix)
+        if found is None:
             return Verdict(
                 problem="failed to check namespace approval status: Registry returns error "
                 "when checkNamespaceStatus 400 with body "
@@ -127,17 +135,21 @@ class TokenCheck:
                     separators=(",", ":"),
                 )
             )
-        key_set = key_set_of(registration)
+        pubkey, status = found
+        key_set = parsed_key_set(pubkey)
         if key_set is None:
             return Verdict(problem=f"the keys registered for {prefix} cannot be read")
-        try:
-            kid = tokens.unverified_kid(self.token)
-        except tokens.TokenRejected as rejected:
-            return Verdict(problem=str(rejected))
-        claims = self._claims(key_set, kid)
+        if self.kid_problem:
+            return Verdict(problem=self.kid_problem)
+        claims = self._claims(key_set)
         if isinstance(claims, str):
             return Verdict(problem=claims)
-        if not accepted(registration):
+        if not protocol.accepted(
+            prefix,
+            status,
+            require_origin=settings.DIRECTOR_REQUIRE_ORIGIN_APPROVAL,
+            require_cache=settings.DIRECTOR_REQUIRE_CACHE_APPROVAL,
+        ):
             return Verdict(unapproved=True)
         return Verdict(scoped=tokens.has_scope(claims, tokens.ADVERTISE))
 

@@ -7,11 +7,9 @@ The registry service that fills them is ``director.federation``; the protocol ru
 
 from __future__ import annotations
 
-import hashlib
-
 from django.db import models
 
-from director.trust.registry import registration_kind
+from director.trust.registry import accepted, registration_kind
 from director.wire.validation import MAX_NAME_LENGTH, MAX_NAMESPACE_LENGTH
 
 
@@ -72,20 +70,14 @@ class NamespaceRegistration(models.Model):
         self.kind = registration_kind(self.prefix)
         super().save(*args, **kwargs)  # type: ignore[arg-type]
 
-    @property
-    def keys_fingerprint(self) -> str:
-        """Changes whenever the stored keys do: the key of the parsed-key cache."""
-        return hashlib.sha256(self.pubkey.encode()).hexdigest()
-
     def accepted(self, *, require_origin_approval: bool, require_cache_approval: bool) -> bool:
-        """May this prefix advertise? Denied: never. Otherwise approved, or pending where
-        approval is not required for its kind (caches by the cache flag, origins and
-        namespaces by the origin flag). The one rule, for every caller."""
-        if self.status == RegistrationStatus.DENIED:
-            return False
-        kind = registration_kind(self.prefix)
-        required = require_cache_approval if kind == "cache" else require_origin_approval
-        return self.status == RegistrationStatus.APPROVED or not required
+        """May this prefix advertise? (``director.trust.registry.accepted``)"""
+        return accepted(
+            self.prefix,
+            self.status,
+            require_origin=require_origin_approval,
+            require_cache=require_cache_approval,
+        )
 
 
 class IssuerKey(models.Model):

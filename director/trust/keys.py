@@ -85,12 +85,13 @@ class KeySet:
 
     jwks: tuple[dict[str, Any], ...]
     keys: Mapping[str, jwt.PyJWK]
+    prints: Mapping[str, str]  # kid -> thumbprint
 
     def first(self) -> dict[str, Any]:
         return self.jwks[0]
 
     def thumbprints(self) -> frozenset[str]:
-        return frozenset(thumbprint(jwk) for jwk in self.jwks)
+        return frozenset(self.prints.values())
 
     def has_key(self, jwk: Mapping[str, Any]) -> bool:
         """True when a key of this set is ``jwk`` (compared by thumbprint, not by kid)."""
@@ -148,7 +149,7 @@ def parse_key_set(value: object) -> KeySet:
             raise KeySetError(f"two keys have the kid {jwk['kid']!r}")
         jwks.append(jwk)
         parsed[jwk["kid"]] = key
-    return KeySet(tuple(jwks), parsed)
+    return KeySet(tuple(jwks), parsed, {jwk["kid"]: thumbprint(jwk) for jwk in jwks})
 
 
 def sign_payload(key: ec.EllipticCurvePrivateKey, payload: bytes) -> str:

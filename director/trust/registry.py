@@ -48,6 +48,16 @@ def registration_kind(prefix: str) -> str:
     return "namespace"
 
 
+def accepted(prefix: str, status: str, *, require_origin: bool, require_cache: bool) -> bool:
+    """May a registration advertise? ``denied``: never. Otherwise ``approved``, or pending
+    where approval is not required for its kind (caches by the cache flag, origins and
+    namespaces by the origin flag). The one rule, for every caller."""
+    if status == "denied":
+        return False
+    required = require_cache if registration_kind(prefix) == "cache" else require_origin
+    return status == "approved" or not required
+
+
 def validate_prefix(path: str) -> str:
     """The prefix cleaned of empty components (a trailing slash), or PrefixError with
     Pelican's message (``registry_validation.go`` validatePrefix)."""
