@@ -1,25 +1,30 @@
-"""An open-loop HTTP load generator (gevent, raw sockets).
+"""The open-loop HTTP load generator, driven from Python.
 
-Requests are sent at a fixed arrival rate whatever the server does: the k-th request is
-due at ``start + k / rate``, and its latency is measured from that intended time, so a
-stalled server shows up in the figures instead of slowing the generator down
-(coordinated omission, reliability-anchors section 6). The generator reports its own
-achieved rate and send lag, so a saturated generator is visible too.
+The generator itself is ``bench/openloop.c`` (its header says why C and what it does):
+the k-th request is due at ``start + k / rate`` whatever the server does, its latency is
+measured from that intended time (coordinated omission, reliability-anchors section 6),
+connections are kept alive and reused, a response whose headers take longer than
+``header_timeout`` (10 s) is a client time-out, and the generator reports the rate it
+actually achieved and its send lag, so a saturated generator is visible too.
 
-Connections are reused (keep-alive) from a pool that grows as needed up to a cap; a
-request that finds no connection opens one. Redirects are not followed. A response
-whose headers take longer than ``header_timeout`` (10 s) is a client time-out.
+It is built here with the system's C compiler on first use (about a second), into a
+git-ignored folder, and run as a child process: under gevent the wait is cooperative.
 """
 
 from __future__ import annotations
 
-import socket
+import hashlib
+import json
+import shutil
+import subprocess
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
-import gevent
-from gevent.pool import Pool
+SOURCE = Path(__file__).resolve().parent / "openloop.c"
+BUILD = SOURCE.parent / ".build"
 
 Record = tuple[float, float, int, str]  # (intended offset s, latency s, status, error kind)
 
@@ -32,23 +37,28 @@ class LoadResult:
     started_at: float = 0.0  # wall clock
     send_lag_max: float = 0.0
     send_lag_p99: float = 0.0
-    dropped: int = 0  # requests the generator could not even start (pool full)
+    dropped: int = 0  # requests the generator could not even start (connections full)
     achieved_rate: float = 0.0
 
 
-class _Connection:
-    __slots__ = ("sock", "buffer")
-
-    def __init__(self, host: str, port: int, timeout: float) -> None:
-        self.sock = socket.create_connection((host, port), timeout=timeout)
-        self.sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        self.buffer = b""
-
-    def close(self) -> None:
-        try:
-            self.sock.close()
-        except OSError:
-            pass
+def generator_binary() -> Path:
+    """The compiled generator, rebuilt when its source changes."""
+    digest = hashlib.sha256(SOURCE.read_bytes()).hexdigest()[:12]
+    binary = BUILD / f"openloop-{digest}"
+    if binary.exists():
+        return binary
+    compiler = shutil.which("cc") or shutil.which("gcc")
+    if compiler is None:
+        raise RuntimeError("the benchmarks' load generator needs a C compiler (cc or gcc)")
+    BUILD.mkdir(exist_ok=True)
+    partial = binary.with_suffix(".partial")
+    subprocess.run(
+        [compiler, "-O2", "-Wall", "-o", str(partial), str(SOURCE), "-lm"],
+        check=True,
+        capture_output=True,
+    )
+    partial.replace(binary)
+    return binary
 
 
 class OpenLoop:
@@ -65,111 +75,42 @@ class OpenLoop:
         self.port = port
         self.header_timeout = header_timeout
         self.max_concurrency = max_concurrency
-        self.extra_headers = extra_headers
-        self._idle: list[_Connection] = []
-
-    def _request(self, path: str) -> tuple[int, str]:
-        """Send one GET; return (status, "") or (0, error kind)."""
-        connection = self._idle.pop() if self._idle else None
-        fresh = connection is None
-        try:
-            if connection is None:
-                connection = _Connection(self.host, self.port, self.header_timeout)
-            payload = (
-                f"GET {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\n"
-                f"User-Agent: pelican-client/7.20.0 bench\r\n{self.extra_headers}\r\n"
-            ).encode()
-            deadline = time.monotonic() + self.header_timeout
-            connection.sock.settimeout(self.header_timeout)
-            connection.sock.sendall(payload)
-            status, keep = self._read_response(connection, deadline)
-        except TimeoutError:
-            if connection is not None:
-                connection.close()
-            return 0, "timeout"
-        except ConnectionRefusedError:
-            return 0, "refused"
-        except (ConnectionResetError, BrokenPipeError):
-            if connection is not None:
-                connection.close()
-            if not fresh:  # a kept-alive connection the server had closed: retry once
-                return self._request(path)
-            return 0, "reset"
-        except OSError as error:
-            if connection is not None:
-                connection.close()
-            return 0, f"oserror:{error.errno}"
-        if keep:
-            self._idle.append(connection)
-        else:
-            connection.close()
-        return status, ""
-
-    @staticmethod
-    def _read_response(connection: _Connection, deadline: float) -> tuple[int, bool]:
-        data = connection.buffer
-        while b"\r\n\r\n" not in data:
-            if time.monotonic() > deadline:
-                raise TimeoutError
-            chunk = connection.sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError
-            data += chunk
-        head, _, rest = data.partition(b"\r\n\r\n")
-        lines = head.split(b"\r\n")
-        status = int(lines[0].split(b" ", 2)[1])
-        length = 0
-        keep = True
-        retry_after = False
-        for line in lines[1:]:
-            name, _, value = line.partition(b":")
-            lowered = name.strip().lower()
-            if lowered == b"content-length":
-                length = int(value.strip())
-            elif lowered == b"connection" and value.strip().lower() == b"close":
-                keep = False
-            elif lowered == b"retry-after":
-                retry_after = True
-        if status == 429 and not retry_after:
-            status = -429  # a 429 must say when to retry: counted apart
-        while len(rest) < length:
-            chunk = connection.sock.recv(65536)
-            if not chunk:
-                raise ConnectionResetError
-            rest += chunk
-        connection.buffer = rest[length:]
-        return status, keep
+        self.extra_headers = [line for line in extra_headers.split("\r\n") if line]
 
     def run(self, rate: float, duration: float, path_for: Callable[[int], str]) -> LoadResult:
         """Send ``rate`` requests per second for ``duration`` seconds; wait for them all."""
+        binary = generator_binary()
         total = int(rate * duration)
-        result = LoadResult(rate=rate, duration=duration, started_at=time.time())
-        pool = Pool(self.max_concurrency)
-        lags: list[float] = []
-        start = time.monotonic() + 0.05
-
-        def one(index: int, intended: float) -> None:
-            status, error = self._request(path_for(index))
-            result.records.append((intended - start, time.monotonic() - intended, status, error))
-
-        for index in range(total):
-            intended = start + index / rate
-            delay = intended - time.monotonic()
-            if delay > 0:
-                gevent.sleep(delay)
-            lags.append(max(0.0, time.monotonic() - intended))
-            if pool.full():
-                result.dropped += 1
-                continue
-            pool.spawn(one, index, intended)
-        sent_in = time.monotonic() - start
-        pool.join(timeout=self.header_timeout + 5)
-        pool.kill()
-        for connection in self._idle:
-            connection.close()
-        self._idle.clear()
-        lags.sort()
-        result.send_lag_max = lags[-1] if lags else 0.0
-        result.send_lag_p99 = lags[int(len(lags) * 0.99)] if lags else 0.0
-        result.achieved_rate = (total - result.dropped) / sent_in if sent_in > 0 else 0.0
-        return result
+        with tempfile.TemporaryDirectory(prefix="openloop-") as folder:
+            paths = Path(folder) / "paths"
+            paths.write_text("".join(f"{path_for(index)}\n" for index in range(total)))
+            out = Path(folder) / "records"
+            command = [
+                str(binary),
+                *("--host", self.host, "--port", str(self.port)),
+                *("--rate", repr(rate), "--duration", repr(duration)),
+                *("--header-timeout", repr(self.header_timeout)),
+                *("--max-connections", str(self.max_concurrency)),
+                *("--paths", str(paths), "--out", str(out)),
+            ]
+            for header in self.extra_headers:
+                command += ["--extra-header", header]
+            started_at = time.time()
+            finished = subprocess.run(command, capture_output=True, text=True, check=True)
+            totals = json.loads(finished.stdout)
+            records: list[Record] = []
+            with out.open() as lines:
+                for line in lines:
+                    intended, latency, status, error = line.split()
+                    kind = "" if error == "-" else error
+                    records.append((float(intended), float(latency), int(status), kind))
+        return LoadResult(
+            rate=rate,
+            duration=duration,
+            records=records,
+            started_at=started_at,
+            send_lag_max=totals["send_lag_max"],
+            send_lag_p99=totals["send_lag_p99"],
+            dropped=totals["dropped"],
+            achieved_rate=totals["achieved_rate"],
+        )

@@ -20,6 +20,7 @@ ORDER = [
     "cache-churn",
     "overload",
     "registry-scale",
+    "soak",
 ]
 
 
@@ -86,6 +87,8 @@ def plot(result: dict[str, Any]) -> Path:
     twin = bottom.twinx()
     twin.plot(series["t"], series["rss_mb"], color="#8c564b", label="RSS MB")
     twin.set_ylabel("RSS (MB)")
+    if "open_files" in series:
+        bottom.plot(series["t"], series["open_files"], color="#17becf", label="open files")
     bottom.legend(loc="upper left", fontsize=8)
     twin.legend(loc="upper right", fontsize=8)
     top.set_title(f"{name}")
@@ -116,8 +119,14 @@ def section() -> str:
     about = next(iter(results.values()))["machine"]
     lines = [
         f"Measured on {about['cores']} cores ({about['cpu']}), Python {about['python']}, "
-        f"gevent {about['gevent']}, Django {about['django']}; load generator, director and "
-        "fake origins share those cores. Regenerate with `make bench`.",
+        f"gevent {about['gevent']}, Django {about['django']}; "
+        + (
+            "the director has the last core to itself, the load generator (C, open loop), "
+            "wrk and the fake origins share the others. "
+            if about.get("server_core")
+            else "load generator, director and fake origins share those cores. "
+        )
+        + "Regenerate with `make bench`.",
         "",
         "| Scenario | Target | Measured | |",
         "|---|---|---|---|",

@@ -17,7 +17,7 @@ import sys  # noqa: E402
 import time  # noqa: E402
 
 from bench import report  # noqa: E402
-from bench.harness import WORK, machine  # noqa: E402
+from bench.harness import WORK, machine, pin_clients, server_core  # noqa: E402
 from bench.scenarios import SCENARIOS  # noqa: E402
 
 
@@ -31,7 +31,8 @@ def main() -> int:
         print("wrk is not installed (apt-get install wrk)", file=sys.stderr)
         return 2
     names = args.scenario or list(SCENARIOS)
-    about = machine()
+    pin_clients()
+    about = machine() | {"server_core": sorted(server_core() or [])}
     failed = []
     for name in names:
         function, quick, full = SCENARIOS[name]

@@ -223,10 +223,12 @@ def stat(
         return engine.stat_many(targets, path, deadline=deadline, **kw)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float = 1.0, what: str = "") -> None:
+def wait_until(
+    predicate: Callable[[], bool], timeout: float = 1.0, what: str = "", every: float = 0.005
+) -> None:
     with gevent.Timeout(timeout, AssertionError(f"not within {timeout} s: {what}")):
         while not predicate():
-            gevent.sleep(0.005)
+            gevent.sleep(every)
 
 
 def settle(engine: StatEngine, timeout: float = 1.0) -> None:

@@ -5,11 +5,13 @@ from __future__ import annotations
 import json
 from collections.abc import Iterable
 
+import gevent
+import gevent.socket
 import pytest
 
 from bench import report
 from bench.loadgen import OpenLoop
-from bench.scenarios import _wrk_seconds, latency_summary, percentile
+from bench.scenarios import _wrk_seconds, fitted_growth, latency_summary, percentile
 from director.demo.fileserver import FileServer
 
 
@@ -62,6 +64,60 @@ def test_a_server_that_does_not_answer_in_time_is_a_client_time_out(server):
     result = generator.run(10, 0.2, lambda i: f"/p/{i}")
 
     assert [record[3] for record in result.records] == ["timeout", "timeout"]
+
+
+def test_requests_beyond_the_connection_cap_are_counted_dropped_not_sent(server):
+    server.behaviour.hang = True
+    server.behaviour.hang_seconds = 2
+    generator = OpenLoop("127.0.0.1", port_of(server), header_timeout=0.5, max_concurrency=2)
+    result = generator.run(20, 0.5, lambda i: f"/p/{i}")
+
+    assert result.dropped == 8
+    assert [record[3] for record in result.records] == ["timeout", "timeout"]
+    assert result.achieved_rate < 20 * 0.5
+
+
+def test_a_kept_alive_connection_the_server_closed_is_retried_on_a_fresh_one():
+    """A server that answers one request per connection and closes it when the next
+    one comes, without an answer (as a keep-alive time-out racing a request does):
+    every request still gets its answer, on a fresh connection."""
+    listener = gevent.socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(64)
+    accepted = []
+
+    def answer_once(connection: gevent.socket.socket) -> None:
+        with connection:
+            data = b""
+            while b"\r\n\r\n" not in data:
+                data += connection.recv(4096)
+            connection.sendall(b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\n\r\nok")
+            connection.recv(4096)  # the next request: closed unanswered
+
+    def serve() -> None:
+        while True:
+            connection, _ = listener.accept()
+            accepted.append(connection)
+            gevent.spawn(answer_once, connection)
+
+    server = gevent.spawn(serve)
+    try:
+        port = listener.getsockname()[1]
+        result = OpenLoop("127.0.0.1", port).run(4, 1.0, lambda i: f"/p/{i}")
+    finally:
+        server.kill()
+        listener.close()
+
+    assert [record[2:] for record in result.records] == [(200, "")] * 4
+    assert len(accepted) == 4
+
+
+def test_the_soak_growth_is_the_fitted_line_over_the_window():
+    times = [float(t) for t in range(10)]
+    assert fitted_growth(times, [5.0] * 10) == 0.0
+    assert fitted_growth(times, [2.0 * t for t in times]) == pytest.approx(18.0)
+    noisy = [100.0 + (3.0 if t % 2 else -3.0) for t in range(10)]
+    assert abs(fitted_growth(times, noisy)) < 3.0
 
 
 def test_wrk_durations_and_percentiles_are_read_as_seconds():

@@ -232,7 +232,16 @@ def test_gunicorn_serves_redirects_with_one_pelican_server_header(
     try:
         wait_until_healthy(url, stderr_path)
         register_origin(url, secret, origin_ad("gunicorn-origin", origin.url, "/gu"))
-        time.sleep(1.5)  # the worker that did not take the ad sees it at its next poll (1 s)
+        # The worker that did not take the ad sees it at its next poll (1 s): wait until
+        # ten answers in a row (from either worker) redirect.
+        in_a_row = 0
+        give_up = time.monotonic() + 30.0
+        while in_a_row < 10 and time.monotonic() < give_up:
+            answer = requests.get(
+                f"{url}/api/v1.0/director/origin/gu/file.txt", allow_redirects=False, timeout=5
+            )
+            in_a_row = in_a_row + 1 if answer.status_code == 307 else 0
+            time.sleep(0.05)
 
         first_hop = requests.get(
             f"{url}/api/v1.0/director/origin/gu/file.txt", allow_redirects=False, timeout=5

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import datetime as dt
 
-import gevent
 import pytest
 import requests
 from django.utils import timezone
-from helpers import create_server
+from helpers import create_server, wait_until
 
 from director import registry
 from director.models import Downtime, Server, Source
@@ -127,26 +126,22 @@ def test_a_cache_in_downtime_is_not_offered_by_the_object_endpoint(
 def test_a_downtime_starts_at_request_time_without_a_rebuild(live_director, file_servers):
     origin = file_servers({"/test/f": b"data\n"})
     server = create_server("origin-a", "origin", origin.url)
-    add_downtime(server, dt.timedelta(seconds=1), None)
+    add_downtime(server, dt.timedelta(seconds=3), None)
     snapshot = registry.current()
 
     assert routed(live_director) is True
-    gevent.sleep(1.2)
-
-    assert routed(live_director) is False
+    wait_until(lambda: not routed(live_director), 20.0, "the downtime started", every=0.1)
     assert registry.current() is snapshot
 
 
 def test_a_downtime_ends_at_request_time_without_a_rebuild(live_director, file_servers):
     origin = file_servers({"/test/f": b"data\n"})
     server = create_server("origin-a", "origin", origin.url)
-    add_downtime(server, -MINUTE, dt.timedelta(seconds=1))
+    add_downtime(server, -MINUTE, dt.timedelta(seconds=3))
     snapshot = registry.current()
 
     assert routed(live_director) is False
-    gevent.sleep(1.2)
-
-    assert routed(live_director) is True
+    wait_until(lambda: routed(live_director), 20.0, "the downtime ended", every=0.1)
     assert registry.current() is snapshot
 
 
@@ -332,15 +327,17 @@ def test_a_server_without_downtimes_lists_none(live_director, file_servers):
 
 def test_the_active_flag_follows_the_clock(live_director, file_servers):
     server = create_server("origin-a", "origin", file_servers().url)
-    add_downtime(server, dt.timedelta(seconds=0.5), None)
+    add_downtime(server, dt.timedelta(seconds=3), None)
     url = f"{live_director.url}/api/v1.0/director_ui/downtimes"
 
     before = requests.get(url, timeout=5).json()
-    gevent.sleep(0.7)
-    after = requests.get(url, timeout=5).json()
-
     assert [entry["active"] for entry in before] == [False]
-    assert [entry["active"] for entry in after] == [True]
+    wait_until(
+        lambda: [entry["active"] for entry in requests.get(url, timeout=5).json()] == [True],
+        20.0,
+        "the downtime is active",
+        every=0.1,
+    )
 
 
 def test_deleting_an_admin_downtime_restores_routing(live_director, file_servers):

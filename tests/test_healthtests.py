@@ -12,7 +12,7 @@ import gevent
 import pytest
 import requests
 from django.utils import timezone
-from helpers import create_server
+from helpers import create_server, wait_until
 
 from director import registry
 from director.demo.fileserver import FileServer, StoredObject
@@ -443,52 +443,51 @@ def test_skipped_servers_directortest_disabled_or_in_downtime_get_no_test(
 def test_a_hanging_origin_has_one_test_in_flight_and_is_reported_after_the_timeout(
     live_director, file_servers, testers, director_settings
 ):
-    director_settings(health_test_interval=0.05, health_test_timeout=1.0)
+    director_settings(health_test_interval=0.05, health_test_timeout=2.0)
     origin = file_servers(name="origin-a")
     origin.behaviour.hang = True
-    origin.behaviour.hang_seconds = 5
+    origin.behaviour.hang_seconds = 30
     live_director.register("origin-a", "origin", origin.url)
     tester = testers()
     started = time.monotonic()
 
     tester.tick()
-    gevent.sleep(0.2)
-    tester.tick()
-    gevent.sleep(0.2)
+    wait_until(lambda: origin.count("PUT") == 1, 10.0, "the first test's PUT", every=0.01)
+    tester.tick()  # rounds while the test hangs start no second one
     tester.tick()
 
     assert origin.count("PUT") == 1
     assert tester._running == {"origin-a"}
-    wait_for_tests(tester, seconds=3)
-    assert time.monotonic() - started < 1.0 + 0.5 + 0.2
+    wait_for_tests(tester, seconds=10)
+    # Cut at its 2 s timeout, not after the 30 s the origin hangs.
+    assert time.monotonic() - started < 15.0
     tester.tick()
     row = Server.objects.get(name="origin-a")
     assert row.health_status == HealthStatus.ERROR
-    assert "within 1 s" in row.health_message
+    assert "within 2 s" in row.health_message
 
 
 def test_at_most_twenty_tests_are_in_flight_and_the_rest_start_in_a_later_round(
     live_director, file_servers, testers, director_settings
 ):
-    director_settings(health_test_timeout=0.5)
+    director_settings(health_test_timeout=2.0)
     origin = file_servers(name="hanging")
     origin.behaviour.hang = True
-    origin.behaviour.hang_seconds = 5
+    origin.behaviour.hang_seconds = 30
     for number in range(MAX_CONCURRENT_TESTS + 5):
         create_server(f"origin-{number:02d}", "origin", origin.url, rebuild=False)
     registry.rebuild()
     tester = testers()
 
     tester.tick()
-    gevent.sleep(0.1)
+    wait_until(lambda: origin.count("PUT") == MAX_CONCURRENT_TESTS, 10.0, "20 PUTs", every=0.01)
 
     assert len(tester._running) == MAX_CONCURRENT_TESTS
-    assert origin.count("PUT") == MAX_CONCURRENT_TESTS
-    wait_for_tests(tester, seconds=3)
+    wait_for_tests(tester, seconds=10)
+    assert origin.count("PUT") == MAX_CONCURRENT_TESTS  # no 21st meanwhile
     tester.tick()
-    gevent.sleep(0.1)
-    assert origin.count("PUT") == MAX_CONCURRENT_TESTS + 5
-    wait_for_tests(tester, seconds=3)
+    wait_until(lambda: origin.count("PUT") == MAX_CONCURRENT_TESTS + 5, 10.0, "5 more", every=0.01)
+    wait_for_tests(tester, seconds=10)
     tester.tick()
     statuses = set(Server.objects.values_list("health_status", flat=True))
     assert statuses == {HealthStatus.ERROR}

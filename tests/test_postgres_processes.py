@@ -193,7 +193,9 @@ def test_each_process_holds_no_more_connections_than_its_database_budget(
     sampling = False
     sampler.join(timeout=5)
     assert len(statuses) == 60
-    assert set(statuses) <= {200, 503}, statuses
+    # 503: over the database budget; 429: shed (30 requests at once on a loaded machine
+    # can queue past shed_queue_target); never a 500, never a hang.
+    assert set(statuses) <= {200, 429, 503}, statuses
     # Per process, its pool: the requests' budget plus the background work.
     assert peak <= 2 * (DB_BUDGET + BACKGROUND), peak
     gevent.sleep(1.5)

@@ -19,21 +19,56 @@ from director.ops.shedding import LoadShedder, shedder
 from director.ops.wsgiserver import make_server, request_wait
 
 
-def test_a_standing_queue_sheds_after_the_interval_and_one_good_sample_ends_it():
+def test_a_run_of_long_waits_lasting_the_interval_congests_and_only_long_waits_are_refused():
     clock = FakeClock()
     rule = LoadShedder(clock=clock)
-    rule.configure(target=0.05, interval=0.5, deadline=2.5)
-    for _ in range(5):  # 0.4 s above target: a burst, not a standing queue
+    rule.configure(target=0.02, interval=0.1, deadline=2.5)
+    for step in range(10):  # 90 ms of long waits, short ones among them: not yet
+        rule.observe(0.2)
+        rule.observe(0.0)  # the newest of a batch, served first: says nothing
+        assert not rule.shedding, step
+        clock.advance(0.01)
+    clock.advance(0.001)
+    rule.observe(0.03)  # 101 ms into the run
+    assert rule.shedding
+    assert rule.refusal(0.021) == "queue"
+    assert rule.refusal(0.02) == ""  # waited no more than the target: served
+
+
+def test_a_pause_without_long_waits_breaks_the_run():
+    clock = FakeClock()
+    rule = LoadShedder(clock=clock)
+    rule.configure(target=0.02, interval=0.1, deadline=2.5)
+    for _ in range(8):
+        rule.observe(0.2)
+        clock.advance(0.01)
+    clock.advance(0.03)  # 30 ms with no long wait: a burst ended, the run starts over
+    for _ in range(8):
         rule.observe(0.2)
         assert not rule.shedding
-        clock.advance(0.1)
-    rule.observe(0.06)  # 0.5 s above target
-    assert rule.shedding and rule.refusal(0.0) == "queue"
-    rule.observe(0.05)  # at the target: the queue drained
-    assert not rule.shedding and rule.refusal(0.0) == ""
-    rule.observe(0.2)  # above again: the interval starts over
-    clock.advance(0.25)
-    rule.observe(0.2)
+        clock.advance(0.01)
+
+
+def test_congestion_ends_once_no_request_waited_long_for_the_interval():
+    clock = FakeClock()
+    rule = LoadShedder(clock=clock)
+    rule.configure(target=0.02, interval=0.1, deadline=2.5)
+    for _ in range(12):
+        rule.observe(0.2)
+        clock.advance(0.01)
+    assert rule.shedding
+    for _ in range(9):  # short waits only: drained, but not yet for the interval
+        rule.observe(0.005)
+        clock.advance(0.01)
+    assert rule.shedding
+    clock.advance(0.01)
+    assert not rule.shedding and rule.refusal(0.5) == ""
+    # ... and without any request at all (the load stopped): health must not stay stuck.
+    for _ in range(12):
+        rule.observe(0.2)
+        clock.advance(0.01)
+    assert rule.shedding
+    clock.advance(0.1)
     assert not rule.shedding
 
 
@@ -85,29 +120,62 @@ def server(monkeypatch) -> Iterator[tuple[str, dict[str, float], FakeClock]]:
     yield f"http://127.0.0.1:{served.server_port}", waits, clock
     served.stop(timeout=1)
     shedder.configure(0.05, 0.5, 2.5)
-    shedder.shedding, shedder.above_since = False, None
+    shedder.congested, shedder.run_since = False, None
+
+
+def _congest(url: str, waits: dict[str, float], clock: FakeClock) -> None:
+    """Requests that each waited 200 ms, 10 ms apart, for the interval (0.1 s)."""
+    shedder.configure(target=0.02, interval=0.1, deadline=60.0)
+    waits["seconds"] = 0.2
+    with requests.Session() as session:
+        for _ in range(12):  # the 12th is 110 ms into the run: the first refused
+            session.get(f"{url}/api/v1.0/director/origin/x", timeout=20)
+            clock.advance(0.01)
+    assert shedder.shedding
 
 
 def test_a_standing_queue_gets_429_before_the_application_and_health_still_answers(server):
     url, waits, clock = server
-    shedder.configure(target=0.05, interval=0.5, deadline=60.0)
+    _congest(url, waits, clock)
+    shed_before = shedder.shed_total.get("queue", 0)
     with requests.Session() as session:
-        waits["seconds"] = 0.2  # every request waited 200 ms: a queue
-        assert session.get(f"{url}/api/v1.0/director/origin/x", timeout=20).content == b"served"
-        clock.advance(0.5)  # ... for the interval
-        refused = session.get(f"{url}/api/v1.0/director/origin/x", timeout=20)
-        assert refused.status_code == 429
-        assert refused.headers["Retry-After"] == "1"
-        assert refused.headers["Content-Type"].startswith("application/json")
-        body = json.loads(refused.content)
-        assert body["status"] == "error" and "overloaded" in body["msg"]
+        for _ in range(2):  # the prepared answer keeps the connection: twice on it
+            refused = session.get(f"{url}/api/v1.0/director/origin/x", timeout=20)
+            assert refused.status_code == 429
+            assert refused.headers["Retry-After"] == "1"
+            assert refused.headers["Content-Type"].startswith("application/json")
+            assert "Connection" not in refused.headers
+            body = json.loads(refused.content)
+            assert body["status"] == "error" and "overloaded" in body["msg"]
         for exempt in ("/api/v1.0/health", "/metrics"):
             assert session.get(url + exempt, timeout=20).content == b"served"
         reasons = assess(1000).reasons
         assert any("shedding new requests" in reason for reason in reasons), reasons
-        waits["seconds"] = 0.01  # the queue drained: the next request is served
+        waits["seconds"] = 0.01  # a request that waited less than the target: served
         assert session.get(f"{url}/api/v1.0/director/origin/x", timeout=20).content == b"served"
-    assert shedder.shed_total.get("queue", 0) >= 1
+    assert shedder.shed_total["queue"] == shed_before + 2
+
+
+@pytest.mark.parametrize(
+    ("request_bytes", "why"),
+    [
+        (b"POST /x HTTP/1.1\r\nHost: h\r\nContent-Length: 3\r\n\r\nabc", "an unread body"),
+        (b"GET /x HTTP/1.0\r\nHost: h\r\n\r\n", "HTTP/1.0"),
+        (b"GET /x HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n", "the client asks"),
+    ],
+)
+def test_a_refusal_closes_the_connection_when_keeping_it_would_be_wrong(server, request_bytes, why):
+    url, waits, clock = server
+    _congest(url, waits, clock)
+    port = int(url.rsplit(":", 1)[1])
+    with socket.create_connection(("127.0.0.1", port), timeout=20) as client:
+        client.sendall(request_bytes)
+        answer = b""
+        while chunk := client.recv(65536):  # read until the director closes
+            answer += chunk
+    head = answer.split(b"\r\n\r\n", 1)[0]
+    assert head.startswith(b"HTTP/1.1 429 "), why
+    assert b"\r\nConnection: close" in head, why
 
 
 def test_a_request_that_waited_past_its_deadline_is_not_started(server):

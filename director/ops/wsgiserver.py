@@ -84,6 +84,30 @@ def wsgi_error_response(code: int, message: str = "") -> tuple[str, list[tuple[s
     return status, headers, body
 
 
+_NOT_SHED = object()
+_UNSHED_PATHS = frozenset(path.encode() for path in UNSHED_PATHS)
+_prepared: dict[tuple[str, bool, float, float], bytes] = {}
+
+
+def _prepared_refusal(reason: str, close: bool) -> bytes:
+    """The whole 429 response for ``reason``, built once per setting of the thresholds
+    its text names."""
+    key = (reason, close, shedder.target, shedder.deadline)
+    answer = _prepared.get(key)
+    if answer is None:
+        body = shedder.refusal_body(reason)
+        connection = "Connection: close\r\n" if close else ""
+        answer = (
+            "HTTP/1.1 429 Too Many Requests\r\n"
+            "Content-Type: application/json; charset=utf-8\r\n"
+            f"Content-Length: {len(body)}\r\nRetry-After: {RETRY_AFTER}\r\n{connection}\r\n"
+        ).encode("latin-1") + body
+        if len(_prepared) > 64:
+            _prepared.clear()
+        _prepared[key] = answer
+    return answer
+
+
 def _raw_error(code: int) -> bytes:
     status, headers, body = wsgi_error_response(code)
     lines = "".join(f"{name}: {value}\r\n" for name, value in headers)
@@ -109,6 +133,7 @@ class ConnectionLimits:
     rfile: Any
     _header_deadline: gevent.Timeout | None = None
     refuse_connection = False  # set on a connection over the server's limit
+    pending_refusal = ""  # why the request being read is to be refused ("": serve it)
 
     def handle(self) -> None:
         self.socket.settimeout(self.keepalive_timeout)
@@ -147,6 +172,9 @@ class ConnectionLimits:
             self._stop_header_deadline()
 
     def handle_one_request(self) -> Any:
+        shed = self._shed_before_parsing()
+        if shed is not _NOT_SHED:
+            return shed
         try:
             result = super().handle_one_request()  # type: ignore[misc]
         finally:
@@ -156,8 +184,64 @@ class ConnectionLimits:
             return (result[0], _raw_error(code)) if code in WSGI_ERRORS else result
         return result
 
+    def _shed_before_parsing(self) -> Any:
+        """The cheapest place to refuse a request: before pywsgi parses it.
+
+        After the idle wait, the request's queueing delay is read from the kernel and fed
+        to the shedder. A request to refuse whose request line and headers are all in the
+        read buffer (a GET almost always is) is consumed and answered with prepared bytes:
+        ~4x cheaper than pywsgi's parse and response, which matters because under
+        overload most requests are refused and each refusal takes time from the requests
+        being served. Anything else (a request to serve, headers not all read yet, an
+        exempt path, a malformed line) goes the ordinary way with the decision kept for
+        handle_one_response. Returns _NOT_SHED, True (next request) or None (close).
+        """
+        try:
+            buffered = self.rfile.peek(1)  # the idle wait: bounded by the socket timeout
+        except OSError:
+            return None
+        if not buffered:
+            return None
+        waited = request_wait(self.socket)
+        if self.refuse_connection:
+            reason = "connections"
+        else:
+            shedder.observe(waited)
+            reason = shedder.refusal(waited)
+        self.pending_refusal = reason
+        if not reason:
+            return _NOT_SHED
+        end = buffered.find(b"\r\n\r\n")
+        if end < 0:
+            return _NOT_SHED
+        head = buffered[:end]
+        request_line = head.split(b"\r\n", 1)[0]
+        parts = request_line.split(b" ")
+        if len(parts) != 3 or len(request_line) >= MAX_REQUEST_LINE:
+            return _NOT_SHED
+        if not self.refuse_connection and parts[1].split(b"?", 1)[0] in _UNSHED_PATHS:
+            return _NOT_SHED
+        lowered = head.lower()
+        # A body (unread) would be taken for the next request; HTTP/1.0 and a client's
+        # "Connection: close" expect the connection closed: close then.
+        close = (
+            self.refuse_connection
+            or parts[2] != b"HTTP/1.1"
+            or b"\r\ncontent-length:" in lowered
+            or b"\r\ntransfer-encoding:" in lowered
+            or b"\r\nconnection: close" in lowered
+        )
+        self.rfile.read(end + 4)
+        shedder.count(reason)
+        try:
+            self.socket.sendall(_prepared_refusal(reason, close))
+        except OSError:
+            return None
+        return None if close else True
+
     def handle_one_response(self) -> None:
-        """The checks made before the application sees a request: the cheapest place."""
+        """The checks made before the application sees a request: the cheapest place
+        left once the request is parsed."""
         environ: dict[str, Any] = self.environ  # type: ignore[attr-defined]
         path = environ.get("PATH_INFO", "")
         if not path_is_utf8(path):
@@ -166,13 +250,10 @@ class ConnectionLimits:
         if getattr(self.headers, "ambiguous_framing", False):  # type: ignore[attr-defined]
             self._answer_before_app(*wsgi_error_response(400, AMBIGUOUS_FRAMING), close=True)
             return
-        # The request's queueing delay, from the kernel: each one is a sample of the queue.
-        waited = request_wait(self.socket)
-        shedder.observe(waited)
-        if self.refuse_connection:
-            reason = "connections"
-        else:
-            reason = shedder.refusal(waited) if path not in UNSHED_PATHS else ""
+        # Decided by _shed_before_parsing, from this request's queueing delay.
+        reason, self.pending_refusal = self.pending_refusal, ""
+        if reason and reason != "connections" and path in UNSHED_PATHS:
+            reason = ""
         if reason:
             shedder.count(reason)
             body = shedder.refusal_body(reason)
