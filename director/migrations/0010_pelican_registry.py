@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('director', '0008_shed_queue'),
+        ('director', '0009_shed_on_long_waits'),
     ]
 
     operations = [
