@@ -34,4 +34,6 @@ def post_worker_init(worker: object) -> None:
     # address bound (the command line's --bind, or DIRECTOR_BIND).
     addresses = getattr(getattr(worker, "cfg", None), "bind", None) or [bind]
     first = str(addresses[0])
-    runtime.start_background("" if first.startswith("unix:") else f"http://{first}")
+    cfg = getattr(worker, "cfg", None)
+    scheme = "https" if getattr(cfg, "is_ssl", False) else "http"  # certfile and keyfile set
+    runtime.start_background("" if first.startswith("unix:") else f"{scheme}://{first}")

@@ -1,16 +1,21 @@
-"""Why a client would be sent where it would: ``manage.py explain`` (beyond Pelican).
+"""Why a client would be sent where it would: ``manage.py explain`` and the console's Why
+page (beyond Pelican).
 
 Runs the real redirect decision for one path and one client, with real stats, and then
 accounts for every server in the registry: its distance, every weight, its stat outcome,
 its place in the answer, or the reason it was left out (disabled, expired, downtime,
-status, namespace, capability, stat, working set...).
+status, namespace, capability, stat, working set...). In a running director (the
+console's ``/api/v1.0/console/explain``, which ``explain --director`` asks) it uses that
+process's stat engine, ejections and sticky client locations: what a redirect would get.
+Servers are listed in the answer's order, then the rest by kind and name.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from director import models, redirects, registry
+from director import redirects, registry
+from director.console.rows import registry_rows
 from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.snapshot import prefix_key
@@ -42,6 +47,7 @@ class Explanation:
     servers: list[ServerLine] = field(default_factory=list)
 
     def as_json(self) -> dict[str, object]:
+        """The console's ExplainOut without its worker (``director.console.schemas``)."""
         return {
             "path": self.path,
             "route": self.route,
@@ -49,14 +55,26 @@ class Explanation:
                 "ip": self.client_ip,
                 "latitude": self.client.latitude,
                 "longitude": self.client.longitude,
-                "source": self.client.source,
+                "source": str(self.client.source),
             },
             "sortMethod": self.method,
             "namespace": self.namespace,
             "status": self.status,
             "location": self.location,
             "message": self.message,
-            "servers": [line.__dict__ for line in self.servers],
+            "servers": [
+                {
+                    "name": line.name,
+                    "kind": line.kind,
+                    "url": line.url,
+                    "distanceKm": line.distance_km,
+                    "weights": line.weights,
+                    "stat": line.stat,
+                    "rank": line.rank,
+                    "excluded": line.excluded,
+                }
+                for line in self.servers
+            ],
         }
 
 
@@ -100,7 +118,7 @@ def explain(
         for entry in snapshot.by_prefix.get(prefix_key(trace.namespace), ())
         if trace.namespace
     }
-    for server in models.Server.objects.order_by("kind", "name").prefetch_related("downtimes"):
+    for server in registry_rows(now):  # in (kind, name) order
         line = ServerLine(server.name, server.kind, server.data_url.rstrip("/"))
         view = snapshot.servers.get(server.name)
         weights = trace.weights.get(server.name)
@@ -121,8 +139,7 @@ def explain(
             line.rank = trace.chosen.index(server.name) + 1
         elif view is None:
             # Not in the snapshot: disabled or lapsed (or saved a moment ago).
-            reason = server.unroutable_reason()
-            line.excluded = reason.value if reason else "not in the routing snapshot yet"
+            line.excluded = server.unroutable(now) or "not in the routing snapshot yet"
         elif unroutable is not None:
             line.excluded = unroutable.value
         elif server.name not in matched:
@@ -136,6 +153,8 @@ def explain(
         else:
             line.excluded = "not chosen"
         explanation.servers.append(line)
+    # The answer's order, then the rest (kind, name): as stat and statpools list them.
+    explanation.servers.sort(key=lambda line: (line.rank is None, line.rank or 0))
     return explanation
 
 

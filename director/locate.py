@@ -2,7 +2,8 @@
 
 The client's address is REMOTE_ADDR, or, only when that peer is a trusted proxy
 (DIRECTOR_TRUSTED_PROXIES), the right-most address of X-Forwarded-For that is not itself
-a trusted proxy.
+a trusted proxy. The scheme and host the client used are the request's own, or, from a
+trusted proxy only, X-Forwarded-Proto and X-Forwarded-Host.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import gevent
 from cachetools import TTLCache
 from django.conf import settings
 from django.http import HttpRequest
+from django.http.request import split_domain_port, validate_host
 
 from director.geo import (
     ClientLocator,
@@ -75,11 +77,41 @@ def _trusted(address: IPAddress | None, proxies: tuple[IPNetwork, ...]) -> bool:
     )
 
 
+def from_trusted_proxy(request: HttpRequest) -> bool:
+    """Whether the peer is listed in DIRECTOR_TRUSTED_PROXIES."""
+    proxies = trusted_proxies()
+    peer = parse_address(str(request.META.get("REMOTE_ADDR", "")))
+    return bool(proxies) and _trusted(peer, proxies)
+
+
+def first_forwarded(request: HttpRequest, header: str) -> str:
+    """The first value of an ``X-Forwarded-*`` header (each proxy appends its own: the
+    first is what the client used), "" when absent."""
+    return str(request.META.get(header, "")).split(",", 1)[0].strip()
+
+
+def public_origin(request: HttpRequest) -> str:
+    """``scheme://host`` as the client reached this director: the request's own, or,
+    only from a trusted proxy (a TLS-terminating one), ``X-Forwarded-Proto`` and
+    ``X-Forwarded-Host`` (a value that is not http/https or not a valid allowed host is
+    ignored)."""
+    scheme, host = request.scheme, request.get_host()
+    if from_trusted_proxy(request):
+        proto = first_forwarded(request, "HTTP_X_FORWARDED_PROTO").lower()
+        if proto in ("http", "https"):
+            scheme = proto
+        forwarded_host = first_forwarded(request, "HTTP_X_FORWARDED_HOST")
+        domain, _ = split_domain_port(forwarded_host)
+        if domain and validate_host(domain, settings.ALLOWED_HOSTS):
+            host = forwarded_host
+    return f"{scheme}://{host}"
+
+
 def client_ip(request: HttpRequest) -> str:
     peer = str(request.META.get("REMOTE_ADDR", ""))
-    proxies = trusted_proxies()
-    if not proxies or not _trusted(parse_address(peer), proxies):
+    if not from_trusted_proxy(request):
         return peer
+    proxies = trusted_proxies()
     hops = [hop.strip() for hop in str(request.META.get("HTTP_X_FORWARDED_FOR", "")).split(",")]
     for hop in reversed([hop for hop in hops if hop]):
         address = parse_address(hop)

@@ -19,18 +19,20 @@ from django.http import HttpRequest, HttpResponse
 
 from director import registry, views
 from director.ops import database
-from director.ops.metrics import INFLIGHT, observe_duration
+from director.ops.metrics import INFLIGHT
 from director.ops.shedding import METRICS_PATH, UNSHED_PATHS
+from director.ops.traffic import traffic
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 
 DIRECTOR_PREFIX = "/api/v1.0/director/"
+CONSOLE_PREFIX = "/view/"
 UNLIMITED_PATHS = UNSHED_PATHS
 REDIRECT_ROUTES = (
     ("/api/v1.0/director/object", views.object_redirect),
     ("/api/v1.0/director/origin", views.origin_redirect),
 )
 # Paths that belong to the urlconf's own routes; every other path is a root-path redirect.
-NON_SHORTCUT_PREFIXES = ("/api/", "/admin/", "/static/", "/.well-known/")
+NON_SHORTCUT_PREFIXES = ("/api/", "/admin/", "/static/", "/.well-known/", CONSOLE_PREFIX)
 # The routes that read or write the registry database (the rest read the snapshot):
 # served within the database's budget and deadline (director.ops.database).
 DATABASE_PREFIXES = (
@@ -45,11 +47,13 @@ DATABASE_PREFIXES = (
     "/api/v1.0/director/getFedToken",
     "/api/v1.0/director/discoverServers",
     "/.well-known/issuer.jwks",
+    "/api/v1.0/console/",
+    CONSOLE_PREFIX,
 )
 
 
 def needs_database(path: str) -> bool:
-    return path.startswith(DATABASE_PREFIXES) or path == "/admin"
+    return path.startswith(DATABASE_PREFIXES) or path in ("/admin", "/view")
 
 
 def route_label(path: str) -> str:
@@ -57,12 +61,16 @@ def route_label(path: str) -> str:
         return "object"
     if path.startswith("/api/v1.0/director/origin"):
         return "origin"
+    if path.startswith("/api/v1.0/console/"):
+        return "console"
     if path.startswith(("/api/", "/.well-known/")):
         return "api" if path not in UNLIMITED_PATHS else "health"
     if path == METRICS_PATH:
         return "metrics"
     if path.startswith(("/admin/", "/static/")):
         return "admin"
+    if path.startswith(CONSOLE_PREFIX) or path == "/view":
+        return "console"
     return "shortcut"
 
 
@@ -112,7 +120,13 @@ class FrontDoorMiddleware:
             response["Content-Length"] = str(len(response.content))
         if request.method == "HEAD" and not response.streaming:
             response.content = b""  # headers (Content-Length included) as for GET, no body
-        observe_duration(route_label(path), time.perf_counter() - started)
+        traffic.answered(
+            route_label(path),
+            response.status_code,
+            time.perf_counter() - started,
+            getattr(response, "destination", ""),
+            getattr(response, "first_server", ""),
+        )
         return response
 
     def _serve(self, request: HttpRequest, path: str) -> HttpResponse:
@@ -127,6 +141,6 @@ class FrontDoorMiddleware:
                     return view(request, None)
                 if rest[0] == "/":
                     return view(request, rest)
-        if path != METRICS_PATH and not path.startswith(NON_SHORTCUT_PREFIXES):
+        if path not in (METRICS_PATH, "/view") and not path.startswith(NON_SHORTCUT_PREFIXES):
             return views.root_shortcut(request, path[1:])
         return self.get_response(request)

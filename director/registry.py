@@ -41,6 +41,11 @@ from director.wire.types import HealthStatus, ServerKind, ServerStatus
 logger = logging.getLogger(__name__)
 
 PROCESS_STARTED_AT = time.time()
+# Whether the registry held live ads when this process first read it (None: not read
+# yet). Ads live in the database, so a process restarted among others that kept running
+# routes them at once: the start-up grace, which waits for ads to come back to a
+# director that kept them in memory (Pelican), does not apply to it.
+_started_with_live_ads: bool | None = None
 
 _snapshot: Snapshot | None = None
 _build_sequence = 0
@@ -70,8 +75,20 @@ def on_rebuild(listener: Callable[[Snapshot, frozenset[str] | None], None]) -> N
 
 
 def startup_grace_active(snapshot: Snapshot, now: float) -> bool:
+    """Whether an unknown path gets 429 instead of 404: for ``startup_grace`` seconds
+    after this process started, unless the registry already held live ads then
+    (``_started_with_live_ads``)."""
     grace = snapshot.settings.startup_grace
-    return grace > 0 and now - PROCESS_STARTED_AT < grace
+    return grace > 0 and not _started_with_live_ads and now - PROCESS_STARTED_AT < grace
+
+
+def live_ads(snapshot: Snapshot, now: float) -> int:
+    """Advertised servers whose ads have not lapsed (admin-defined ones never lapse)."""
+    return sum(
+        1
+        for server in snapshot.servers.values()
+        if server.expires_at is not None and server.expires_at > now
+    )
 
 
 def read_generation() -> int:
@@ -289,9 +306,14 @@ def install(
     Syncs are ordered by when they started (they read the counter first), not by
     generation: a generation can go back when a database is restored or flushed.
     """
-    global _snapshot, _installed_sequence
+    global _snapshot, _installed_sequence, _started_with_live_ads
     if build_sequence < _installed_sequence and _snapshot is not None:
         return _snapshot
+    if _started_with_live_ads is None:
+        ads = live_ads(snapshot, time.time())
+        _started_with_live_ads = ads > 0
+        if ads and snapshot.settings.startup_grace > 0:
+            logger.info("start-up grace off: the registry holds %d live ads", ads)
     _snapshot = snapshot
     _installed_sequence = build_sequence
     for listener in _listeners:
@@ -330,10 +352,12 @@ def sync() -> Snapshot:
 
 
 def reset() -> None:
-    """Forget the snapshot (tests, after the database was flushed)."""
-    global _snapshot, _installed_sequence
+    """Forget the snapshot, and what the registry held at start (tests, after the
+    database was flushed)."""
+    global _snapshot, _installed_sequence, _started_with_live_ads
     _snapshot = None
     _installed_sequence = 0
+    _started_with_live_ads = None
 
 
 def registry_changed(

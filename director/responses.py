@@ -24,6 +24,11 @@ _CORS_STORE = _SERVER_STORE | {name.lower(): (name, value) for name, value in CO
 
 
 class PelicanResponse(HttpResponse):
+    # What the front door counts (director.ops.traffic): where a redirect answer sends
+    # clients ("cache" or "origin") and its first server.
+    destination = ""
+    first_server = ""
+
     def __init__(
         self,
         content: bytes = b"",

@@ -40,8 +40,8 @@ class DowntimeWindow:
 
 class Unroutable(enum.Enum):
     """Why a server takes no part in routing (Pelican's ``filteredServers``): such a
-    server does not even enter namespace matching. The value is the reason as the
-    diagnostics print it; ``label`` is the admin's word, ``filtered_type`` the API's."""
+    server does not even enter namespace matching. The value is the reason as the admin,
+    the console and the diagnostics say it; ``filtered_type`` is the API's."""
 
     DISABLED = "disabled in the admin"
     EXPIRED = "advertisement expired"
@@ -49,20 +49,10 @@ class Unroutable(enum.Enum):
     DOWNTIME = "in downtime"
 
     @property
-    def label(self) -> str:
-        return _UNROUTABLE_LABELS[self]
-
-    @property
     def filtered_type(self) -> str:
         return _UNROUTABLE_FILTERED_TYPES[self]
 
 
-_UNROUTABLE_LABELS = {
-    Unroutable.DISABLED: "disabled",
-    Unroutable.EXPIRED: "expired",
-    Unroutable.SHUTTING_DOWN: "shutting down",
-    Unroutable.DOWNTIME: "in downtime",
-}
 _UNROUTABLE_FILTERED_TYPES = {
     Unroutable.DISABLED: "Disabled in the director admin",
     Unroutable.EXPIRED: "Expired",

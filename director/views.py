@@ -6,7 +6,6 @@ files (7.3), /metrics and the JSON 500 handler.
 
 from __future__ import annotations
 
-import json
 import sys
 import uuid
 from urllib.parse import parse_qsl
@@ -19,12 +18,11 @@ from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
-from director.locate import client_coordinate, client_ip
+from director.locate import client_coordinate, client_ip, first_forwarded, public_origin
 from director.ops import database, directors
-from director.ops.metrics import count_redirect
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
 from director.wire import healthfiles
-from director.wire.documents import discovery_document, json_bytes
+from director.wire.documents import discovery_bytes, discovery_document, json_bytes
 from director.wire.headers import ROOT_OPTIONS_ALLOW, monitoring_redirect_headers, redirect_body
 from director.wire.healthfiles import MONITORING_PREFIX
 from director.wire.paths import PathError, clean_path
@@ -34,8 +32,9 @@ OBJECT_METHODS = ("GET", "HEAD")
 
 
 def external_url(request: HttpRequest) -> str:
-    """This director's public URL: DIRECTOR_EXTERNAL_URL, or the request's own origin."""
-    return settings.DIRECTOR_EXTERNAL_URL or f"{request.scheme}://{request.get_host()}"
+    """This director's public URL: DIRECTOR_EXTERNAL_URL, or the scheme and host the
+    client used (behind a trusted proxy, the ones it forwards: ``locate.public_origin``)."""
+    return settings.DIRECTOR_EXTERNAL_URL or public_origin(request)
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -83,15 +82,18 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
     )
     result = decision.result
     if meta.get("HTTP_X_PELICAN_DEBUG", "").lower() == "true" and not result.is_error:
-        return PelicanResponse(
+        response: PelicanResponse = PelicanResponse(
             json_bytes(decision.debug_document(snapshot, ip)),
             status=307,
             header_lines=[("Location", result.location), *result.headers],
             content_type=JSON_CONTENT_TYPE,
         )
-    response = render_result(request, redirect_request, result)
-    if not result.is_error:
-        count_redirect(result.destination, response.status_code)
+    else:
+        response = render_result(request, redirect_request, result)
+    # For the front door's count (director.ops.traffic): one attribute write each.
+    response.destination = result.destination or ("origin" if to_origin else "cache")
+    if result.servers:
+        response.first_server = result.servers[0].name
     return response
 
 
@@ -114,7 +116,7 @@ def monitoring_redirect(request: HttpRequest, path: str, request_id: str) -> Htt
 
 def render_result(
     request: HttpRequest, redirect_request: routing.RedirectRequest, result: routing.RedirectResult
-) -> HttpResponse:
+) -> PelicanResponse:
     if result.is_error:
         return error_response(
             result.status,
@@ -168,7 +170,11 @@ def origin_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
 
 
 def _host_forces(request: HttpRequest) -> str:
-    host = request.META.get("HTTP_HOST") or request.META.get("HTTP_X_FORWARDED_HOST", "")
+    """Virtual-host routing (reference 1.3 rule 5): X-Forwarded-Host when a request has
+    it, from any client, as Pelican (whose Go server takes ``Host`` out of the headers it
+    reads): behind a proxy ``Host`` is the proxy's, and the choice is one a client can
+    make anyway by asking the origin or object endpoint; else ``Host``."""
+    host = first_forwarded(request, "HTTP_X_FORWARDED_HOST") or request.META.get("HTTP_HOST", "")
     if host and host in settings.DIRECTOR_ORIGIN_RESPONSE_HOSTNAMES:
         return "origin"
     if host and host in settings.DIRECTOR_CACHE_RESPONSE_HOSTNAMES:
@@ -214,7 +220,7 @@ def pelican_configuration(request: HttpRequest) -> HttpResponse:
     itself = directors.this_director(base, settings.DIRECTOR_AD_TTL)
     endpoints = [info.url for info in directors.live_directors(itself)]
     response = HttpResponse(
-        json.dumps(discovery_document(base, endpoints), indent=2),
+        discovery_bytes(discovery_document(base, endpoints)),
         content_type="application/json",
         status=200,
     )

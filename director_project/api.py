@@ -15,6 +15,7 @@ from ninja.errors import HttpError, ValidationError
 from ninja.renderers import BaseRenderer
 
 from director.api import director_router, director_v2_router, health_router, ui_router
+from director.console.api import console_router
 from director.federation.api import issuer_router, registry_router
 from director.responses import error_response
 from director.wire.documents import json_bytes
@@ -47,6 +48,7 @@ api.add_router("/v1.0/registry", registry_router)
 api.add_router("/v2.0/director", director_v2_router)
 api.add_router("/v1.0/director_ui", ui_router)
 api.add_router("/v1.0", health_router)
+api.add_router("/v1.0/console", console_router)
 
 
 def _field_name(location: Any) -> str:

@@ -1,6 +1,6 @@
 """The gunicorn worker of gunicorn.conf.py: gunicorn's gevent *pywsgi* worker, whose
 connections get what ``manage.py serve``'s get (director.ops.wsgiserver.ConnectionLimits:
-idle timeout, request-header deadline, TCP_NODELAY).
+idle timeout, request-header deadline, TCP_NODELAY; under TLS, the handshake deadline).
 
 gevent's pywsgi parses HTTP faster than gunicorn's own gevent worker (2 workers: 9,300
 redirects/s against 7,800 here), and leaves the director's ``Server`` header alone.
@@ -8,8 +8,9 @@ redirects/s against 7,800 here), and leaves the director's ``Server`` header alo
 
 from __future__ import annotations
 
-from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler
+from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
+from director.ops.tls import TLSHandshakeDeadline
 from director.ops.wsgiserver import ConnectionLimits
 
 
@@ -21,5 +22,10 @@ class DirectorPyWSGIHandler(ConnectionLimits, PyWSGIHandler):
         super().handle()
 
 
+class DirectorPyWSGIServer(TLSHandshakeDeadline, PyWSGIServer):
+    """With gunicorn's ``certfile``/``keyfile``: each TLS handshake has a deadline."""
+
+
 class DirectorWorker(GeventPyWSGIWorker):
+    server_class = DirectorPyWSGIServer
     wsgi_handler = DirectorPyWSGIHandler

@@ -143,6 +143,8 @@ AUTH_PASSWORD_VALIDATORS = [
 DATA_UPLOAD_MAX_MEMORY_SIZE = 1024 * 1024
 
 LANGUAGE_CODE = "en-us"
+# The admin's times with seconds and zone (director_project/formats/en/formats.py).
+FORMAT_MODULE_PATH = ["director_project.formats"]
 TIME_ZONE = "UTC"
 USE_I18N = False
 USE_TZ = True
@@ -206,6 +208,11 @@ DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimu
 # Connections beyond those that only read their request and answer 429 (Connection:
 # close); beyond these too, a connection is closed at once (director.ops.wsgiserver).
 DIRECTOR_OVERFLOW_CONNECTIONS = env_int("DIRECTOR_OVERFLOW_CONNECTIONS", 1000, minimum=1)
+# The operator console at /view/ (director.console): staff login unless this makes it a
+# public, read-only view (its pages and their JSON; the admin stays staff only).
+DIRECTOR_CONSOLE_PUBLIC = env_bool("DIRECTOR_CONSOLE_PUBLIC", False)
+# Seconds between the console pages' refreshes (each polls its JSON).
+DIRECTOR_CONSOLE_REFRESH = env_float("DIRECTOR_CONSOLE_REFRESH", 5.0, minimum=1.0)
 
 # --- Pelican registry and federation issuer (director.federation) ----------------------------
 # The two ways a server may advertise: Pelican's (a namespace registered here with its

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from django.contrib import admin
 from django.contrib.staticfiles.views import serve as serve_static
-from django.urls import path, re_path
+from django.urls import include, path, re_path
+from django.views.generic import RedirectView
 
 from director import views
 from director.federation import views as federation_views
@@ -24,6 +25,8 @@ urlpatterns = [
     path(".well-known/issuer.jwks", federation_views.issuer_jwks),
     path(".well-known/openid-configuration", federation_views.openid_configuration),
     path("admin/", admin.site.urls),
+    path("view/", include("director.console.urls")),
+    path("view", RedirectView.as_view(url="/view/")),
     # Admin assets straight from the app directories (no collectstatic step to forget).
     re_path(r"^static/(?P<path>.*)$", serve_static, {"insecure": True}),
     re_path(r"^(?P<path>.*)$", views.root_shortcut),

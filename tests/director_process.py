@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -43,6 +44,7 @@ class DirectorProcess:
         self.tokens: dict[str, str] = {}
         self.process: subprocess.Popen[str] | None = None
         self.url = ""
+        self.tls_url = ""
 
     def manage(self, *args: str, timeout: float = 60) -> str:
         done = subprocess.run(
@@ -56,8 +58,9 @@ class DirectorProcess:
         )
         return done.stdout
 
-    def start(self, prefixes: list[str]) -> DirectorProcess:
-        """Migrate, save the settings row, issue tokens for ``prefixes``, serve."""
+    def start(self, prefixes: list[str], *serve_args: str) -> DirectorProcess:
+        """Migrate, save the settings row, issue tokens for ``prefixes``, serve (with
+        ``serve_args``; with ``--tls-port``, ``tls_url`` is its HTTPS URL)."""
         self.manage("migrate", "--noinput", "-v0")
         script = (
             "import json\n"
@@ -74,7 +77,7 @@ class DirectorProcess:
                 _, prefix, secret = line.split()
                 self.tokens[prefix] = secret
         self.process = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", "0"],
+            [sys.executable, "manage.py", "serve", "--port", "0", *serve_args],
             cwd=REPO,
             env=self.env,
             stdout=subprocess.PIPE,
@@ -87,6 +90,8 @@ class DirectorProcess:
             self.stop()
             raise RuntimeError(f"director did not start: {line!r}")
         self.url = line.split()[3]
+        secure = re.search(r"; (https://\S+)\)$", line.strip())
+        self.tls_url = secure.group(1) if secure else ""
         return self
 
     def stop(self) -> None:

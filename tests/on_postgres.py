@@ -22,6 +22,8 @@ ADMIN_URL = os.environ.get("DIRECTOR_TEST_POSTGRES", "postgres://postgres@127.0.
 FILES = [
     "tests/test_registration.py",
     "tests/test_admin.py",
+    "tests/test_admin_truth.py",
+    "tests/test_console.py",
     "tests/test_api.py",
     "tests/test_api_limits.py",
     "tests/test_openapi.py",

@@ -305,6 +305,9 @@ def test_an_edit_of_an_advertised_server_cannot_change_its_data_url(admin_client
             "namespaces-INITIAL_FORMS": "0",
             "downtimes-TOTAL_FORMS": "0",
             "downtimes-INITIAL_FORMS": "0",
+            # its advertised downtimes, read-only
+            "downtimes-2-TOTAL_FORMS": "0",
+            "downtimes-2-INITIAL_FORMS": "0",
         },
     )
 

@@ -241,7 +241,10 @@ def test_directors_lists_this_directors_own_ad(live_director):
 def test_pelican_configuration_is_pretty_json_served_as_an_attachment(live_director):
     answer = live_director.get("/.well-known/pelican-configuration")
 
-    base = live_director.url
+    # Pelican's bytes: its field order, https for the director whatever the request's
+    # scheme (discovery.go); the live directors as each advertised itself.
+    own = live_director.url
+    base = own.replace("http://", "https://")
     assert answer.status_code == 200
     assert answer.headers["Content-Type"] == "application/json"
     assert answer.headers["Content-Disposition"] == (
@@ -251,13 +254,13 @@ def test_pelican_configuration_is_pretty_json_served_as_an_attachment(live_direc
         "{\n"
         f'  "discovery_endpoint": "{base}",\n'
         f'  "director_endpoint": "{base}",\n'
+        '  "director_advertise_endpoints": [\n'
+        f'    "{own}"\n'
+        "  ],\n"
         f'  "namespace_registration_endpoint": "{base}",\n'
         f'  "jwks_uri": "{base}/.well-known/issuer.jwks",\n'
-        f'  "broker_endpoint": "{base}",\n'
-        '  "director_advertise_endpoints": [\n'
-        f'    "{base}"\n'
-        "  ]\n"
-        "}"
+        f'  "broker_endpoint": "{base}"\n'
+        "}\n"
     )
 
 

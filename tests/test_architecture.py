@@ -193,6 +193,8 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
     assert len(flat) <= MAX_TOP_LEVEL_MODULES, flat
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
     assert packages == [
+        "admin",
+        "console",
         "demo",
         "federation",
         "management",

@@ -85,8 +85,9 @@ def test_the_origin_test_and_the_report_carry_federation_tokens(live_director, f
 
     put = next(seen for seen in origin.seen_headers if seen["method"] == "PUT")
     transfer = verified(live_director, put["Authorization"].removeprefix("Bearer "), origin.url)
-    assert transfer["iss"] == live_director.url
-    assert transfer["sub"] == live_director.url
+    issuer_name = live_director.url.replace("http://", "https://")  # as discovery gives it
+    assert transfer["iss"] == issuer_name
+    assert transfer["sub"] == issuer_name
     assert transfer["aud"] == [origin.url, origin.url]
     assert transfer["scope"] == "storage.read:/ storage.modify:/"
     assert transfer["exp"] - transfer["iat"] == 60

@@ -19,6 +19,7 @@ from typing import Any, Union
 import jwt
 import pytest
 from cryptography.hazmat.primitives.asymmetric import ec
+from django.contrib.auth.models import User
 from django.db import IntegrityError
 from django.http import HttpResponse
 from django.test import Client, override_settings
@@ -28,6 +29,7 @@ from pydantic import BaseModel, TypeAdapter
 
 import director.ads
 from director import schemas
+from director.console import schemas as console_schemas
 from director.federation import issuer
 from director.federation import schemas as federation_schemas
 from director.federation.registry import decide
@@ -391,9 +393,9 @@ def fed_token_for_a_cache(env: Env) -> HttpResponse:
 
 def discovered_servers(env: Env) -> HttpResponse:
     token = issuer.signer().mint(
-        issuer="http://testserver",
+        issuer="https://testserver",  # discovery's name for http://testserver
         subject="prometheus",
-        audience=["http://testserver"],
+        audience=["https://testserver"],
         scopes=["pelican.director_service_discovery"],
         lifetime=60,
     )
@@ -408,6 +410,14 @@ def unapproved_ad(endpoint: str) -> Callable[[Env], HttpResponse]:
         key = joined(env, f"{kind}-p", f"/{kind}s/{kind}-p", approve=False)
         ad = make_ad(f"{kind}-p", kind, "http://127.0.0.1:7100")
         return env.advertise(endpoint, ad, secret=advertise_token(key))
+
+    return send
+
+
+def as_staff(url: str) -> Callable[[Env], HttpResponse]:
+    def send(env: Env) -> HttpResponse:
+        env.client.force_login(User.objects.create_user("operator", is_staff=True))
+        return env.get(url)
 
     return send
 
@@ -536,6 +546,34 @@ def registry_cases() -> list[Case]:
     return cases
 
 
+def console_cases() -> list[Case]:
+    """The console's JSON: staff only (403 otherwise), but explain, which is public."""
+    console = "/api/v1.0/console"
+    cases = []
+    for path, url in (
+        ("/overview", "/overview"),
+        ("/servers", "/servers?sort=-state"),
+        ("/servers/{name}", "/servers/origin-a"),
+        ("/map", "/map"),
+        ("/namespaces", "/namespaces?q=shared"),
+    ):
+        cases.append(Case(console + path, "get", 200, "staff", as_staff(console + url)))
+        cases.append(get_case(console + path, 403, "anonymous", console + url))
+    return [
+        *cases,
+        Case(f"{console}/servers", "get", 400, "a bad kind", as_staff(f"{console}/servers?kind=x")),
+        Case(
+            f"{console}/servers/{{name}}", "get", 404, "unknown", as_staff(f"{console}/servers/no")
+        ),
+        Case(
+            f"{console}/namespaces", "get", 400, "page 0", as_staff(f"{console}/namespaces?page=0")
+        ),
+        get_case(f"{console}/explain", 200, "", f"{console}/explain?path=/shared/a&coordinate=1,2"),
+        get_case(f"{console}/pools", 200, "public", f"{console}/pools"),
+        get_case(f"{console}/explain", 400, "a relative path", f"{console}/explain?path=a"),
+    ]
+
+
 PREFIX = "/api/v1.0/director/namespaces/prefix/{path}"
 SERVER = "/api/v1.0/director_ui/servers/{name}"
 UI = "/api/v1.0/director_ui"
@@ -574,13 +612,17 @@ CASES = [
     get_case(f"{UI}/stat/pools", 200, "", f"{UI}/stat/pools"),
     get_case("/api/v1.0/health", 200, "ok", "/api/v1.0/health"),
     Case("/api/v1.0/health", "get", 503, "overloaded", overloaded_health),
+    *console_cases(),
 ]
 
 
 def _schema_class(reference: str) -> type[BaseModel]:
     name = reference.rsplit("/", 1)[1]
-    found: type[BaseModel] = getattr(schemas, name, None) or getattr(federation_schemas, name)
-    return found
+    for module in (schemas, federation_schemas, console_schemas):
+        found: type[BaseModel] | None = getattr(module, name, None)
+        if found is not None:
+            return found
+    raise LookupError(name)
 
 
 def body_validator(schema: JSONDict) -> Callable[[bytes], object]:

@@ -396,18 +396,20 @@ def test_get_fed_token_verifies_against_the_served_jwks_with_pelicans_claims(dir
     token = body["access_token"]
     assert jwt.get_unverified_header(token)["typ"] == "JWT"
     claims = director.verify(token, audience="https://wlcg.cern.ch/jwt/v1/any")
-    assert claims["iss"] == director.url  # the discovery endpoint
+    discovery = requests.get(f"{director.url}/.well-known/pelican-configuration", timeout=10)
+    issuer = discovery.json()["discovery_endpoint"]
+    assert issuer == director.url.replace("http://", "https://")
+    assert claims["iss"] == issuer
     assert claims["sub"] == cache.site_name
     assert claims["aud"] == ["https://wlcg.cern.ch/jwt/v1/any"]
     assert claims["scope"] == "storage.read:/"
     assert claims["wlcg.ver"] == "1.0"
     assert claims["exp"] - claims["iat"] == 900 and claims["nbf"] == claims["iat"]
     assert claims["jti"]
-    discovery = requests.get(f"{director.url}/.well-known/pelican-configuration", timeout=10)
-    assert discovery.json()["jwks_uri"] == f"{director.url}/.well-known/issuer.jwks"
-    assert discovery.json()["namespace_registration_endpoint"] == director.url
+    assert discovery.json()["jwks_uri"] == f"{issuer}/.well-known/issuer.jwks"
+    assert discovery.json()["namespace_registration_endpoint"] == issuer
     oidc = requests.get(f"{director.url}/.well-known/openid-configuration", timeout=10).json()
-    assert oidc == {"issuer": director.url, "jwks_uri": f"{director.url}/.well-known/issuer.jwks"}
+    assert oidc == {"issuer": issuer, "jwks_uri": f"{issuer}/.well-known/issuer.jwks"}
 
 
 def test_discover_servers_needs_a_federation_token_and_lists_the_servers(director, joined):

@@ -18,6 +18,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from helpers import caps, configure_director, create_server, make_ad, namespace_ad
 
+from director import registry
 from director.models import Server
 from director.registry import registry_changed
 
@@ -579,6 +580,21 @@ def test_during_the_start_up_grace_an_unknown_path_gets_429(live_director):
     answer = live_director.get("/api/v1.0/director/origin/nowhere/f")
 
     assert answer.status_code == 429
+    assert_error_body(answer.json(), "No sources found for the requested path /nowhere/f")
+
+
+def test_a_process_that_starts_with_live_ads_in_the_registry_has_no_start_up_grace(
+    live_director, file_servers
+):
+    """A restart of one process among several: the ads are in the database already, and
+    a 429 would be an error to pelicanfs, which does not retry on it."""
+    configure_director(startup_grace=3600)
+    live_director.register("origin-a", "origin", file_servers().url)
+    registry.reset()  # this process starts now, with that live ad in the registry
+
+    answer = live_director.get("/api/v1.0/director/origin/nowhere/f")
+
+    assert answer.status_code == 404
     assert_error_body(answer.json(), "No sources found for the requested path /nowhere/f")
 
 

@@ -87,7 +87,7 @@ def test_the_admin_column_shows_the_reason(servers):
     model_admin = admin.site._registry[Server]
     for server in Server.objects.all():
         expected = servers[server.name]
-        assert model_admin.routing_state(server) == (expected.label if expected else "routable")
+        assert model_admin.routing_state(server) == (expected.value if expected else "routable")
 
 
 def test_the_servers_api_says_why_a_listed_server_is_filtered(servers, client):

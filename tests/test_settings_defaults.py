@@ -127,3 +127,14 @@ def test_the_readme_documents_every_setting_with_its_default() -> None:
     for name in SETTING_NAMES:
         default = getattr(DEFAULT_SETTINGS, name)
         assert _documented_value(documented[name], default) == default, name
+
+
+def test_every_environment_variable_read_by_the_settings_is_in_the_readme() -> None:
+    """Each ``env_*("NAME", default)`` of director_project/settings.py has a row (or a
+    mention) in the README."""
+    source = (README.parent / "director_project" / "settings.py").read_text()
+    names = set(re.findall(r'env_\w+\(\s*"([A-Z_]+)"', source))
+    assert "DIRECTOR_CONSOLE_PUBLIC" in names
+    text = README.read_text()
+    missing = sorted(name for name in names if f"`{name}`" not in text)
+    assert missing == []

@@ -12,6 +12,7 @@ from django.core.management import CommandError, call_command
 from helpers import caps, namespace_ad, settle, wait_until
 
 from director import __version__, presence
+from director.models import Server
 from director.ops.metrics import INFLIGHT
 
 PROTECTED = caps(Read=True)
@@ -201,7 +202,7 @@ def test_stat_command_prints_every_candidate_and_the_redirect(live_director, two
     call_command("stat", "/data/a.txt")
     out = capsys.readouterr().out
     assert out.splitlines()[0].split() == [
-        "server", "type", "outcome", "status", "ms", "size", "checksum", "age"
+        "name", "kind", "outcome", "status", "ms", "size", "checksum", "age"
     ]  # fmt: skip
     rows = {line.split()[0]: line.split() for line in out.splitlines()[1:3]}
     assert rows["first"][1:4] == ["origin", "present", "200"]
@@ -213,11 +214,13 @@ def test_stat_command_prints_every_candidate_and_the_redirect(live_director, two
 def test_stat_command_json_and_exit_status_one_when_nobody_has_it(
     live_director, two_origins, capsys
 ):
-    with pytest.raises(CommandError) as raised:
+    with pytest.raises(SystemExit) as raised:  # an answer, not an error: no traceback
         call_command("stat", "/data/none.txt", "--json")
-    assert raised.value.returncode == 1
+    assert raised.value.code == 1
     document = json.loads(capsys.readouterr().out)
     assert [row["outcome"] for row in document["servers"]] == ["absent", "absent"]
+    assert [row["name"] for row in document["servers"]] == ["first", "second"]
+    assert {row["kind"] for row in document["servers"]} == {"origin"}
     assert document["redirects"]["origin"]["status"] == 404
     assert document["redirects"]["origin"]["message"].startswith("No sources reported possession")
 
@@ -240,13 +243,43 @@ def test_stat_command_refuses_bad_input_with_exit_status_two(db, args, message):
 # --- manage.py statpools -------------------------------------------------------------------
 
 
-def test_statpools_prints_the_pools_of_a_running_director(live_director, two_origins, capsys):
+def test_statpools_prints_every_server_with_its_state(live_director, two_origins, capsys):
     live_director.get("/api/v1.0/director/origin/data/b.txt")
+    Server.objects.filter(name="second").update(enabled=False)
     call_command("statpools", "--director", live_director.url)
     lines = capsys.readouterr().out.splitlines()
-    assert lines[0].split()[:5] == ["server", "type", "limit", "active", "waiting"]
+    assert lines[0].split()[:6] == ["name", "kind", "state", "limit", "active", "waiting"]
     assert [line.split()[0] for line in lines[1:]] == ["first", "second"]
-    assert lines[1].split()[1:3] == ["origin", "5"]
+    assert lines[1].split()[1:4] == ["origin", "routable", "5"]
+    assert "s ago" in lines[1]  # the last advertisement, relative
+    # Disabled in the admin (the snapshot follows within a second; the table reads the rows).
+    assert "disabled in the admin" in lines[2]
+
+
+def test_explain_asks_the_running_director(live_director, two_origins, capsys):
+    first, second = two_origins
+    live_director.get("/api/v1.0/director/origin/data/b.txt")
+    call_command("explain", "/data/b.txt", "--origin", "--director", live_director.url)
+    out = capsys.readouterr().out
+    assert f"asked:     {live_director.url} (process " in out
+    assert f"answer: 307 Location: {second.url}/data/b.txt" in out
+    table = out.split("\n\n")[1].splitlines()
+    assert table[0].split()[:2] == ["name", "kind"]
+    assert table[1].split()[0] == "second" and table[1].rstrip().endswith("#1")
+
+
+def test_explain_says_no_redirect_with_exit_status_one(live_director, two_origins, capsys):
+    with pytest.raises(SystemExit) as raised:
+        call_command("explain", "/nowhere/x", "--director", live_director.url, "--json")
+    assert raised.value.code == 1
+    assert json.loads(capsys.readouterr().out)["status"] == 404
+
+
+def test_explain_with_a_named_director_that_does_not_answer_exits_1(db):
+    with pytest.raises(CommandError) as raised:
+        call_command("explain", "/x", "--director", "http://127.0.0.1:9")
+    assert raised.value.returncode == 1
+    assert "Cannot reach" in str(raised.value)
 
 
 def test_statpools_watch_refreshes_count_times_and_json_is_the_raw_answer(
@@ -256,7 +289,8 @@ def test_statpools_watch_refreshes_count_times_and_json_is_the_raw_answer(
     out = capsys.readouterr().out
     assert out.count(live_director.url) == 2
     call_command("statpools", "--director", live_director.url, "--json")
-    assert {pool["name"] for pool in json.loads(capsys.readouterr().out)} == {"first", "second"}
+    document = json.loads(capsys.readouterr().out)
+    assert {server["name"] for server in document["servers"]} == {"first", "second"}
 
 
 def test_statpools_reports_an_unreachable_director_and_bad_input(db):

@@ -80,12 +80,13 @@ class DemoFederation:
     director_url: str
     data_dir: Path
     members: list[DemoServer] = field(default_factory=list)
+    token_pks: list[int] = field(default_factory=list)
     _advertiser: gevent.Greenlet | None = None
 
     def start(self) -> DemoFederation:
         write_demo_data(self.data_dir)
         pelican = settings.DIRECTOR_PELICAN_REGISTRATION
-        secrets_by_name = {} if pelican else _issue_tokens()
+        secrets_by_name, self.token_pks = ({}, []) if pelican else _issue_tokens()
         for name, kind, latitude, longitude in DEMO_SERVERS:
             if kind == "origin":
                 server = FileServer(root=self.data_dir, name=name)
@@ -182,23 +183,29 @@ class DemoFederation:
             self._advertiser.kill(timeout=2)
         for member in self.members:
             member.server.stop(timeout=0.5)
-        # Let the demo servers leave routing now rather than in ten minutes.
+        # Let the demo servers leave routing now rather than in ten minutes, and revoke
+        # this run's tokens (only these: another demo on the same database keeps its own).
         with transaction.atomic():
             members = Server.objects.filter(name__in=[m.name for m in self.members])
             servers = list(members.values_list("pk", flat=True))
             members.update(expires_at=timezone.now())
             registry_changed(servers)
+            RegistrationToken.objects.filter(pk__in=self.token_pks).update(
+                revoked_at=timezone.now()
+            )
 
 
-def _issue_tokens() -> dict[str, str]:
-    """Fresh tokens for the demo servers; tokens of earlier demo runs are revoked."""
+def _issue_tokens() -> tuple[dict[str, str], list[int]]:
+    """Fresh tokens for this run's demo servers (their secrets, their keys). Earlier runs'
+    tokens are left alone: a second ``make run`` on the same database revoked the first
+    one's, and the first one's ads were refused until it restarted."""
     with transaction.atomic():
-        RegistrationToken.objects.live().filter(description=DEMO_TOKEN_DESCRIPTION).update(
-            revoked_at=timezone.now()
-        )
-        return {
+        issued = {
             name: RegistrationToken.issue(
                 f"/{kind}s/{name}", DEMO_TOKEN_DESCRIPTION, [DEMO_NAMESPACE]
-            )[1]
+            )
             for name, kind, _, _ in DEMO_SERVERS
         }
+    return {name: secret for name, (_, secret) in issued.items()}, [
+        token.pk for token, _ in issued.values()
+    ]

@@ -1,10 +1,16 @@
 """A small HTTP object server on loopback: the demo's origins and caches, and the real
 servers that tests and benchmarks run against.
 
-Plain gevent ``pywsgi``, no Django. It serves GET, HEAD, PUT, DELETE and PROPFIND on an
-in-memory or on-disk object store, and its ``Behaviour`` can be changed while it runs:
-answer late, answer with a fixed status, never answer, demand a token. In cache mode it
-pulls a missing object through the director from an origin and then answers with ``Age``.
+Plain gevent ``pywsgi``, no Django. It serves GET and HEAD (single byte ranges, size,
+``Last-Modified``, a CRC-32C ``Digest`` when asked), PUT, DELETE and WebDAV PROPFIND
+(``Depth: 0`` and ``1``, with XRootD's properties: director/demo/webdav.py) on in-memory
+objects and a folder on disk, and its ``Behaviour`` can be changed while it runs: answer
+late, answer with a fixed status, never answer, demand a token.
+
+In cache mode it pulls a missing object through the director from an origin and then
+answers with ``Age``; as XCache does, a HEAD of an object it does not hold is answered
+from the origin (200 without ``Age``), and ranges and PROPFIND of what it does not hold
+are passed through to the origin.
 """
 
 from __future__ import annotations
@@ -17,10 +23,13 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from xml.sax.saxutils import escape
 
 import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
+
+from director.demo.webdav import RangeNotSatisfiable, Resource, byte_range, http_date, multistatus
 
 logger = logging.getLogger(__name__)
 
@@ -30,18 +39,32 @@ REASONS = {
     200: "OK",
     201: "Created",
     204: "No Content",
+    206: "Partial Content",
     207: "Multi-Status",
     400: "Bad Request",
     401: "Unauthorized",
     403: "Forbidden",
     404: "Not Found",
     405: "Method Not Allowed",
+    409: "Conflict",
+    416: "Range Not Satisfiable",
     500: "Internal Server Error",
     502: "Bad Gateway",
     503: "Service Unavailable",
 }
 HANG_SECONDS = 3600.0
 REPORT_PATHS = ("/api/v1.0/origin/directorTest", "/api/v1.0/cache/directorTest")
+# What a cache passes on of an origin's answer to a GET or HEAD it does not answer itself.
+RELAYED_HEADERS = (
+    "Content-Type",
+    "Content-Range",
+    "Accept-Ranges",
+    "Last-Modified",
+    "Digest",
+    "Cache-Control",
+)
+UPSTREAM_TIMEOUT = 5.0  # seconds for a cache's request to the director and an origin
+CACHE_UA = "pelican-cache/7.20.0"
 
 
 def _crc32c_table() -> list[int]:
@@ -143,34 +166,85 @@ class FileServer:
         return self.requests[method]
 
     # -- storage -----------------------------------------------------------------------
+    def _on_disk(self, path: str) -> Path | None:
+        """``path`` under the root folder, if it is there and does not leave it."""
+        if self.root is None:
+            return None
+        root = self.root.resolve()
+        candidate = (root / path.lstrip("/")).resolve()
+        if candidate != root and root not in candidate.parents:
+            return None
+        return candidate if candidate.exists() else None
+
     def _lookup(self, path: str) -> StoredObject | None:
+        """The object at ``path`` (in memory first, then on disk), or None."""
         stored = self.objects.get(path)
-        if stored is not None or self.root is None:
+        if stored is not None:
             return stored
-        candidate = (self.root / path.lstrip("/")).resolve()
-        if self.root.resolve() not in candidate.parents or not candidate.is_file():
+        candidate = self._on_disk(path)
+        if candidate is None or not candidate.is_file():
             return None
         return StoredObject(candidate.read_bytes(), stored_at=candidate.stat().st_mtime)
 
-    def _pull_through(self, path: str) -> StoredObject | None:
-        """Cache mode: fetch a missing object from an origin via the director."""
+    def _resource(self, path: str) -> Resource | None:
+        """What PROPFIND says of ``path``: an object, a collection (a folder on disk, or a
+        prefix of objects in memory), or None."""
+        path = "/" + path.strip("/")
+        stored = self._lookup(path)
+        if stored is not None:
+            return Resource(path, len(stored.data), stored.stored_at, collection=False)
+        candidate = self._on_disk(path)
+        if candidate is not None and candidate.is_dir():
+            return Resource(path, 0, candidate.stat().st_mtime, collection=True)
+        prefix = path.rstrip("/") + "/"
+        times = [o.stored_at for name, o in self.objects.items() if name.startswith(prefix)]
+        return Resource(path, 0, max(times), collection=True) if times else None
+
+    def _children(self, collection: Resource) -> list[Resource]:
+        """The objects and collections directly in ``collection``, by name."""
+        prefix = collection.path.rstrip("/") + "/"
+        names: set[str] = set()
+        folder = self._on_disk(collection.path)
+        if folder is not None and folder.is_dir():
+            names.update(child.name for child in folder.iterdir())
+        for name in self.objects:
+            if name.startswith(prefix):
+                names.add(name[len(prefix) :].split("/", 1)[0])
+        found = (self._resource(prefix + name) for name in sorted(names) if name)
+        return [child for child in found if child is not None]
+
+    # -- the cache's upstream ----------------------------------------------------------
+    def _upstream(
+        self, method: str, path: str, headers: dict[str, str] | None = None
+    ) -> Any | None:
+        """``method`` on the origin route of the director for ``path``, redirects
+        followed (so at an origin); None when it cannot be reached."""
         import requests
 
         assert self.upstream_director is not None
         try:
-            answer = requests.get(
+            return requests.request(
+                method,
                 f"{self.upstream_director}/api/v1.0/director/origin{path}",
-                headers={"User-Agent": "pelican-cache/7.20.0"},
-                timeout=5,
+                headers={"User-Agent": CACHE_UA, **(headers or {})},
+                timeout=UPSTREAM_TIMEOUT,
             )
         except requests.RequestException as error:
-            logger.warning("%s: pull-through of %s failed: %s", self.name, path, error)
+            logger.warning("%s: %s of %s upstream failed: %s", self.name, method, path, error)
             return None
-        if answer.status_code != 200:
-            return None
-        stored = StoredObject(answer.content)
-        self.objects[path] = stored
-        return stored
+
+    def _relay(
+        self, start_response: StartResponse, answer: Any, names: tuple[str, ...]
+    ) -> Iterable[bytes]:
+        """Pass an upstream answer on: its status, body and the headers named."""
+        status = int(answer.status_code)
+        headers = [(name, answer.headers[name]) for name in names if name in answer.headers]
+        body = answer.content
+        start_response(
+            f"{status} {REASONS.get(status, 'Status')}",
+            [*headers, ("Content-Length", str(len(body)))],
+        )
+        return [body]
 
     # -- WSGI --------------------------------------------------------------------------
     def app(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
@@ -213,7 +287,7 @@ class FileServer:
             existed = self.objects.pop(path, None) is not None
             return self._reply(start_response, 204 if existed else 404, b"")
         if method == "PROPFIND":
-            return self._propfind(start_response, path)
+            return self._propfind(environ, start_response, path)
         if method == "POST" and path in REPORT_PATHS:
             return self._report(environ, start_response)
         return self._reply(start_response, 405, b"method not allowed\n")
@@ -226,24 +300,52 @@ class FileServer:
         stored = self._lookup(path)
         if stored is None and self.behaviour.any_path is not None:
             stored = StoredObject(self.behaviour.any_path)
+        wants_digest = "crc32c" in environ.get("HTTP_WANT_DIGEST", "").lower()
+        range_header = environ.get("HTTP_RANGE")
         age: int | None = None
-        if stored is None and self.upstream_director and not head:
-            stored = self._pull_through(path)
+        if stored is None and self.upstream_director:
+            if head or range_header:  # answered by the origin, nothing kept
+                return self._from_origin(environ, start_response, path, head=head)
+            answer = self._upstream("GET", path)  # pulled through
+            if answer is None:
+                return self._reply(start_response, 404, b"not found\n")
+            if answer.status_code != 200 or "no-store" in answer.headers.get("Cache-Control", ""):
+                return self._relay(start_response, answer, RELAYED_HEADERS)
+            stored = self.objects[path] = StoredObject(answer.content)
             age = 0
         elif stored is not None and self.upstream_director:
             age = max(1, int(time.time() - stored.stored_at))
         if stored is None:
-            return self._reply(start_response, 404, b"not found\n")
+            return self._collection_listing(start_response, path, head=head)
+        size = len(stored.data)
         headers = [
-            ("Content-Length", str(len(stored.data))),
             ("Content-Type", "application/octet-stream"),
+            ("Accept-Ranges", "bytes"),
+            ("Last-Modified", http_date(stored.stored_at)),
         ]
-        if "crc32c" in environ.get("HTTP_WANT_DIGEST", "").lower():
+        if wants_digest:
             headers.append(("Digest", f"crc32c={crc32c(stored.data):08x}"))
         if age is not None:
             headers.append(("Age", str(age)))
-        start_response("200 OK", headers)
-        return [b""] if head else [stored.data]
+        try:
+            selected = byte_range(range_header, size)
+        except RangeNotSatisfiable:
+            return self._reply(
+                start_response, 416, b"", extra=[("Content-Range", f"bytes */{size}")]
+            )
+        if selected is None:
+            start_response("200 OK", [*headers, ("Content-Length", str(size))])
+            return [b""] if head else [stored.data]
+        first, last = selected
+        start_response(
+            "206 Partial Content",
+            [
+                *headers,
+                ("Content-Range", f"bytes {first}-{last}/{size}"),
+                ("Content-Length", str(last - first + 1)),
+            ],
+        )
+        return [b""] if head else [stored.data[first : last + 1]]
 
     def _report(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
         """A director's health-test report, kept as received (the token is not checked)."""
@@ -256,24 +358,88 @@ class FileServer:
             self.reports.append((body, environ.get("HTTP_AUTHORIZATION", "")))
         return self._reply(start_response, 200, b'{"status":"success","msg":"Success"}')
 
-    def _propfind(self, start_response: StartResponse, path: str) -> Iterable[bytes]:
-        prefix = path.rstrip("/") + "/"
-        names = sorted(name for name in self.objects if name.startswith(prefix) or name == path)
-        if not names:
+    def _from_origin(
+        self, environ: Environ, start_response: StartResponse, path: str, *, head: bool
+    ) -> Iterable[bytes]:
+        """A cache's HEAD or ranged GET of an object it does not hold, answered upstream."""
+        forwarded = {
+            name: environ[key]
+            for name, key in (("Range", "HTTP_RANGE"), ("Want-Digest", "HTTP_WANT_DIGEST"))
+            if key in environ
+        }
+        answer = self._upstream("HEAD" if head else "GET", path, forwarded)
+        if answer is None:
             return self._reply(start_response, 404, b"not found\n")
-        body = (
-            '<?xml version="1.0" encoding="utf-8"?><D:multistatus xmlns:D="DAV:">'
-            + "".join(f"<D:response><D:href>{name}</D:href></D:response>" for name in names)
-            + "</D:multistatus>"
-        ).encode()
-        return self._reply(start_response, 207, body, "application/xml")
+        if head and answer.status_code == 200:
+            # The size of the object, not of the (empty) body of the HEAD answer.
+            length = answer.headers.get("Content-Length", "0")
+            headers = [
+                (name, answer.headers[name]) for name in RELAYED_HEADERS if name in answer.headers
+            ]
+            start_response("200 OK", [*headers, ("Content-Length", length)])
+            return [b""]
+        return self._relay(start_response, answer, RELAYED_HEADERS)
+
+    def _collection_listing(
+        self, start_response: StartResponse, path: str, *, head: bool
+    ) -> Iterable[bytes]:
+        """GET of a collection: an HTML listing, as XrdHttp serves one (fsspec's ``info``
+        falls back to GET when HEAD fails); HEAD of one: 409, as XRootD answers it.
+        Anything else: 404."""
+        resource = self._resource(path)
+        if resource is None or not resource.collection:
+            return self._reply(start_response, 404, b"not found\n")
+        if head:
+            return self._reply(start_response, 409, b"is a collection\n")
+        items = "".join(
+            f'<li><a href="{escape(child.href)}">{escape(child.path.rsplit("/", 1)[-1])}</a></li>'
+            for child in self._children(resource)
+        )
+        body = f"<html><body><ul>{items}</ul></body></html>\n".encode()
+        # A listing changes as objects come and go: caches pass it on, never keep it.
+        return self._reply(
+            start_response, 200, body, "text/html", extra=[("Cache-Control", "no-store")]
+        )
+
+    def _propfind(
+        self, environ: Environ, start_response: StartResponse, path: str
+    ) -> Iterable[bytes]:
+        """WebDAV PROPFIND: ``Depth: 0`` describes ``path``, any other depth (XRootD
+        serves 1) also what a collection holds. ``<object>/`` is an error, as in XRootD.
+        A cache passes it to the origin: it may hold only some of a collection."""
+        depth = environ.get("HTTP_DEPTH", "1").strip()
+        if self.upstream_director:  # a cache holds copies of some objects: ask the origin
+            answer = self._upstream("PROPFIND", path, {"Depth": depth})
+            if answer is None:
+                return self._reply(start_response, 404, b"not found\n")
+            return self._relay(start_response, answer, ("Content-Type",))
+        resource = self._resource(path)
+        if resource is None:
+            return self._reply(start_response, 404, b"not found\n")
+        if path.endswith("/") and len(path) > 1 and not resource.collection:
+            return self._reply(start_response, 500, b"not a collection\n")
+        listed = [resource]
+        if depth != "0" and resource.collection:
+            listed += self._children(resource)
+        return self._reply(
+            start_response, 207, multistatus(listed), "application/xml; charset=utf-8"
+        )
 
     @staticmethod
     def _reply(
-        start_response: StartResponse, status: int, body: bytes, content_type: str = "text/plain"
+        start_response: StartResponse,
+        status: int,
+        body: bytes,
+        content_type: str = "text/plain",
+        *,
+        extra: list[tuple[str, str]] | None = None,
     ) -> Iterable[bytes]:
         start_response(
             f"{status} {REASONS.get(status, 'Status')}",
-            [("Content-Type", content_type), ("Content-Length", str(len(body)))],
+            [
+                ("Content-Type", content_type),
+                ("Content-Length", str(len(body))),
+                *(extra or []),
+            ],
         )
         return [body]

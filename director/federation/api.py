@@ -257,7 +257,7 @@ def get_fed_token(request: HttpRequest, host: str = "", sType: str = "") -> Stat
     if not verdict.scoped:
         return Status(403, ErrorOut(msg="The provided advertise token was rejected"))
     minted = issuer.signer().mint(
-        issuer=external_url(request),
+        issuer=issuer.issuer_url(external_url(request)),
         subject=host,
         audience=[tokens.WLCG_AUDIENCE_ANY],
         scopes=[f"{tokens.STORAGE_READ}:/"],
@@ -276,7 +276,9 @@ def discover_servers(request: HttpRequest) -> Status[Any]:
     if not token:
         return Status(403, ErrorOut(msg="Authentication is required but no token is present."))
     try:
-        issuer.verify_federation_token(token, external_url(request), tokens.SERVICE_DISCOVERY)
+        issuer.verify_federation_token(
+            token, issuer.issuer_url(external_url(request)), tokens.SERVICE_DISCOVERY
+        )
     except tokens.TokenRejected as rejected:
         return Status(403, ErrorOut(msg=f"Failed to verify the token: {rejected}"))
     snapshot = routing_registry.current()

@@ -24,6 +24,7 @@ from django.utils import timezone
 
 from director.models import IssuerKey
 from director.trust import keys, tokens
+from director.wire.documents import federation_url
 
 logger = logging.getLogger(__name__)
 
@@ -71,6 +72,13 @@ class _Loaded:
 _loaded: _Loaded | None = None
 _private: dict[str, ec.EllipticCurvePrivateKey] = {}
 _public: dict[str, jwt.PyJWK] = {}
+
+
+def issuer_url(base: str) -> str:
+    """The federation issuer, the ``iss`` of every token this director signs: the
+    ``discovery_endpoint`` of its discovery document for ``base`` (its public URL), byte
+    for byte, as Pelican's verifiers compare them."""
+    return federation_url(base.rstrip("/"))
 
 
 def longest_automatic_lifetime() -> float:

@@ -19,10 +19,10 @@ def _document(body: str, filename: str) -> HttpResponse:
 
 
 def openid_configuration(request: HttpRequest) -> HttpResponse:
-    """``{"issuer": <this director>, "jwks_uri": <its JWKS>}``, as a plain Pelican
-    director serves it."""
-    base = external_url(request)
-    body = json.dumps({"issuer": base, "jwks_uri": f"{base}/.well-known/issuer.jwks"}, indent=2)
+    """``{"issuer": <this director, as discovery names it>, "jwks_uri": <its JWKS>}``, as
+    a plain Pelican director serves it."""
+    name = issuer.issuer_url(external_url(request))
+    body = json.dumps({"issuer": name, "jwks_uri": f"{name}/.well-known/issuer.jwks"}, indent=2)
     return _document(body, "pelican-oidc-configuration.json")
 
 

@@ -105,18 +105,45 @@ class StatSettings(models.Model):
         return "Director settings"
 
     def clean(self) -> None:
+        """Each error names its numbers and lands on the fields this edit changed (on the
+        first of them the rule names when it is a new row or nothing of it changed)."""
+        stored = StatSettings.objects.filter(pk=self.pk or 1).first()
+
+        def at_fault(*names: str) -> list[str]:
+            changed = [
+                name
+                for name in names
+                if stored is None or getattr(stored, name) != getattr(self, name)
+            ]
+            return changed or [names[-1]]
+
+        errors: dict[str, str] = {}
         if self.ejection_max_time < self.ejection_base_time:
-            raise ValidationError({"ejection_max_time": "Must be at least the base ejection time."})
-        if self.redirect_timeout <= self.stat_timeout + self.stat_max_wait:
-            raise ValidationError(
-                {
-                    "redirect_timeout": (
-                        "Must be longer than the stat timeout plus the stat max wait: a stat "
-                        "cut short by the redirect deadline says nothing about its server, "
-                        "so a hung server would never be ejected."
-                    )
-                }
+            message = (
+                f"The longest ejection, {float(self.ejection_max_time)} s, must be at least the "
+                f"base ejection time, {float(self.ejection_base_time)} s."
             )
+            errors.update(
+                dict.fromkeys(at_fault("ejection_base_time", "ejection_max_time"), message)
+            )
+        if self.redirect_timeout <= self.stat_timeout + self.stat_max_wait:
+            stat, wait, deadline = (
+                float(self.stat_timeout),
+                float(self.stat_max_wait),
+                float(self.redirect_timeout),
+            )
+            message = (
+                f"stat timeout {stat} s + max wait {wait} s must be below the redirect "
+                f"timeout {deadline} s: a stat cut short by the redirect deadline "
+                "says nothing about its server, so a hung server would never be ejected."
+            )
+            errors.update(
+                dict.fromkeys(
+                    at_fault("stat_timeout", "stat_max_wait", "redirect_timeout"), message
+                )
+            )
+        if errors:
+            raise ValidationError(errors)
 
     def save(self, *args: Any, **kwargs: Any) -> None:  # Django's own signature, passed on
         self.pk = 1

@@ -9,6 +9,7 @@ from collections.abc import Iterable
 from django.core.exceptions import ValidationError
 from django.db import models
 
+from director.models.servers import Server, Source
 from director.wire.validation import namespace_path_problem, registry_prefix_kind
 
 
@@ -100,6 +101,18 @@ class RegistrationToken(models.Model):
         token.token_hash = hash_token_secret(secret)
         token.save()
         return token, secret
+
+    def advertised_servers(self) -> models.QuerySet[Server]:
+        """The servers that advertised under this token's registry prefix."""
+        return Server.objects.filter(source=Source.ADVERTISED, registry_prefix=self.registry_prefix)
+
+    def others_live(self) -> models.QuerySet[RegistrationToken]:
+        """Other live tokens of the same prefix: they may still advertise its servers."""
+        return (
+            RegistrationToken.objects.live()
+            .filter(registry_prefix=self.registry_prefix)
+            .exclude(pk=self.pk)
+        )
 
     @classmethod
     def live_by_secret(cls, secret: str) -> RegistrationToken | None:

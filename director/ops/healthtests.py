@@ -47,6 +47,7 @@ from requests.adapters import HTTPAdapter
 from director import __version__, registry
 from director.federation import issuer
 from director.models import HealthStatus, HealthTestLease, Server
+from director.ops.traffic import Buckets
 from director.snapshot import DirectorSettings, ServerView
 from director.trust import tokens
 from director.wire import healthfiles
@@ -56,6 +57,9 @@ from director.wire.types import ServerKind
 logger = logging.getLogger(__name__)
 
 MAX_CONCURRENT_TESTS = 20
+# Health-test durations (seconds): a test takes a few ms on a healthy server and ends by
+# its health_test_timeout (10 s) on a hung one.
+TEST_DURATION_BUCKETS = (0.01, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
 TICK = 1.0
 LEASE_SECONDS = 15.0
 LEASE_RENEW_SECONDS = 5.0
@@ -218,7 +222,7 @@ class HealthTester:
 
     def __init__(self, director_name: str, issuer_url: str = "") -> None:
         self.director_name = director_name
-        self.issuer_url = issuer_url.rstrip("/")
+        self.issuer_url = issuer.issuer_url(issuer_url) if issuer_url else ""
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=MAX_CONCURRENT_TESTS, max_retries=0)
@@ -232,6 +236,10 @@ class HealthTester:
         self._lease_checked_at = float("-inf")
         self._lease_held = False
         self._greenlet: gevent.Greenlet | None = None
+        # For /metrics: (name, web URL, kind, Succeeded|Failed) -> tests; kind -> durations.
+        # (name, web URL, kind, test status, report status) -> runs
+        self.runs: dict[tuple[str, str, str, str, str], int] = {}
+        self.durations: dict[str, Buckets] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
@@ -279,6 +287,8 @@ class HealthTester:
             self._pool.spawn(self._test, server, settings, self.tokens_for(server))
         for name in set(self._last_started) - set(snapshot.servers):
             del self._last_started[name]
+        for key in [key for key in self.runs if key[0] not in snapshot.servers]:
+            del self.runs[key]
 
     def tokens_for(self, server: ServerView) -> TestTokens:
         """The federation issuer's tokens for one test (reference pelican-trust 3.4, 3.5)."""
@@ -309,6 +319,7 @@ class HealthTester:
     def _test(
         self, server: ServerView, settings: DirectorSettings, test_tokens: TestTokens
     ) -> None:
+        started = time.monotonic()
         try:
             passed, message = run_test(
                 self.session,
@@ -317,16 +328,22 @@ class HealthTester:
                 settings.health_test_timeout,
                 test_tokens.transfer,
             )
+            elapsed = time.monotonic() - started  # the test alone, not its report
             finished = timezone.now()
+            reported = "NotReported"  # no issuer, or a server without a web URL
             if test_tokens.report:
-                report(
-                    self.session,
-                    server,
-                    report_body(server, passed, message, finished),
-                    test_tokens.report,
-                )
+                body = report_body(server, passed, message, finished)
+                sent = report(self.session, server, body, test_tokens.report)
+                reported = "Succeeded" if sent else "Failed"
         finally:
             self._running.discard(server.name)
+        kind = server.kind.value
+        key = (server.name, server.web_url, kind, "Succeeded" if passed else "Failed", reported)
+        self.runs[key] = self.runs.get(key, 0) + 1
+        buckets = self.durations.get(kind)
+        if buckets is None:
+            buckets = self.durations[kind] = Buckets(TEST_DURATION_BUCKETS)
+        buckets.observe(elapsed)
         self._outcomes.append(TestOutcome(server.name, passed, message, finished))
 
     def hold_lease(self) -> bool:

@@ -1,57 +1,38 @@
 """Prometheus metrics (``GET /metrics``).
 
-Counters that the request path updates live here; everything about the stat pools,
-in-flight requests, greenlets and loop lag is read from its owner at scrape time by
-``DirectorCollector``, so those figures are exact rather than maintained by hand.
+Nothing here is written by the request path: ``DirectorCollector`` reads every figure
+from its owner at scrape time: answers, redirects per server and request durations from
+``director.ops.traffic`` (counted without a lock), the stat pools from the stat engine,
+weights, downtimes and health-test verdicts from the routing snapshot, health-test runs
+from the health tester, in-flight requests, greenlets and loop lag from theirs. Pelican's
+metric names are kept where Pelican has the metric (reference section 6).
 """
 
 from __future__ import annotations
 
 import gc
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from itertools import compress
 
 from greenlet import greenlet
-from prometheus_client import REGISTRY, Counter, Histogram
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
+from prometheus_client import REGISTRY
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+    SummaryMetricFamily,
+)
 from prometheus_client.registry import Collector
 
-from director import presence
+from director import presence, registry
+from director.ops import healthtests
 from director.ops.loopmonitor import monitor
 from director.ops.shedding import shedder
-
-REDIRECTS = Counter(
-    "pelican_director_redirects_total",
-    "Redirect responses produced (307, or 200 with redirect=false).",
-    ["destination", "status_code"],
-)
-REQUEST_DURATION = Histogram(
-    "pelican_director_request_duration_seconds",
-    "Time to answer a request, by route.",
-    ["route"],
-    buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0),
-)
-
-
-_redirect_children: dict[tuple[str, str], Counter] = {}
-_duration_children: dict[str, Histogram] = {}
-
-
-def count_redirect(destination: str, status_code: int) -> None:
-    """``REDIRECTS.labels(...).inc()``, with the labelled child looked up once."""
-    key = (destination, str(status_code))
-    child = _redirect_children.get(key)
-    if child is None:
-        child = _redirect_children[key] = REDIRECTS.labels(*key)
-    child.inc()
-
-
-def observe_duration(route: str, seconds: float) -> None:
-    child = _duration_children.get(route)
-    if child is None:
-        child = _duration_children[route] = REQUEST_DURATION.labels(route)
-    child.observe(seconds)
+from director.ops.traffic import traffic
+from director.wire.types import HealthStatus
 
 
 @dataclass
@@ -87,8 +68,119 @@ def live_greenlets() -> int:
     return sum(1 for candidate in found if candidate)
 
 
+def answer_metrics() -> Iterator[Metric]:
+    """Every answer of the redirect routes, the successful ones, redirects per server,
+    request durations per route."""
+    answers = CounterMetricFamily(
+        "pelican_director_answers",
+        "Answers of the redirect routes (object, origin, root-path shortcut) by status code "
+        "(307, 200 with redirect=false, 400, 401, 404, 405, 429, 5xx) and destination kind.",
+        labels=["route", "destination", "status_code"],
+    )
+    redirects = CounterMetricFamily(
+        "pelican_director_redirects",
+        "Redirects issued (307, or 200 with redirect=false): Pelican's metric.",
+        labels=["destination", "status_code"],
+    )
+    successful: dict[tuple[str, str], int] = {}
+    for (route, destination, status), number in traffic.answers.items():
+        answers.add_metric([route, destination, str(status)], number)
+        if status in (200, 307):
+            key = (destination, str(status))
+            successful[key] = successful.get(key, 0) + number
+    for key, number in successful.items():
+        redirects.add_metric(list(key), number)
+    per_server = CounterMetricFamily(
+        "pelican_director_server_redirects",
+        "Redirects whose Location was this server (the first choice).",
+        labels=["server_name"],
+    )
+    for name, number in traffic.server_redirects.items():
+        per_server.add_metric([name], number)
+    durations = HistogramMetricFamily(
+        "pelican_director_request_duration_seconds",
+        "Time to answer a request, by route (object, origin, shortcut, api, health, "
+        "metrics, admin, console).",
+        labels=["route"],
+    )
+    for route, buckets in traffic.durations.items():
+        durations.add_metric([route], buckets.cumulative(), sum_value=buckets.total)
+    yield from (answers, redirects, per_server, durations)
+
+
+def server_metrics() -> Iterator[Metric]:
+    """Per server of the routing snapshot: Pelican's server count and status weight, and
+    whether it is in downtime, routable, and passing its health tests."""
+    snapshot = registry.installed()
+    count = GaugeMetricFamily(
+        "pelican_director_server_count",
+        "Servers in the routing snapshot (1 per server): Pelican's metric.",
+        labels=["server_name", "server_type", "from_topology"],
+    )
+    weight = GaugeMetricFamily(
+        "pelican_director_server_statusweight",
+        "The status weight (EWMA of the advertised status, times any health-test penalty).",
+        labels=["server_name", "server_url", "server_type"],
+    )
+    downtime = GaugeMetricFamily(
+        "pelican_director_server_in_downtime",
+        "1 while the server is in an active downtime.",
+        labels=["server_name", "server_type"],
+    )
+    routable = GaugeMetricFamily(
+        "pelican_director_server_routable",
+        "1 while the server takes part in routing (not expired, shutting down or in "
+        "downtime; admin-disabled servers are not in the snapshot).",
+        labels=["server_name", "server_type"],
+    )
+    health = GaugeMetricFamily(
+        "pelican_director_server_health_test_ok",
+        "The last director health test: 1 passed, 0 failed (servers not tested: absent).",
+        labels=["server_name", "server_type"],
+    )
+    if snapshot is not None:
+        now = time.time()
+        for server in snapshot.servers.values():
+            kind = server.kind.value
+            count.add_metric([server.name, kind, "false"], 1)
+            weight.add_metric(
+                [server.name, server.auth_url or server.url, kind], server.status_weight
+            )
+            in_downtime = any(window.active(now) for window in server.downtimes)
+            downtime.add_metric([server.name, kind], int(in_downtime))
+            routable.add_metric([server.name, kind], int(server.routable(now)))
+            if server.health_status in (HealthStatus.OK, HealthStatus.ERROR):
+                health.add_metric([server.name, kind], int(server.health_status is HealthStatus.OK))
+    yield from (count, weight, downtime, routable, health)
+
+
+def health_test_metrics() -> Iterator[Metric]:
+    runs = CounterMetricFamily(
+        "pelican_director_total_ftx_test_runs",
+        "Director health tests run by this process (Pelican's metric; report_status: the "
+        "report to the server Succeeded or Failed, or NotReported without an issuer URL "
+        "or a web URL).",
+        labels=["server_name", "server_web_url", "server_type", "status", "report_status"],
+    )
+    durations = HistogramMetricFamily(
+        "pelican_director_health_test_duration_seconds",
+        "How long one whole health test took, by server type.",
+        labels=["server_type"],
+    )
+    tester = healthtests.tester
+    if tester is not None:
+        for labels, number in tester.runs.items():
+            runs.add_metric(list(labels), number)
+        for kind, buckets in tester.durations.items():
+            durations.add_metric([kind], buckets.cumulative(), sum_value=buckets.total)
+    yield from (runs, durations)
+
+
 class DirectorCollector(Collector):
-    def collect(self) -> Iterator[GaugeMetricFamily | CounterMetricFamily]:
+    def collect(self) -> Iterator[Metric]:
+        yield from answer_metrics()
+        yield from server_metrics()
+        yield from health_test_metrics()
         states = presence.engine.states()
         stat_total = CounterMetricFamily(
             "pelican_director_stat",
@@ -115,6 +207,21 @@ class DirectorCollector(Collector):
             "1 while the server is ejected.",
             labels=["server_name"],
         )
+        ejected_left = GaugeMetricFamily(
+            "pelican_director_server_ejected_seconds_left",
+            "Seconds until the server's ejection ends (0 when not ejected).",
+            labels=["server_name"],
+        )
+        ejections = CounterMetricFamily(
+            "pelican_director_server_ejections",
+            "Times the server was ejected in a row (reset by a successful probe).",
+            labels=["server_name"],
+        )
+        latency = SummaryMetricFamily(
+            "pelican_director_stat_duration_seconds",
+            "Time of the HEADs sent to the server (answered or timed out).",
+            labels=["server_name", "server_type"],
+        )
         for state in states:
             for outcome, number in state.outcomes.items():
                 cached = state.cached_outcomes.get(outcome, 0)
@@ -129,7 +236,13 @@ class DirectorCollector(Collector):
             for reason, number in state.rejections.items():
                 rejected.add_metric([state.name, reason], number)
             ejected.add_metric([state.name], 1.0 if state.ejected else 0.0)
-        yield from (stat_total, active, waiting, rejected, ejected)
+            ejected_left.add_metric([state.name], round(state.ejected_for, 3))
+            ejections.add_metric([state.name], state.times_ejected)
+            latency.add_metric(
+                [state.name, state.kind], count_value=state.heads, sum_value=state.latency_sum
+            )
+        yield from (stat_total, active, waiting, rejected, ejected, ejected_left, ejections)
+        yield latency
         yield GaugeMetricFamily(
             "pelican_director_inflight_requests", "Requests being served.", value=INFLIGHT.count
         )

@@ -7,13 +7,15 @@ call ``start_background()``; library code never starts greenlets on import.
 from __future__ import annotations
 
 import gc
+import time
 
 from django.conf import settings
 
-from director import registry
+from director import presence, registry
 from director.ops import directors, healthtests, watcher
 from director.ops.loopmonitor import monitor
 from director.ops.shedding import shedder
+from director.ops.traffic import PoolCounts, sampler, traffic
 from director.snapshot import Snapshot
 
 
@@ -33,6 +35,7 @@ def start_background(serving_url: str = "") -> None:
         settings.DIRECTOR_DB_REQUEST_TIMEOUT,
     )
     monitor.start()
+    sampler.start(sample_traffic)
     url = settings.DIRECTOR_EXTERNAL_URL or serving_url
     healthtests.start(settings.DIRECTOR_NAME, url)
     if url:  # where others reach this director: its own ad in the shared registry
@@ -49,10 +52,23 @@ def _follow_shedding_settings(snapshot: Snapshot, changed: frozenset[str] | None
     shedder.configure(values.shed_queue_target, values.shed_queue_interval, values.redirect_timeout)
 
 
+def sample_traffic() -> None:
+    """One sample of this process's numbers into the console's rings."""
+    pools = [
+        PoolCounts(
+            state.name, state.outcomes, state.cached_outcomes, state.latency_sum, state.heads
+        )
+        for state in presence.engine.states()
+    ]
+    servers = list(registry.current().servers)
+    traffic.sample(time.time(), pools, sum(shedder.shed_total.values()), monitor.lag, servers)
+
+
 def stop_background() -> None:
     if watcher.watcher is not None:
         watcher.watcher.stop()
     monitor.stop()
+    sampler.stop()
     if healthtests.tester is not None:
         healthtests.tester.stop()
     if directors.advertiser is not None:

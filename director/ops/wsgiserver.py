@@ -9,7 +9,8 @@ from __future__ import annotations
 import socket
 import struct
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import gevent
@@ -17,6 +18,7 @@ from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
 from director.ops.shedding import RETRY_AFTER, UNSHED_PATHS, shedder
+from director.ops.tls import TLSHandshakeDeadline
 from director.wire.documents import error_body
 
 HEADER_TIMEOUT = 10.0
@@ -24,7 +26,7 @@ HEADER_TIMEOUT = 10.0
 # gevent's default, 128, overflowed when clients opened a few hundred connections at once:
 # SYNs dropped, and the clients' retransmissions (1 s, 3 s, 7 s) became time-outs.
 LISTEN_BACKLOG = 4096
-OVERFLOW_HEADER_TIMEOUT = 1.0  # an overflow connection's request must arrive this fast
+OVERFLOW_HEADER_TIMEOUT = 1.0  # an overflow connection's request (and TLS handshake)
 
 # What the server answers itself, before any application sees the request: the director's
 # JSON error body (gevent's own answers have an empty or plain-text one).
@@ -313,7 +315,7 @@ class DirectorHandler(ConnectionLimits, WSGIHandler):
     pass
 
 
-class DirectorServer(WSGIServer):
+class DirectorServer(TLSHandshakeDeadline, WSGIServer):
     """pywsgi's server that never stops accepting. pywsgi stops when its pool of
     connection greenlets is full, and new connections then wait in the kernel's backlog,
     unseen, until their clients time out. Here a connection beyond the pool is served by
@@ -326,9 +328,9 @@ class DirectorServer(WSGIServer):
     # 4,096 wait in the backlog under a 3,000 req/s overload while the loop had time).
     max_accept = 1000
 
-    def __init__(self, *args: Any, overflow: int = 0, **kwargs: Any) -> None:
+    def __init__(self, *args: Any, overflow: Pool, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        self.overflow = Pool(max(1, overflow))
+        self.overflow = overflow
         self.refused_connections = 0  # closed unanswered: both pools full
         # gevent's set_spawn made ``full`` the pool's, which stops accepting: never full.
         self.full = lambda: False
@@ -344,12 +346,56 @@ class DirectorServer(WSGIServer):
 
     def _refuse(self, sock: Any, address: Any) -> None:
         try:
-            handler = self.handler_class(sock, address, self)
-            handler.refuse_connection = True
-            handler.header_timeout = OVERFLOW_HEADER_TIMEOUT
-            handler.handle()
+            if self.ssl_enabled:
+                self.after_handshake(sock, address, self._answer_429, OVERFLOW_HEADER_TIMEOUT)
+            else:
+                self._answer_429(sock, address)
         finally:
             self.do_close(sock, address)
+
+    def _answer_429(self, sock: Any, address: Any) -> None:
+        handler = self.handler_class(sock, address, self)
+        handler.refuse_connection = True
+        handler.header_timeout = OVERFLOW_HEADER_TIMEOUT
+        handler.handle()
+
+
+@dataclass(frozen=True)
+class Listener:
+    """An address to serve on: plain HTTP, or HTTPS with ``tls`` (``tls_context``)."""
+
+    host: str
+    port: int
+    tls: Any = None
+
+
+def make_servers(
+    listeners: Sequence[Listener],
+    application: Callable[..., Any],
+    *,
+    connections: int,
+    keepalive_timeout: float,
+    access_log: bool = False,
+    overflow: int = 0,
+) -> list[DirectorServer]:
+    """One server per listener, all sharing at most ``connections`` connection greenlets
+    (one bounded pool) and ``overflow`` more that only answer 429 (DirectorServer): serving
+    HTTP and HTTPS side by side does not double the bound."""
+    handler = type("Handler", (DirectorHandler,), {"keepalive_timeout": keepalive_timeout})
+    pool, overflow_pool = Pool(connections), Pool(max(1, overflow))
+    return [
+        DirectorServer(
+            (listener.host, listener.port),
+            application,
+            spawn=pool,
+            overflow=overflow_pool,
+            backlog=LISTEN_BACKLOG,
+            handler_class=handler,
+            log=sys.stderr if access_log else None,
+            **({"ssl_context": listener.tls} if listener.tls is not None else {}),
+        )
+        for listener in listeners
+    ]
 
 
 def make_server(
@@ -361,16 +407,14 @@ def make_server(
     keepalive_timeout: float,
     access_log: bool = False,
     overflow: int = 0,
-) -> WSGIServer:
-    """A server with at most ``connections`` connection greenlets (a bounded pool), and
-    ``overflow`` more that only answer 429 (DirectorServer)."""
-    handler = type("Handler", (DirectorHandler,), {"keepalive_timeout": keepalive_timeout})
-    return DirectorServer(
-        (host, port),
+    tls: Any = None,
+) -> DirectorServer:
+    """``make_servers`` for one listener."""
+    return make_servers(
+        [Listener(host, port, tls)],
         application,
-        spawn=Pool(connections),
+        connections=connections,
+        keepalive_timeout=keepalive_timeout,
+        access_log=access_log,
         overflow=overflow,
-        backlog=LISTEN_BACKLOG,
-        handler_class=handler,
-        log=sys.stderr if access_log else None,
-    )
+    )[0]

@@ -100,6 +100,8 @@ class PoolState:
     outcomes: dict[str, int]  # outcome -> count, fresh and cached together
     cached_outcomes: dict[str, int]
     rejections: dict[str, int]  # saturated, ejected, deadline
+    latency_sum: float = 0.0  # seconds, over the HEADs that got an answer or timed out
+    heads: int = 0  # those HEADs
 
 
 def cache_key(path: str, token: str, token_scoped: bool) -> tuple[str, str]:
@@ -133,6 +135,8 @@ class ServerPool:
         self.outcomes: Counter[tuple[Outcome, bool]] = Counter()
         self.rejections: Counter[str] = Counter()
         self.last_saturated_at = float("-inf")
+        self.latency_sum = 0.0
+        self.heads = 0
 
     @staticmethod
     def limit_for(target: StatTarget, config: StatConfig) -> int:
@@ -150,6 +154,9 @@ class ServerPool:
 
     def count(self, result: StatResult) -> None:
         self.outcomes[(result.outcome, result.cached)] += 1
+        if result.latency and not result.cached:  # a HEAD went out (the console's latency)
+            self.latency_sum += result.latency
+            self.heads += 1
 
     def reject(self, reason: str) -> None:
         self.rejections[reason] += 1
@@ -159,12 +166,14 @@ class ServerPool:
     def state(self) -> PoolState:
         now = self.clock()
         ejected_for = max(0.0, self.detector.ejected_until - now)
-        total: Counter[str] = Counter()
-        cached: Counter[str] = Counter()
+        # Plain dicts: the console reads a thousand of these per refresh.
+        total: dict[str, int] = {}
+        cached: dict[str, int] = {}
         for (outcome, was_cached), number in self.outcomes.items():
-            total[outcome.value] += number
+            name = outcome.value
+            total[name] = total.get(name, 0) + number
             if was_cached:
-                cached[outcome.value] += number
+                cached[name] = cached.get(name, 0) + number
         return PoolState(
             name=self.target.name,
             kind=self.target.kind,
@@ -179,9 +188,11 @@ class ServerPool:
             consecutive_failures=self.detector.consecutive_failures,
             cache_entries=len(self.cache),
             saturated_recently=now - self.last_saturated_at < SATURATION_WINDOW,
-            outcomes=dict(total),
-            cached_outcomes=dict(cached),
+            outcomes=total,
+            cached_outcomes=cached,
             rejections=dict(self.rejections),
+            latency_sum=self.latency_sum,
+            heads=self.heads,
         )
 
     # -- the stat greenlet ----------------------------------------------------------------
@@ -357,6 +368,11 @@ class StatEngine:
 
     def states(self) -> list[PoolState]:
         return [pool.state() for pool in self._pools.values()]
+
+    def state(self, name: str) -> PoolState | None:
+        """One server's pool state (the console reads them a page of servers at a time)."""
+        pool = self._pools.get(name)
+        return pool.state() if pool is not None else None
 
     def live_stat_greenlets(self) -> int:
         pools = [*self._pools.values(), *self._draining.values()]

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 
 def json_bytes(payload: object) -> bytes:
@@ -19,19 +20,36 @@ def error_body(message: str) -> bytes:
     return json_bytes({"status": "error", "msg": message})
 
 
+def federation_url(url: str) -> str:
+    """A central service's URL as Pelican's discovery gives it: https, without ``:443``
+    (discovery.go: clients are told to reach the director over TLS, whatever the scheme
+    the request came in by)."""
+    parts = urlsplit(url)
+    netloc = parts.netloc.removesuffix(":443")
+    return urlunsplit(("https", netloc, parts.path, parts.query, parts.fragment))
+
+
 def discovery_document(base: str, director_endpoints: Sequence[str]) -> dict[str, object]:
     """``/.well-known/pelican-configuration`` (reference 1.12): this director is the
-    discovery, director, registration and broker endpoint of its federation;
-    ``director_advertise_endpoints`` lists every live director, where servers may send
-    their ads."""
-    return {
-        "discovery_endpoint": base,
-        "director_endpoint": base,
+    discovery, director, registration and broker endpoint of its federation, at
+    ``federation_url(base)``; ``director_advertise_endpoints`` lists every live director,
+    where servers may send their ads, as each one advertised itself."""
+    base = federation_url(base)
+    # Pelican's field order (pelican_url.FederationDiscovery); an empty list is omitted.
+    document: dict[str, object] = {"discovery_endpoint": base, "director_endpoint": base}
+    if director_endpoints:
+        document["director_advertise_endpoints"] = list(director_endpoints)
+    return document | {
         "namespace_registration_endpoint": base,
         "jwks_uri": f"{base}/.well-known/issuer.jwks",
         "broker_endpoint": base,
-        "director_advertise_endpoints": list(director_endpoints),
     }
+
+
+def discovery_bytes(document: Mapping[str, object]) -> bytes:
+    """The discovery body as Go's ``json.MarshalIndent(doc, "", "  ")`` plus the newline
+    Pelican appends."""
+    return json.dumps(document, indent=2).encode() + b"\n"
 
 
 @dataclass(frozen=True, slots=True)

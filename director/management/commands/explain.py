@@ -1,24 +1,37 @@
-"""``python manage.py explain <path>``: why a client would be sent where."""
+"""``manage.py explain <path>``: why a client would be sent where.
+
+By default it asks the running director (``--director``, default ``DIRECTOR_EXTERNAL_URL``
+or http://127.0.0.1:8000) through the console's explain, the same code path as the
+console's Why page, so the answer uses that process's stat engine, ejections and sticky
+client locations. When no director answers there (and none was named), or with
+``--local``, it explains in this process, which has its own.
+"""
 
 from __future__ import annotations
 
 import json
+import sys
 from typing import Any
+from urllib.parse import urlencode, urlsplit
 
+from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
-from director.explain import Explanation, explain, parse_coordinate
+from director.explain import explain, parse_coordinate
 from director.geo import parse_address
 from director.management.arguments import object_path
+from director.management.table import DEFAULT_DIRECTOR, NO_REDIRECT, get_json, render
 
-COLUMNS = ("server", "type", "km", "distance", "status", "avail", "total", "stat", "rank / reason")
+COLUMNS = ("name", "kind", "km", "distance", "status", "avail", "total", "stat", "rank / reason")
+TIMEOUT = 30.0  # seconds: the director's own redirect deadline bounds the stats
 
 
 class Command(BaseCommand):
     help = (
-        "Explain the redirect for PATH and one client: each candidate server with its "
-        "distance in km, every weight, the outcome of its stat and its place in the answer, "
-        "and why every other server was left out. Exit 0 on a redirect, 1 on an error answer, "
+        "Explain the redirect for PATH and one client: each server with its distance in km, "
+        "every weight, the outcome of its stat and its place in the answer, and why every "
+        "other server was left out; in the running director (--director) when one answers, "
+        "else in this process. Exit 0 on a redirect, 1 when the answer is not a redirect, "
         "2 on bad input."
     )
 
@@ -31,6 +44,16 @@ class Command(BaseCommand):
         parser.add_argument("--origin", action="store_true", help="The origin route, not caches.")
         parser.add_argument("--token", default="", help="The client's bearer token.")
         parser.add_argument("--json", action="store_true", help="Print JSON instead of a table.")
+        where = parser.add_mutually_exclusive_group()
+        where.add_argument(
+            "--director",
+            default=None,
+            help="Base URL of the running director to ask (default: DIRECTOR_EXTERNAL_URL or "
+            f"{DEFAULT_DIRECTOR}, and this process when none answers there).",
+        )
+        where.add_argument(
+            "--local", action="store_true", help="Explain in this process, not the director's."
+        )
 
     def handle(self, *args: Any, **options: Any) -> None:
         path = object_path(options["path"])
@@ -43,59 +66,93 @@ class Command(BaseCommand):
                 coordinate = parse_coordinate(options["coordinate"])
             except ValueError as error:
                 raise CommandError(f"--coordinate: {error}", returncode=2) from None
-        explanation = explain(
-            path,
-            client_ip=client_ip,
-            coordinate=coordinate,
-            to_origin=options["origin"],
-            token=options["token"],
-        )
+        document: dict[str, Any] | None = None
+        if not options["local"]:
+            named = options["director"]
+            base = (named or settings.DIRECTOR_EXTERNAL_URL or DEFAULT_DIRECTOR).rstrip("/")
+            parts = urlsplit(base)
+            if parts.scheme not in ("http", "https") or not parts.netloc:
+                raise CommandError(f"--director must be an http(s) URL, not {base!r}", returncode=2)
+            document = self._ask(base, path, options, fallback=named is None)
+        if document is None:
+            explanation = explain(
+                path,
+                client_ip=client_ip,
+                coordinate=coordinate,
+                to_origin=options["origin"],
+                token=options["token"],
+            )
+            document = {**explanation.as_json(), "asked": "this process"}
         if options["json"]:
-            self.stdout.write(json.dumps(explanation.as_json(), indent=2))
+            self.stdout.write(json.dumps(document, indent=2))
         else:
-            self.stdout.write(render(explanation))
-        if explanation.status >= 400:
-            raise CommandError(f"The director would answer {explanation.status}", returncode=1)
+            self.stdout.write(render_explanation(document))
+        if document["status"] not in (200, 307):
+            self.stdout.flush()
+            sys.exit(NO_REDIRECT)
+
+    def _ask(
+        self, base: str, path: str, options: dict[str, Any], *, fallback: bool
+    ) -> dict[str, Any] | None:
+        query = {
+            "path": path,
+            "client_ip": options["client_ip"],
+            "origin": "true" if options["origin"] else "false",
+        }
+        if options["coordinate"] is not None:
+            query["coordinate"] = options["coordinate"]
+        url = f"{base}/api/v1.0/console/explain?{urlencode(query)}"
+        token = options["token"]
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        try:
+            document: dict[str, Any] = get_json(url, timeout=TIMEOUT, headers=headers)
+        except CommandError as error:
+            if fallback and str(error).startswith("Cannot reach"):
+                self.stderr.write(
+                    f"No director answers at {base}; explaining in this process (its stat "
+                    "cache, ejections and client locations are its own)."
+                )
+                return None
+            if " answered 400:" in str(error):
+                raise CommandError(str(error), returncode=2) from None
+            raise
+        worker = document.pop("worker", {})
+        document["asked"] = f"{base} (process {worker.get('pid')} on {worker.get('host')})"
+        return document
 
 
-def _number(value: float | None) -> str:
-    return "" if value is None else f"{value:g}"
-
-
-def render(explanation: Explanation) -> str:
-    client = explanation.client
+def render_explanation(document: dict[str, Any]) -> str:
+    """The explain table (``director.management.table``), from the JSON either way."""
+    client = document["client"]
     lines = [
-        f"path:      {explanation.path} ({explanation.route} route)",
-        f"namespace: {explanation.namespace or '(none)'}",
-        f"client:    {client.latitude:.4f},{client.longitude:.4f} ({client.source})"
-        + (f" ip {explanation.client_ip}" if explanation.client_ip else ""),
-        f"sort:      {explanation.method}",
+        f"path:      {document['path']} ({document['route']} route)",
+        f"namespace: {document['namespace'] or '(none)'}",
+        f"client:    {client['latitude']:.4f},{client['longitude']:.4f} ({client['source']})"
+        + (f" ip {client['ip']}" if client["ip"] else ""),
+        f"sort:      {document['sortMethod']}",
+        f"asked:     {document['asked']}",
         "",
     ]
     rows = []
-    for line in explanation.servers:
-        weights = line.weights or {}
+    for server in document["servers"]:
+        weights = server["weights"] or {}
         rows.append(
             [
-                line.name,
-                line.kind,
-                _number(line.distance_km),
-                _number(weights.get("distance")),
-                _number(weights.get("status")),
-                _number(weights.get("availability")),
-                _number(weights.get("total")),
-                line.stat,
-                f"#{line.rank}" if line.rank else line.excluded,
+                server["name"],
+                server["kind"],
+                server["distanceKm"],
+                weights.get("distance"),
+                weights.get("status"),
+                weights.get("availability"),
+                weights.get("total"),
+                server["stat"],
+                f"#{server['rank']}" if server["rank"] else server["excluded"],
             ]
         )
-    widths = [
-        max(len(c), *(len(r[i]) for r in rows)) if rows else len(c) for i, c in enumerate(COLUMNS)
-    ]
-    lines.append("  ".join(c.ljust(widths[i]) for i, c in enumerate(COLUMNS)).rstrip())
-    lines.extend("  ".join(v.ljust(widths[i]) for i, v in enumerate(r)).rstrip() for r in rows)
+    lines.append(render(COLUMNS, rows))
     lines.append("")
-    if explanation.status == 307:
-        lines.append(f"answer: 307 Location: {explanation.location}")
+    if document["status"] == 307:
+        lines.append(f"answer: 307 Location: {document['location']}")
     else:
-        lines.append(f"answer: {explanation.status} {explanation.message}")
+        lines.append(f"answer: {document['status']} {document['message']}")
     return "\n".join(lines)

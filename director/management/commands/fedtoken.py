@@ -36,14 +36,18 @@ class Command(BaseCommand):
             "--issuer",
             default="",
             help="The iss claim: the federation's discovery URL as servers know it "
-            "(default: DIRECTOR_EXTERNAL_URL).",
+            "(default: DIRECTOR_EXTERNAL_URL as discovery gives it: https, no :443).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         lifetime: float = options["lifetime"]
         if not 0 < lifetime <= MAX_LIFETIME:
             raise CommandError(f"--lifetime must be between 0 and {MAX_LIFETIME:g} seconds")
-        issuer_url = (options["issuer"] or settings.DIRECTOR_EXTERNAL_URL).rstrip("/")
+        issuer_url = options["issuer"] or (
+            issuer.issuer_url(settings.DIRECTOR_EXTERNAL_URL)
+            if settings.DIRECTOR_EXTERNAL_URL
+            else ""
+        )
         if not issuer_url:
             raise CommandError(
                 "the issuer is this director's public URL: set DIRECTOR_EXTERNAL_URL or "

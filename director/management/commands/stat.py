@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 import time
 from dataclasses import replace
 from typing import Any
@@ -11,10 +12,11 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from director import presence, redirects, registry
 from director.management.arguments import object_path
+from director.management.table import NO_REDIRECT, in_answer_order, render
 from director.snapshot import Snapshot
 from director.stat import Outcome, StatEngine, StatResult
 
-COLUMNS = ("server", "type", "outcome", "status", "ms", "size", "checksum", "age")
+COLUMNS = ("name", "kind", "outcome", "status", "ms", "size", "checksum", "age")
 
 
 class Command(BaseCommand):
@@ -45,7 +47,8 @@ class Command(BaseCommand):
             )
         namespace_path, entries = snapshot.longest_match(path, time.time())
         if not entries:
-            raise CommandError(f"No namespace of any server matches {path}", returncode=1)
+            self.stdout.write(f"No namespace of any routable server matches {path}.")
+            sys.exit(NO_REDIRECT)
 
         # A private engine: nothing cached, no ejection carried over, this timeout.
         engine = StatEngine(
@@ -66,7 +69,12 @@ class Command(BaseCommand):
             route: _would_redirect(snapshot, path, options["token"], results, route)
             for route in ("object", "origin")
         }
-        rows = [_row(server.name, server.kind.value, results[server.name]) for server in servers]
+        # The object route's answer, then the origin route's, then the rest (kind, name).
+        answered = [name for route in ("object", "origin") for name in redirects[route]["servers"]]
+        rows = in_answer_order(
+            [_row(server.name, server.kind.value, results[server.name]) for server in servers],
+            list(dict.fromkeys(answered)),
+        )
         if options["json"]:
             document = {
                 "path": path,
@@ -76,7 +84,9 @@ class Command(BaseCommand):
             }
             self.stdout.write(json.dumps(document, indent=2))
         else:
-            self.stdout.write(_table(rows))
+            self.stdout.write(
+                render(COLUMNS, [[row[column] for column in COLUMNS] for row in rows])
+            )
             self.stdout.write("")
             for route, redirect in redirects.items():
                 if redirect["status"] == 307:
@@ -86,13 +96,14 @@ class Command(BaseCommand):
                         f"{route} redirect: {redirect['status']} {redirect['message']}"
                     )
         if not any(result.outcome is Outcome.PRESENT for result in results.values()):
-            raise CommandError(f"No server reported having {path}", returncode=1)
+            self.stdout.flush()
+            sys.exit(NO_REDIRECT)  # an answer, not a failure: no server has it
 
 
 def _row(name: str, kind: str, result: StatResult) -> dict[str, Any]:
     return {
-        "server": name,
-        "type": kind,
+        "name": name,
+        "kind": kind,
         "outcome": result.outcome.value,
         "status": result.status_code,
         "ms": round(result.latency * 1000, 1),
@@ -120,17 +131,3 @@ def _would_redirect(
         "message": result.message,
         "servers": [server.name for server in result.servers],
     }
-
-
-def _table(rows: list[dict[str, Any]]) -> str:
-    cells = [
-        [("" if row[column] is None else str(row[column])) for column in COLUMNS] for row in rows
-    ]
-    widths = [
-        max(len(column), *(len(line[i]) for line in cells)) for i, column in enumerate(COLUMNS)
-    ]
-    lines = ["  ".join(column.ljust(widths[i]) for i, column in enumerate(COLUMNS))]
-    lines.extend(
-        "  ".join(value.ljust(widths[i]) for i, value in enumerate(line)) for line in cells
-    )
-    return "\n".join(line.rstrip() for line in lines)

@@ -1,4 +1,5 @@
-"""``python manage.py statpools``: the stat pools of a running director, as a table."""
+"""``manage.py statpools``: every server of a running director with its state and stat
+pool, as a table (``/api/v1.0/console/pools``)."""
 
 from __future__ import annotations
 
@@ -7,19 +8,29 @@ import time
 from typing import Any
 from urllib.parse import urlsplit
 
-import requests
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
+from director.management.table import (
+    DEFAULT_DIRECTOR,
+    get_json,
+    relative,
+    render,
+    seconds_since,
+)
+
 COLUMNS = (
-    ("server", "name"),
-    ("type", "type"),
-    ("limit", "limit"),
-    ("active", "active"),
-    ("waiting", "waiting"),
-    ("ejected until", "ejectedUntil"),
-    ("failures", "consecutiveFailures"),
-    ("cache", "cacheEntries"),
+    "name",
+    "kind",
+    "state",
+    "limit",
+    "active",
+    "waiting",
+    "ejected",
+    "times ejected",
+    "failures",
+    "cache",
+    "last ad",
 )
 OUTCOME_COLUMNS = (
     "present",
@@ -35,16 +46,19 @@ OUTCOME_COLUMNS = (
 
 class Command(BaseCommand):
     help = (
-        "Read /api/v1.0/director_ui/stat/pools of a running director and print one row per "
-        "server: limit, active and waiting stats, ejection, failures, cache entries and "
-        "outcome counts. Exit 1 when the director cannot be reached, 2 on bad input."
+        "Read /api/v1.0/console/pools of a running director and print one row per server "
+        "of the registry (disabled and expired ones too): its state, stat pool limit, active "
+        "and waiting stats, ejection time left and times ejected, consecutive failures, cache "
+        "entries, last advertisement, and outcome counts. Exit 1 when the director cannot be "
+        "reached, 2 on bad input."
     )
 
     def add_arguments(self, parser: CommandParser) -> None:
         parser.add_argument(
             "--director",
-            default=settings.DIRECTOR_EXTERNAL_URL or "http://127.0.0.1:8000",
-            help="Base URL of the director (default: DIRECTOR_EXTERNAL_URL or http://127.0.0.1:8000).",
+            default=settings.DIRECTOR_EXTERNAL_URL or DEFAULT_DIRECTOR,
+            help="Base URL of the director (default: DIRECTOR_EXTERNAL_URL or "
+            f"{DEFAULT_DIRECTOR}).",
         )
         parser.add_argument(
             "--watch", type=float, default=None, metavar="SECONDS", help="Refresh every SECONDS."
@@ -67,45 +81,45 @@ class Command(BaseCommand):
             raise CommandError("--count must be at least 1", returncode=2)
         shown = 0
         while True:
-            pools = self._fetch(f"{base}/api/v1.0/director_ui/stat/pools")
+            pools = get_json(f"{base}/api/v1.0/console/pools", timeout=5)
             if options["json"]:
                 self.stdout.write(json.dumps(pools, indent=2))
             else:
                 if watch is not None:
                     self.stdout.write(time.strftime("%Y-%m-%d %H:%M:%S") + f"  {base}")
-                self.stdout.write(render_table(pools))
+                self.stdout.write(render_pools(pools))
             shown += 1
             if watch is None or (count is not None and shown >= count):
                 return
             self.stdout.flush()
             time.sleep(watch)
 
-    def _fetch(self, url: str) -> list[dict[str, Any]]:
-        try:
-            answer = requests.get(url, timeout=5)
-        except requests.RequestException as error:
-            raise CommandError(f"Cannot reach {url}: {error}", returncode=1) from None
-        if answer.status_code != 200:
-            raise CommandError(
-                f"{url} answered {answer.status_code}: {answer.text[:200]}", returncode=1
-            )
-        try:
-            return list(answer.json())
-        except ValueError:
-            raise CommandError(f"{url} did not answer JSON", returncode=1) from None
 
-
-def render_table(pools: list[dict[str, Any]]) -> str:
-    headers = [title for title, _ in COLUMNS] + list(OUTCOME_COLUMNS)
+def render_pools(document: dict[str, Any]) -> str:
+    """The table, in the registry's order (kind, name): there is no answer to order by."""
+    servers = document["servers"]
+    if not servers:
+        return "no servers in the registry"
+    now = document["now"]
     rows = []
-    for pool in pools:
-        row = ["" if pool.get(key) is None else str(pool.get(key)) for _, key in COLUMNS]
+    for server in servers:
+        pool = server["pool"] or {}
         outcomes = pool.get("outcomes") or {}
-        row.extend(str(outcomes.get(name, 0)) for name in OUTCOME_COLUMNS)
-        rows.append(row)
-    if not rows:
-        return "no stat pools yet (no server has been statted)"
-    widths = [max(len(header), *(len(row[i]) for row in rows)) for i, header in enumerate(headers)]
-    lines = ["  ".join(header.ljust(widths[i]) for i, header in enumerate(headers))]
-    lines.extend("  ".join(value.ljust(widths[i]) for i, value in enumerate(row)) for row in rows)
-    return "\n".join(line.rstrip() for line in lines)
+        ejected_for = pool.get("ejectedFor") or 0
+        rows.append(
+            [
+                server["name"],
+                server["kind"],
+                server["state"],
+                pool.get("limit"),
+                pool.get("active"),
+                pool.get("waiting"),
+                f"{ejected_for:.0f} s left" if ejected_for else "",
+                pool.get("timesEjected"),
+                pool.get("consecutiveFailures"),
+                pool.get("cacheEntries"),
+                relative(seconds_since(server["lastAdvertisedAt"], now)) or server["source"],
+                *(outcomes.get(name, 0) if pool else "" for name in OUTCOME_COLUMNS),
+            ]
+        )
+    return render((*COLUMNS, *OUTCOME_COLUMNS), rows)

@@ -10,6 +10,7 @@ from django.contrib import admin, messages
 from django.db.models import Case, QuerySet, When
 from django.http import HttpRequest
 
+from director.admin.base import log_changes
 from director.federation.registry import decide
 from director.models import IssuerKey, NamespaceRegistration, RegistrationStatus
 
@@ -18,7 +19,9 @@ def _decide(
     request: HttpRequest, queryset: QuerySet[NamespaceRegistration], status: RegistrationStatus
 ) -> None:
     by = request.user.get_username() if request.user.is_authenticated else ""
-    changed = decide(list(queryset.values_list("prefix", flat=True)), status, by)
+    selected = list(queryset)
+    changed = decide([registration.prefix for registration in selected], status, by)
+    log_changes(request, selected, f"{status.label} (bulk action)")
     messages.success(request, f"{changed} registration(s) {status.label.lower()}.")
 
 
