@@ -134,6 +134,16 @@ DATABASES = {
     )
 }
 
+# Django's PBKDF2, computed in gevent's thread pool (director/hashers.py: a check costs
+# ~250 ms of CPU, which held every request's event loop); the same stored format.
+PASSWORD_HASHERS = [
+    "director.hashers.ThreadedPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},

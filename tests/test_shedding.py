@@ -35,6 +35,27 @@ def test_a_run_of_long_waits_lasting_the_interval_congests_and_only_long_waits_a
     assert rule.refusal(0.02) == ""  # waited no more than the target: served
 
 
+def test_while_congested_a_turn_of_the_loop_admits_new_requests_only_in_its_first_target():
+    """The event loop serves each batch newest first: without this bound one turn could
+    admit young requests for ever while the old ones of the next batch wait."""
+    clock = FakeClock()
+    rule = LoadShedder(clock=clock)
+    rule.configure(target=0.02, interval=0.1, deadline=2.5)
+    rule.turn_began()
+    clock.advance(0.03)  # 30 ms into a turn, not congested: a burst is served
+    assert rule.refusal(0.0) == ""
+    for _ in range(12):
+        rule.observe(0.2)
+        clock.advance(0.01)
+    rule.turn_began()
+    clock.advance(0.015)
+    assert rule.refusal(0.001) == ""  # 15 ms into the turn: admitted
+    clock.advance(0.01)
+    assert rule.refusal(0.001) == "queue"  # 25 ms into it: the rest waits for the next
+    rule.turn_began()
+    assert rule.refusal(0.001) == ""
+
+
 def test_a_pause_without_long_waits_breaks_the_run():
     clock = FakeClock()
     rule = LoadShedder(clock=clock)

@@ -19,11 +19,15 @@ request queues; see bench/NOTES.md for why not an adaptive concurrency limit):
    a few milliseconds (measured: the median wait of a saturated loop was 0 ms while its
    90th percentile was 300 ms), so a single short wait says nothing;
 2. while there is one, the process is congested: a request that waited more than
-   ``target`` is answered 429 with Retry-After at once, from the WSGI server, before
-   pywsgi even parses it (a refusal costs ~25 us where a redirect with two stats costs
-   ~1 ms), and one that waited less is served. The queue is so held near ``target``: a
-   refusal comes after little more than ``target``, and the requests served still use
-   the whole CPU (Facebook's "adaptive" queue timeout does the same);
+   ``target``, or that the event loop reaches more than ``target`` into its turn (the
+   time since it last came back from polling), is answered 429 with Retry-After at
+   once, from the WSGI server, before pywsgi even parses it (a refusal costs ~25 us
+   where a redirect with two stats costs ~1 ms); the others are served. The queue is so
+   held near ``target``: each turn admits new work only in its first ``target`` seconds
+   and then finishes what it admitted before, so a turn, and with it the wait of the
+   oldest request in the next one, stays short; a refusal comes after little more than
+   ``target``, and the requests served still use the whole CPU (Facebook's "adaptive"
+   queue timeout does the same with a short timeout while congested);
 3. congestion ends once no request has waited more than ``target`` for ``interval``;
 4. a request that has already waited longer than its deadline is never started: it is
    answered 429 at once, congested or not (its client may have given up).
@@ -60,6 +64,8 @@ class LoadShedder:
     run_since: float | None = None  # start of the current run of waits above target
     last_above: float = float("-inf")  # when a request last waited more than target
     shed_total: dict[str, int] = field(default_factory=dict)  # by reason
+    # When the event loop last came back from polling (``turn_began``; None: unknown).
+    turn_started: float | None = None
 
     def configure(self, target: float, interval: float, deadline: float) -> None:
         """New thresholds (a settings change); a target of 0 turns shedding off."""
@@ -91,9 +97,17 @@ class LoadShedder:
         it."""
         if waited > self.deadline:
             return "deadline"
-        if waited > self.target and self.enabled and self.shedding:
-            return "queue"
+        if self.enabled and self.shedding:
+            if waited > self.target:
+                return "queue"
+            turn = self.turn_started
+            if turn is not None and self.clock() - turn > self.target:
+                return "queue"
         return ""
+
+    def turn_began(self) -> None:
+        """The event loop is back from polling: its new turn starts now (step 2)."""
+        self.turn_started = self.clock()
 
     def count(self, reason: str) -> None:
         self.shed_total[reason] = self.shed_total.get(reason, 0) + 1

@@ -334,6 +334,21 @@ class DirectorServer(TLSHandshakeDeadline, WSGIServer):
         self.refused_connections = 0  # closed unanswered: both pools full
         # gevent's set_spawn made ``full`` the pool's, which stops accepting: never full.
         self.full = lambda: False
+        self._turns: Any = None
+
+    def start(self) -> None:
+        super().start()
+        if self._turns is None:
+            # Each turn of the event loop, right after polling: the shedder bounds how
+            # far into a turn new requests are admitted (director.ops.shedding, step 2).
+            self._turns = gevent.get_hub().loop.check()
+            self._turns.start(shedder.turn_began)
+
+    def stop(self, timeout: float | None = None) -> None:
+        if self._turns is not None:
+            self._turns.stop()
+            self._turns = None
+        super().stop(timeout=timeout)
 
     def do_handle(self, *args: Any) -> None:
         if self.pool is None or not self.pool.full():
