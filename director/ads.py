@@ -26,6 +26,7 @@ from director.ops.loopmonitor import yield_to_io
 from director.registry import change_generation
 from director.selection import ewma_status_weight
 from director.wire.ads import AdvertisementIn, token_generation_json, token_issuer_json
+from director.wire.healthfiles import supports_self_test
 from director.wire.types import HealthStatus, ServerStatus
 from director.wire.validation import normalise_server_url, registry_prefix_kind
 from director.wire.versions import MIN_ADVERTISE_VERSIONS, user_agent_problem, user_agent_version
@@ -118,16 +119,21 @@ def record_advertisement(
     kind: str,
     ad: AdvertisementIn,
     *,
-    token: models.RegistrationToken,
+    token: models.RegistrationToken | None,
     user_agent: str = "",
     received_at: dt.datetime | None = None,
 ) -> RecordedAd:
-    """Check and store one ad (reference 1.6). Raises AdRejected; stores nothing then."""
+    """Check and store one ad (reference 1.6). Raises AdRejected; stores nothing then.
+
+    ``token`` is the registration token that sent it, or None for an ad whose advertise
+    token the Pelican registry verified (``director.federation.advertise``): its prefix
+    and, for an origin, every namespace are then proven already."""
     received_at = received_at or timezone.now()
     problem = user_agent_problem(user_agent, MIN_ADVERTISE_VERSIONS)
     if problem:
         raise AdRejected(500, f"Incompatible versions detected: {problem}")
-    check_token(kind, token, ad.registry_prefix)
+    if token is not None:
+        check_token(kind, token, ad.registry_prefix)
     expires_at = effective_expiry(ad, received_at)
     if expires_at <= received_at:
         raise AdRejected(400, f"The advertisement expired at {expires_at.isoformat()}")
@@ -137,7 +143,7 @@ def record_advertisement(
         raise AdRejected(400, f"namespaces: duplicate path(s) {', '.join(duplicates)}")
     refused = [
         path
-        for path in token.refused_namespaces(paths)
+        for path in (token.refused_namespaces(paths) if token is not None else [])
         # Caches always serve the federation's own /pelican/ paths (reference 1.6 step 5).
         if not (kind == "cache" and path.startswith("/pelican/"))
     ]
@@ -152,7 +158,7 @@ def record_advertisement(
         raise AdRejected(
             403,
             f"The token for {ad.registry_prefix} may not advertise {', '.join(refused)} "
-            f"(allowed: {', '.join(token.allowed_namespaces())})",
+            f"(allowed: {', '.join(token.allowed_namespaces() if token else [])})",
         )
     for downtime in ad.downtimes:
         if downtime.endTime != -1 and downtime.endTime < downtime.startTime:
@@ -200,7 +206,7 @@ def ad_fingerprint(kind: str, ad: AdvertisementIn, version: str) -> str:
 def _store(
     kind: str,
     ad: AdvertisementIn,
-    token: models.RegistrationToken,
+    token: models.RegistrationToken | None,
     user_agent: str,
     received_at: dt.datetime,
     expires_at: dt.datetime,
@@ -249,7 +255,9 @@ def _store(
             server.save()
             _replace_namespaces(server, wanted_namespaces)
             _replace_downtimes(server, _downtime_rows(server, ad))
-        if token.last_used_at is None or received_at - token.last_used_at >= TOKEN_USE_RESOLUTION:
+        if token is not None and (
+            token.last_used_at is None or received_at - token.last_used_at >= TOKEN_USE_RESOLUTION
+        ):
             token.last_used_at = received_at
             token.save(update_fields=["last_used_at"])
     return RecordedAd(server=server, created=created)
@@ -346,13 +354,15 @@ def _apply_ad(
     status = parse_status(ad.status)
     server.status = status.value
     _renew(server, status, received_at, expires_at, time_constant)
-    if ad.director_test:
+    # Storage that cannot take the test object (s3, https, ...) is never tested (Pelican).
+    tests_disabled = ad.director_test or not supports_self_test(ad.storage_type)
+    if tests_disabled:
         server.health_status = HealthStatus.DISABLED
     elif server.health_status == HealthStatus.DISABLED:
         server.health_status = HealthStatus.UNKNOWN
     server.version = version
     server.storage_type = ad.storage_type
-    server.director_test_disabled = ad.director_test
+    server.director_test_disabled = tests_disabled
     server.required_features = list(ad.required_features)
 
 

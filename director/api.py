@@ -12,6 +12,7 @@ turns those into the same ``ErrorOut`` body.
 from __future__ import annotations
 
 import time
+from dataclasses import dataclass
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -23,6 +24,8 @@ from ninja.security import HttpBearer
 
 from director import presence, registry
 from director.ads import AdRejected, record_advertisement
+from director.federation.advertise import AdvertiseRefused, verify_advertisement
+from director.federation.schemas import ApprovalErrorOut
 from director.models import Downtime, Kind, RegistrationToken, Server, Source
 from director.ops.directors import live_directors, this_director
 from director.ops.health import assess
@@ -41,6 +44,7 @@ from director.schemas import (
     UiNamespaceOut,
 )
 from director.snapshot import NamespaceView
+from director.trust.tokens import TokenRejected, looks_like_jwt, unverified_kid
 from director.views import external_url
 from director.wire.ads import AdvertisementIn
 from director.wire.healthfiles import MONITORING_NAMESPACE
@@ -50,6 +54,14 @@ from director.wire.types import Capability, ServerKind
 MAX_AD_BYTES = 1024 * 1024
 MONITORING_NAMESPACE_VIEW = NamespaceView(
     path=MONITORING_NAMESPACE, capabilities=Capability.PUBLIC_READS | Capability.READS
+)
+PELICAN_MODE_OFF = (
+    "This director does not accept advertise tokens signed by registered keys "
+    "(DIRECTOR_PELICAN_REGISTRATION=0); use a registration token"
+)
+TOKEN_MODE_OFF = (
+    "This director does not accept registration tokens (DIRECTOR_TOKEN_REGISTRATION=0); "
+    "register the server's namespace and sign its advertisements"
 )
 DEPRECATED_V1_LISTING = "Deprecated API: use GET /api/v2.0/director/listNamespaces"
 
@@ -67,10 +79,32 @@ def _error(status: int, message: str) -> Status[ErrorOut]:
 # --- registration ----------------------------------------------------------------------
 
 
+@dataclass(frozen=True)
+class AdvertiseToken:
+    """A Pelican advertise token (a JWT), verified once the ad names its prefixes."""
+
+    token: str
+
+
 def _register(
     request: HttpRequest, kind: str, ad: AdvertisementIn
-) -> SuccessOut | Status[ErrorOut]:
-    token: RegistrationToken = request.auth  # type: ignore[attr-defined]  # set by the auth step
+) -> SuccessOut | Status[ErrorOut] | Status[ApprovalErrorOut]:
+    auth: RegistrationToken | AdvertiseToken = request.auth  # type: ignore[attr-defined]
+    token = auth if isinstance(auth, RegistrationToken) else None
+    if isinstance(auth, AdvertiseToken):
+        try:
+            verify_advertisement(
+                kind,
+                ad.registry_prefix,
+                ad.name,
+                [namespace.path for namespace in ad.namespaces],
+                auth.token,
+                external_url(request),
+            )
+        except AdvertiseRefused as refused:
+            if "approval_error" in refused.body:
+                return Status(refused.status, ApprovalErrorOut(**refused.body))
+            return Status(refused.status, ErrorOut(**refused.body))
     try:
         record_advertisement(
             kind, ad, token=token, user_agent=request.META.get("HTTP_USER_AGENT", "")
@@ -84,16 +118,18 @@ class RegistrationBearer(HttpBearer):
     """The registration endpoints' auth step, declared as Bearer in the OpenAPI document.
 
     It runs before the body is read or parsed: without a bearer token that is some live
-    registration token the answer is 403, and an oversized body 413, whatever the body.
-    So an anonymous caller can neither learn the validation rules nor make the director
-    parse megabytes. The token found is the one the ad is checked against (its prefix and
-    kind once the body is read): the secret is looked up once, by its hash.
+    registration token, or a JWT naming a key (a Pelican advertise token, verified
+    against the registry once the body names its prefixes), the answer is 403, and an
+    oversized body 413, whatever the body. So an anonymous caller can neither learn the
+    validation rules nor make the director parse megabytes. A registration token found
+    is the one the ad is checked against (its prefix and kind once the body is read):
+    the secret is looked up once, by its hash.
     """
 
-    def __call__(self, request: HttpRequest) -> RegistrationToken:
+    def __call__(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
         authorization = request.META.get("HTTP_AUTHORIZATION", "")
         if not authorization:
-            raise HttpError(403, "Missing Authorization header with a registration token")
+            raise HttpError(403, "Bearer token not present in the 'Authorization' header")
         if not authorization.startswith("Bearer ") or not authorization[7:].strip():
             raise HttpError(403, "The Authorization header must be 'Bearer <registration token>'")
         try:
@@ -104,7 +140,19 @@ class RegistrationBearer(HttpBearer):
             raise HttpError(413, f"An advertisement must be at most {MAX_AD_BYTES} bytes")
         return self.authenticate(request, authorization[7:].strip())
 
-    def authenticate(self, request: HttpRequest, token: str) -> RegistrationToken:
+    def authenticate(self, request: HttpRequest, token: str) -> RegistrationToken | AdvertiseToken:
+        if looks_like_jwt(token):
+            if not settings.DIRECTOR_PELICAN_REGISTRATION:
+                raise HttpError(403, PELICAN_MODE_OFF)
+            try:
+                unverified_kid(token)
+            except TokenRejected as rejected:
+                raise HttpError(
+                    403, f"Authorization token verification failed {rejected}"
+                ) from None
+            return AdvertiseToken(token)
+        if not settings.DIRECTOR_TOKEN_REGISTRATION:
+            raise HttpError(403, TOKEN_MODE_OFF)
         found = RegistrationToken.live_by_secret(token)
         if found is None:
             raise HttpError(403, "The token is not a live registration token")
@@ -118,7 +166,7 @@ registration_bearer = RegistrationBearer()
 REGISTRATION_RESPONSES = {
     200: SuccessOut,
     400: ErrorOut,
-    403: ErrorOut,
+    403: ErrorOut | ApprovalErrorOut,
     409: ErrorOut,
     413: ErrorOut,
     500: ErrorOut,
@@ -127,21 +175,25 @@ REGISTRATION_RESPONSES = {
 
 @director_router.post(
     "/registerOrigin",
-    summary="Advertise an origin (Pelican OriginAdvertise body, Bearer registration token)",
+    summary="Advertise an origin (OriginAdvertise body; Bearer advertise or registration token)",
     response=REGISTRATION_RESPONSES,
     auth=registration_bearer,
 )
-def register_origin(request: HttpRequest, ad: AdvertisementIn) -> SuccessOut | Status[ErrorOut]:
+def register_origin(
+    request: HttpRequest, ad: AdvertisementIn
+) -> SuccessOut | Status[ErrorOut] | Status[ApprovalErrorOut]:
     return _register(request, Kind.ORIGIN, ad)
 
 
 @director_router.post(
     "/registerCache",
-    summary="Advertise a cache (Pelican OriginAdvertise body, Bearer registration token)",
+    summary="Advertise a cache (OriginAdvertise body; Bearer advertise or registration token)",
     response=REGISTRATION_RESPONSES,
     auth=registration_bearer,
 )
-def register_cache(request: HttpRequest, ad: AdvertisementIn) -> SuccessOut | Status[ErrorOut]:
+def register_cache(
+    request: HttpRequest, ad: AdvertisementIn
+) -> SuccessOut | Status[ErrorOut] | Status[ApprovalErrorOut]:
     return _register(request, Kind.CACHE, ad)
 
 

@@ -42,6 +42,11 @@ DATABASE_PREFIXES = (
     "/api/v1.0/director_ui/servers",
     "/api/v1.0/director_ui/namespaces",
     "/api/v1.0/director_ui/downtimes",
+    # the Pelican registry and the federation issuer's keys (director.federation)
+    "/api/v1.0/registry",
+    "/api/v1.0/director/getFedToken",
+    "/api/v1.0/director/discoverServers",
+    "/.well-known/issuer.jwks",
     "/api/v1.0/console/",
     CONSOLE_PREFIX,
 )

@@ -285,11 +285,6 @@ def note_request_exception(
         database.health.failed(summary)
 
 
-def issuer_jwks(request: HttpRequest) -> HttpResponse:
-    """This director signs no tokens: its key set is empty."""
-    return HttpResponse(b'{"keys":[]}', content_type="application/json")
-
-
 @csrf_exempt
 def health_test_file(request: HttpRequest, path: str = "") -> HttpResponse:
     """``GET|HEAD|PROPFIND /api/v1.0/director/healthTest/<path>`` (reference 7.3)."""

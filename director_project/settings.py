@@ -134,6 +134,16 @@ DATABASES = {
     )
 }
 
+# Django's PBKDF2, computed in gevent's thread pool (director/hashers.py: a check costs
+# ~250 ms of CPU, which held every request's event loop); the same stored format.
+PASSWORD_HASHERS = [
+    "director.hashers.ThreadedPBKDF2PasswordHasher",
+    "django.contrib.auth.hashers.PBKDF2SHA1PasswordHasher",
+    "django.contrib.auth.hashers.Argon2PasswordHasher",
+    "django.contrib.auth.hashers.BCryptSHA256PasswordHasher",
+    "django.contrib.auth.hashers.ScryptPasswordHasher",
+]
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
     {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
@@ -213,3 +223,22 @@ DIRECTOR_OVERFLOW_CONNECTIONS = env_int("DIRECTOR_OVERFLOW_CONNECTIONS", 1000, m
 DIRECTOR_CONSOLE_PUBLIC = env_bool("DIRECTOR_CONSOLE_PUBLIC", False)
 # Seconds between the console pages' refreshes (each polls its JSON).
 DIRECTOR_CONSOLE_REFRESH = env_float("DIRECTOR_CONSOLE_REFRESH", 5.0, minimum=1.0)
+
+# --- Pelican registry and federation issuer (director.federation) ----------------------------
+# The two ways a server may advertise: Pelican's (a namespace registered here with its
+# public keys, approved, and ads signed with those keys) and this director's own bearer
+# registration tokens (issuetoken, the admin). Either may be turned off.
+DIRECTOR_PELICAN_REGISTRATION = env_bool("DIRECTOR_PELICAN_REGISTRATION", True)
+DIRECTOR_TOKEN_REGISTRATION = env_bool("DIRECTOR_TOKEN_REGISTRATION", True)
+# Pelican's Registry.RequireOriginApproval / RequireCacheApproval (Pelican's default is
+# off, OSDF's on): a registration advertises only once an administrator approved it.
+DIRECTOR_REQUIRE_ORIGIN_APPROVAL = env_bool("DIRECTOR_REQUIRE_ORIGIN_APPROVAL", True)
+DIRECTOR_REQUIRE_CACHE_APPROVAL = env_bool("DIRECTOR_REQUIRE_CACHE_APPROVAL", True)
+# Pelican's Registry.RequireKeyChaining: a namespace inside or around a registered one
+# needs one of that registration's keys.
+DIRECTOR_REQUIRE_KEY_CHAINING = env_bool("DIRECTOR_REQUIRE_KEY_CHAINING", True)
+# Lifetime of the tokens getFedToken mints (Pelican's Director.FedTokenLifetime).
+DIRECTOR_FED_TOKEN_LIFETIME = env_float("DIRECTOR_FED_TOKEN_LIFETIME", 900.0, minimum=60.0)
+# Named in the approval_error answer (Pelican's Director.SupportContactEmail / Url).
+DIRECTOR_SUPPORT_CONTACT_EMAIL = env_str("DIRECTOR_SUPPORT_CONTACT_EMAIL", "")
+DIRECTOR_SUPPORT_CONTACT_URL = env_str("DIRECTOR_SUPPORT_CONTACT_URL", "")

@@ -9,6 +9,7 @@ from django.urls import include, path, re_path
 from django.views.generic import RedirectView
 
 from director import views
+from director.federation import views as federation_views
 from director_project.api import api
 
 handler400 = "director.views.bad_request"
@@ -21,7 +22,8 @@ urlpatterns = [
     path("api/", api.urls),
     path("metrics", views.metrics),
     path(".well-known/pelican-configuration", views.pelican_configuration),
-    path(".well-known/issuer.jwks", views.issuer_jwks),
+    path(".well-known/issuer.jwks", federation_views.issuer_jwks),
+    path(".well-known/openid-configuration", federation_views.openid_configuration),
     path("admin/", admin.site.urls),
     path("view/", include("director.console.urls")),
     path("view", RedirectView.as_view(url="/view/")),

@@ -23,6 +23,7 @@ from processes import origin_server, postgres_url, spawn  # noqa: F401  (fixture
 
 from director import registry
 from director.demo.fileserver import FileServer
+from director.federation import issuer
 from director.models import RegistrationToken, StatSettings
 
 
@@ -36,10 +37,13 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_registry_snapshot() -> Iterator[None]:
-    """Each test starts without a snapshot: the database was flushed or rolled back."""
+    """Each test starts without a snapshot (nor the issuer keys read before): the database
+    was flushed or rolled back."""
     registry.reset()
+    issuer.forget()
     yield
     registry.reset()
+    issuer.forget()
 
 
 @pytest.fixture

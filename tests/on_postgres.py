@@ -41,6 +41,8 @@ FILES = [
     "tests/test_bad_input.py",
     "tests/test_fuzz_api.py",
     "tests/test_fuzz_inputs.py",
+    "tests/test_registry_protocol.py",
+    "tests/test_federation_issuer.py",
 ]
 
 

@@ -16,10 +16,13 @@ from django.utils import timezone
 from helpers import create_server, make_ad
 
 from director import registry
+from director.federation import issuer
 from director.models import (
     Downtime,
     GeoIPOverride,
     Namespace,
+    NamespaceRegistration,
+    RegistrationStatus,
     RegistrationToken,
     Server,
     StatSettings,
@@ -61,6 +64,10 @@ def registry_rows(db, admin_user):
         ),
         "director.registrationtoken": token,
         "director.statsettings": StatSettings.load(),
+        "director.namespaceregistration": NamespaceRegistration.objects.create(
+            prefix="/origins/site", pubkey='{"keys":[]}', site_name="site"
+        ),
+        "director.issuerkey": issuer.create_key(timezone.now()),
         **_login_records(),
     }
 
@@ -88,7 +95,9 @@ def test_the_admin_registers_every_director_model():
         "axes.accesslog",
         "director.downtime",
         "director.geoipoverride",
+        "director.issuerkey",
         "director.namespace",
+        "director.namespaceregistration",
         "director.registrationtoken",
         "director.server",
         "director.statsettings",
@@ -393,3 +402,32 @@ def test_a_cache_may_take_an_origins_name_but_a_second_origin_may_not(db):
     twin = Server(name="site", kind="origin", data_url="http://127.0.0.1:9003")
     with pytest.raises(ValidationError, match="Name and Kind already exists"):
         twin.full_clean()
+
+
+def test_pending_registrations_come_first_and_the_actions_decide_and_log(
+    admin_client, admin_user, caplog
+):
+    for prefix, status in (("/a", "approved"), ("/b", "pending"), ("/c", "denied")):
+        NamespaceRegistration.objects.create(prefix=prefix, pubkey="{}", status=status)
+    url = admin_url("director.namespaceregistration", "changelist")
+
+    listed = [row.prefix for row in admin_client.get(url).context["cl"].result_list]
+    with caplog.at_level("INFO", logger="director.federation.registry"):
+        approved = admin_client.post(
+            url,
+            {
+                "action": "approve",
+                "_selected_action": [NamespaceRegistration.objects.get(prefix="/b").pk],
+            },
+        )
+    admin_client.post(
+        url,
+        {"action": "deny", "_selected_action": [NamespaceRegistration.objects.get(prefix="/a").pk]},
+    )
+
+    assert listed[0] == "/b"
+    assert approved.status_code == 302
+    row = NamespaceRegistration.objects.get(prefix="/b")
+    assert (row.status, row.approved_by) == (RegistrationStatus.APPROVED, admin_user.username)
+    assert NamespaceRegistration.objects.get(prefix="/a").status == RegistrationStatus.DENIED
+    assert f"/b approved by {admin_user.username}" in caplog.text

@@ -21,6 +21,11 @@ PLAIN_CORES = [
     "director.geo",
     "director.presence",
     *sorted(
+        f"director.trust.{path.stem}"
+        for path in (PACKAGE / "trust").glob("*.py")
+        if path.stem != "__init__"
+    ),
+    *sorted(
         f"director.wire.{path.stem}"
         for path in (PACKAGE / "wire").glob("*.py")
         if path.stem != "__init__"
@@ -188,5 +193,15 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
     assert len(flat) <= MAX_TOP_LEVEL_MODULES, flat
     packages = sorted(path.name for path in PACKAGE.iterdir() if (path / "__init__.py").exists())
     assert packages == [
-        "admin", "console", "demo", "management", "migrations", "models", "ops", "stat", "wire"
-    ]  # fmt: skip
+        "admin",
+        "console",
+        "demo",
+        "federation",
+        "management",
+        "migrations",
+        "models",
+        "ops",
+        "stat",
+        "trust",
+        "wire",
+    ]

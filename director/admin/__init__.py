@@ -3,6 +3,6 @@
 Importing the package registers every model admin (Django's autodiscovery imports it).
 """
 
-from director.admin import director_settings, servers, tokens
+from director.admin import director_settings, registrations, servers, tokens
 
-__all__ = ["director_settings", "servers", "tokens"]
+__all__ = ["director_settings", "registrations", "servers", "tokens"]

@@ -1,8 +1,13 @@
 """The local demo federation of ``make run``: two origins and two caches on loopback.
 
 The origins serve files from a generated data folder; the caches pull objects through the
-director. All four register through the real registration API with real tokens, and
-re-advertise every minute, as Pelican servers do.
+director. All four join the Pelican way (``director.demo.pelican``): each holds an issuer
+key (kept in ``demo-keys/`` beside the data), registers its prefix (and the origins the
+``/demo`` namespace) with the director's registry, is approved by this set-up as an
+administrator would, and advertises every minute with a token signed by its key. The two
+origins export one namespace, so they share one key, as Pelican requires (a namespace's
+ads are verified against the keys registered for it). With Pelican registration turned
+off (DIRECTOR_PELICAN_REGISTRATION=0) they use registration tokens instead.
 """
 
 from __future__ import annotations
@@ -14,16 +19,21 @@ from pathlib import Path
 
 import gevent
 import requests
+from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
 from director.demo.fileserver import FileServer
-from director.models import RegistrationToken, Server
+from director.demo.pelican import PelicanIdentity, load_or_create_key
+from director.federation.registry import decide
+from director.models import RegistrationStatus, RegistrationToken, Server
 from director.registry import registry_changed
 
 logger = logging.getLogger(__name__)
 
 DEMO_TOKEN_DESCRIPTION = "demo federation (make run)"
+DEMO_APPROVER = "demo set-up (make run)"
+ORIGINS_KEY = "demo-origins"  # the origins' shared key: both export /demo
 DEMO_NAMESPACE = "/demo"
 AD_LIFETIME = dt.timedelta(minutes=10)
 ADVERTISE_INTERVAL = 60.0
@@ -56,6 +66,11 @@ class DemoServer:
     longitude: float
     server: FileServer
     secret: str = ""
+    identity: PelicanIdentity | None = None
+
+    @property
+    def registry_prefix(self) -> str:
+        return f"/{self.kind}s/{self.name}"
 
 
 @dataclass
@@ -70,15 +85,23 @@ class DemoFederation:
 
     def start(self) -> DemoFederation:
         write_demo_data(self.data_dir)
-        secrets_by_name, self.token_pks = _issue_tokens()
+        pelican = settings.DIRECTOR_PELICAN_REGISTRATION
+        secrets_by_name, self.token_pks = ({}, []) if pelican else _issue_tokens()
         for name, kind, latitude, longitude in DEMO_SERVERS:
             if kind == "origin":
                 server = FileServer(root=self.data_dir, name=name)
             else:
                 server = FileServer(name=name, upstream_director=self.director_url)
-            self.members.append(
-                DemoServer(name, kind, latitude, longitude, server.start(), secrets_by_name[name])
+            member = DemoServer(
+                name, kind, latitude, longitude, server.start(), secrets_by_name.get(name, "")
             )
+            if pelican:
+                key_name = ORIGINS_KEY if kind == "origin" else name
+                key = load_or_create_key(self.data_dir.parent / "demo-keys" / f"{key_name}.pem")
+                member.identity = PelicanIdentity(key, name, self.director_url)
+            self.members.append(member)
+        if pelican:
+            self.register_all()
         self.advertise_all()
         self._advertiser = gevent.spawn(self._readvertise)
         self._advertiser.name = "demo-advertiser"
@@ -99,7 +122,7 @@ class DemoFederation:
         }
         return {
             "name": member.name,
-            "registry-prefix": f"/{member.kind}s/{member.name}",
+            "registry-prefix": member.registry_prefix,
             "data-url": member.server.url,
             "web-url": member.server.url,
             "capabilities": caps,
@@ -114,15 +137,32 @@ class DemoFederation:
             "directorTest": False,
         }
 
+    def register_all(self) -> None:
+        """Register every prefix with the registry, then approve them (the demo's own
+        administrator: a real federation approves in the admin or with approvenamespace)."""
+        registered = []
+        for member in self.members:
+            assert member.identity is not None
+            prefixes = [member.registry_prefix]
+            if member.kind == "origin":
+                prefixes.append(DEMO_NAMESPACE)
+            registered += [prefix for prefix in prefixes if member.identity.register(prefix)]
+        decide(registered, RegistrationStatus.APPROVED, DEMO_APPROVER)
+
     def advertise_all(self) -> None:
         for member in self.members:
             endpoint = "registerOrigin" if member.kind == "origin" else "registerCache"
+            bearer = (
+                member.identity.advertise_token(self.director_url)
+                if member.identity is not None
+                else member.secret
+            )
             try:
                 answer = requests.post(
                     f"{self.director_url}/api/v1.0/director/{endpoint}",
                     json=self.ad_for(member),
                     headers={
-                        "Authorization": f"Bearer {member.secret}",
+                        "Authorization": f"Bearer {bearer}",
                         "User-Agent": f"pelican-{member.kind}/7.20.0",
                     },
                     timeout=10,

@@ -15,6 +15,7 @@ are passed through to the origin.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections import Counter
@@ -52,6 +53,7 @@ REASONS = {
     503: "Service Unavailable",
 }
 HANG_SECONDS = 3600.0
+REPORT_PATHS = ("/api/v1.0/origin/directorTest", "/api/v1.0/cache/directorTest")
 # What a cache passes on of an origin's answer to a GET or HEAD it does not answer itself.
 RELAYED_HEADERS = (
     "Content-Type",
@@ -129,6 +131,8 @@ class FileServer:
         self.requests: Counter[str] = Counter()
         self.seen_headers: list[dict[str, str]] = []
         self.max_seen = 1000
+        # Director health-test reports received (reference 7.4): body and Authorization.
+        self.reports: list[tuple[dict[str, Any], str]] = []
         self._server = WSGIServer(
             (host, port), self.app, spawn=Pool(max_connections), log=None, error_log=None
         )
@@ -284,6 +288,8 @@ class FileServer:
             return self._reply(start_response, 204 if existed else 404, b"")
         if method == "PROPFIND":
             return self._propfind(environ, start_response, path)
+        if method == "POST" and path in REPORT_PATHS:
+            return self._report(environ, start_response)
         return self._reply(start_response, 405, b"method not allowed\n")
 
     def _get(
@@ -340,6 +346,17 @@ class FileServer:
             ],
         )
         return [b""] if head else [stored.data[first : last + 1]]
+
+    def _report(self, environ: Environ, start_response: StartResponse) -> Iterable[bytes]:
+        """A director's health-test report, kept as received (the token is not checked)."""
+        length = min(int(environ.get("CONTENT_LENGTH") or 0), 64 * 1024)
+        try:
+            body = json.loads(environ["wsgi.input"].read(length) or b"{}")
+        except ValueError:
+            return self._reply(start_response, 400, b'{"status":"error","msg":"bad body"}')
+        if len(self.reports) < self.max_seen:
+            self.reports.append((body, environ.get("HTTP_AUTHORIZATION", "")))
+        return self._reply(start_response, 200, b'{"status":"success","msg":"Success"}')
 
     def _from_origin(
         self, environ: Environ, start_response: StartResponse, path: str, *, head: bool

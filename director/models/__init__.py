@@ -6,6 +6,12 @@ The redirect path never reads these tables; ``director.registry`` turns them int
 in-memory ``Snapshot`` whenever the change counter (``RegistryState``) moves.
 """
 
+from director.models.registrations import (
+    IssuerKey,
+    NamespaceRegistration,
+    RegistrationKind,
+    RegistrationStatus,
+)
 from director.models.servers import (
     CapabilityFields,
     Downtime,
@@ -28,8 +34,12 @@ __all__ = [
     "GeoIPOverride",
     "HealthStatus",
     "HealthTestLease",
+    "IssuerKey",
     "Kind",
     "Namespace",
+    "NamespaceRegistration",
+    "RegistrationKind",
+    "RegistrationStatus",
     "RegistrationToken",
     "RegistrationTokenQuerySet",
     "RegistryState",

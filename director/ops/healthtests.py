@@ -15,8 +15,15 @@
    records them (``healthStatus``) and rebuilds the routing snapshot only when a
    server's verdict or its weight penalty changes.
 
-Deliberate differences from Pelican: the requests carry no token (this director issues
-none), and the director does not report results back to the servers.
+Tokens and reports (reference 7.2, 7.4): the origin test carries a token of the
+federation issuer (``director.federation.issuer``; scopes ``storage.read:/
+storage.modify:/``, audience the data URL twice, one minute), so an origin that requires
+tokens for writes accepts it; after each test the result is POSTed to the server's
+``/api/v1.0/origin|cache/directorTest`` with a ``pelican.director_test_report`` token, as
+Pelican's director does. The tokens are minted by the loop greenlet (which may read the
+keys from the database), never by a test greenlet. Without an issuer URL (no
+DIRECTOR_EXTERNAL_URL and no serving address) tests run without tokens and nothing is
+reported.
 """
 
 from __future__ import annotations
@@ -38,9 +45,11 @@ from gevent.pool import Pool
 from requests.adapters import HTTPAdapter
 
 from director import __version__, registry
+from director.federation import issuer
 from director.models import HealthStatus, HealthTestLease, Server
 from director.ops.traffic import Buckets
 from director.snapshot import DirectorSettings, ServerKey, ServerView
+from director.trust import tokens
 from director.wire import healthfiles
 from director.wire.paths import go_path_escape
 from director.wire.types import ServerKind
@@ -55,6 +64,7 @@ TICK = 1.0
 LEASE_SECONDS = 15.0
 LEASE_RENEW_SECONDS = 5.0
 USER_AGENT = f"pelican-director/{__version__}"
+REPORT_USER_AGENT = f"pelican-director{__version__}"  # Pelican's, without the slash
 
 
 @dataclass(frozen=True)
@@ -85,19 +95,34 @@ def _read_some(answer: requests.Response, limit: int) -> bytes:
         answer.close()
 
 
-def origin_test(session: requests.Session, server: ServerView, timeout: float) -> tuple[bool, str]:
+@dataclass(frozen=True)
+class TestTokens:
+    """The bearer tokens of one test: for the origin's PUT/GET/DELETE, for the report."""
+
+    transfer: str = ""
+    report: str = ""
+
+
+def _bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"} if token else {}
+
+
+def origin_test(
+    session: requests.Session, server: ServerView, timeout: float, token: str = ""
+) -> tuple[bool, str]:
     """PUT, GET and DELETE a test object; pass when the GET returns the PUT bytes."""
     deadline = _Deadline(timeout)
     url = server.url + go_path_escape(healthfiles.origin_test_path(timezone.now()))
     body = healthfiles.TEST_TEXT.encode()
-    answer = session.put(url, data=body, timeout=deadline.left(), stream=True)
+    auth = _bearer(token)
+    answer = session.put(url, data=body, headers=auth, timeout=deadline.left(), stream=True)
     answer.close()
     if answer.status_code > 299:
         return False, f"PUT {url} answered {answer.status_code}"
-    answer = session.get(url, timeout=deadline.left(), stream=True)
+    answer = session.get(url, headers=auth, timeout=deadline.left(), stream=True)
     read_back = _read_some(answer, len(body) + 1)
     passed = answer.status_code <= 299 and read_back == body
-    deleted = session.delete(url, timeout=deadline.left(), stream=True)
+    deleted = session.delete(url, headers=auth, timeout=deadline.left(), stream=True)
     deleted.close()
     if answer.status_code > 299:
         return False, f"GET {url} answered {answer.status_code}"
@@ -125,11 +150,15 @@ def cache_test(
 
 
 def run_test(
-    session: requests.Session, server: ServerView, director_name: str, timeout: float
+    session: requests.Session,
+    server: ServerView,
+    director_name: str,
+    timeout: float,
+    token: str = "",
 ) -> tuple[bool, str]:
     """One whole test under one deadline; failures are values, never exceptions."""
     test = (
-        (lambda: origin_test(session, server, timeout))
+        (lambda: origin_test(session, server, timeout, token))
         if server.kind is ServerKind.ORIGIN
         else (lambda: cache_test(session, server, director_name, timeout))
     )
@@ -144,11 +173,56 @@ def run_test(
     return verdict
 
 
+REPORT_PATHS = {
+    ServerKind.ORIGIN: "/api/v1.0/origin/directorTest",
+    ServerKind.CACHE: "/api/v1.0/cache/directorTest",
+}
+REPORT_TIMEOUT = 5.0
+
+
+def report_body(
+    server: ServerView, passed: bool, message: str, at: dt.datetime
+) -> dict[str, object]:
+    """Pelican's report (``server_structs.DirectorTestResult``)."""
+    if passed:
+        text = f"Director test cycle succeeded at {at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+    else:
+        text = f"Director file transfer test cycle failed for server: {server.url} {message}"
+    return {
+        "status": "ok" if passed else "error",
+        "message": text,
+        "timestamp": int(at.timestamp()),
+    }
+
+
+def report(
+    session: requests.Session, server: ServerView, body: dict[str, object], token: str
+) -> bool:
+    """POST the result to the server's directorTest endpoint; True on 200 (failures are
+    only logged: a server without the endpoint is still tested)."""
+    url = server.web_url.rstrip("/") + REPORT_PATHS[server.kind]
+    try:
+        answer = session.post(
+            url,
+            json=body,
+            headers={**_bearer(token), "User-Agent": REPORT_USER_AGENT},
+            timeout=REPORT_TIMEOUT,
+        )
+        answer.close()
+    except requests.RequestException as error:
+        logger.info("health test report to %s failed: %s", url, type(error).__name__)
+        return False
+    if answer.status_code != 200:
+        logger.info("health test report to %s answered %s", url, answer.status_code)
+    return answer.status_code == 200
+
+
 class HealthTester:
     """Owner of this process's health-test loop and of its (bounded) test greenlets."""
 
-    def __init__(self, director_name: str) -> None:
+    def __init__(self, director_name: str, issuer_url: str = "") -> None:
         self.director_name = director_name
+        self.issuer_url = issuer.issuer_url(issuer_url) if issuer_url else ""
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=MAX_CONCURRENT_TESTS, max_retries=0)
@@ -163,7 +237,8 @@ class HealthTester:
         self._lease_held = False
         self._greenlet: gevent.Greenlet | None = None
         # For /metrics: (name, web URL, kind, Succeeded|Failed) -> tests; kind -> durations.
-        self.runs: dict[tuple[str, str, str, str], int] = {}
+        # (name, web URL, kind, test status, report status) -> runs
+        self.runs: dict[tuple[str, str, str, str, str], int] = {}
         self.durations: dict[str, Buckets] = {}
 
     # -- lifecycle -------------------------------------------------------------------------
@@ -209,28 +284,67 @@ class HealthTester:
                 break
             self._running.add(key)
             self._last_started[key] = now
-            self._pool.spawn(self._test, server, settings)
+            self._pool.spawn(self._test, server, settings, self.tokens_for(server))
         for key in set(self._last_started) - set(snapshot.servers):
             del self._last_started[key]
         for run in [run for run in self.runs if (run[2], run[0]) not in snapshot.servers]:
             del self.runs[run]
 
-    def _test(self, server: ServerView, settings: DirectorSettings) -> None:
+    def tokens_for(self, server: ServerView) -> TestTokens:
+        """The federation issuer's tokens for one test (reference pelican-trust 3.4, 3.5)."""
+        if not self.issuer_url:
+            return TestTokens()
+        signer = issuer.signer()
+        lifetime = issuer.HEALTH_TEST_TOKEN_LIFETIME
+        transfer = ""
+        if server.kind is ServerKind.ORIGIN:
+            transfer = signer.mint(
+                issuer=self.issuer_url,
+                subject=self.issuer_url,
+                audience=[server.url, server.url],
+                scopes=[f"{tokens.STORAGE_READ}:/", f"{tokens.STORAGE_MODIFY}:/"],
+                lifetime=lifetime,
+            )
+        report_token = ""
+        if server.web_url:
+            report_token = signer.mint(
+                issuer=self.issuer_url,
+                subject="director",
+                audience=[server.web_url],
+                scopes=[tokens.DIRECTOR_TEST_REPORT],
+                lifetime=lifetime,
+            )
+        return TestTokens(transfer, report_token)
+
+    def _test(
+        self, server: ServerView, settings: DirectorSettings, test_tokens: TestTokens
+    ) -> None:
         started = time.monotonic()
         try:
             passed, message = run_test(
-                self.session, server, self.director_name, settings.health_test_timeout
+                self.session,
+                server,
+                self.director_name,
+                settings.health_test_timeout,
+                test_tokens.transfer,
             )
+            elapsed = time.monotonic() - started  # the test alone, not its report
+            finished = timezone.now()
+            reported = "NotReported"  # no issuer, or a server without a web URL
+            if test_tokens.report:
+                body = report_body(server, passed, message, finished)
+                sent = report(self.session, server, body, test_tokens.report)
+                reported = "Succeeded" if sent else "Failed"
         finally:
             self._running.discard(server.key)
         kind = server.kind.value
-        run = (server.name, server.web_url, kind, "Succeeded" if passed else "Failed")
+        run = (server.name, server.web_url, kind, "Succeeded" if passed else "Failed", reported)
         self.runs[run] = self.runs.get(run, 0) + 1
         buckets = self.durations.get(kind)
         if buckets is None:
             buckets = self.durations[kind] = Buckets(TEST_DURATION_BUCKETS)
-        buckets.observe(time.monotonic() - started)
-        self._outcomes.append(TestOutcome(server.key, passed, message, timezone.now()))
+        buckets.observe(elapsed)
+        self._outcomes.append(TestOutcome(server.key, passed, message, finished))
 
     def hold_lease(self) -> bool:
         """True while this process holds the health-test lease (checked every 5 s)."""
@@ -306,9 +420,9 @@ def _same(a: float | None, b: float | None) -> bool:
 tester: HealthTester | None = None
 
 
-def start(director_name: str) -> HealthTester:
+def start(director_name: str, issuer_url: str = "") -> HealthTester:
     global tester
     if tester is None:
-        tester = HealthTester(director_name)
+        tester = HealthTester(director_name, issuer_url)
     tester.start()
     return tester

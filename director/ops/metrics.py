@@ -157,8 +157,9 @@ def server_metrics() -> Iterator[Metric]:
 def health_test_metrics() -> Iterator[Metric]:
     runs = CounterMetricFamily(
         "pelican_director_total_ftx_test_runs",
-        "Director health tests run by this process (Pelican's metric; report_status is "
-        "NotReported: results are not reported back to the servers).",
+        "Director health tests run by this process (Pelican's metric; report_status: the "
+        "report to the server Succeeded or Failed, or NotReported without an issuer URL "
+        "or a web URL).",
         labels=["server_name", "server_web_url", "server_type", "status", "report_status"],
     )
     durations = HistogramMetricFamily(
@@ -168,8 +169,8 @@ def health_test_metrics() -> Iterator[Metric]:
     )
     tester = healthtests.tester
     if tester is not None:
-        for (name, web_url, kind, status), number in tester.runs.items():
-            runs.add_metric([name, web_url, kind, status, "NotReported"], number)
+        for labels, number in tester.runs.items():
+            runs.add_metric(list(labels), number)
         for kind, buckets in tester.durations.items():
             durations.add_metric([kind], buckets.cumulative(), sum_value=buckets.total)
     yield from (runs, durations)

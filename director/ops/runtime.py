@@ -36,8 +36,8 @@ def start_background(serving_url: str = "") -> None:
     )
     monitor.start()
     sampler.start(sample_traffic)
-    healthtests.start(settings.DIRECTOR_NAME)
     url = settings.DIRECTOR_EXTERNAL_URL or serving_url
+    healthtests.start(settings.DIRECTOR_NAME, url)
     if url:  # where others reach this director: its own ad in the shared registry
         directors.start(
             settings.DIRECTOR_NAME,

@@ -113,6 +113,9 @@ def _nul_path(value: object, where: str) -> str:
     return ""
 
 
+nul_path = _nul_path  # for the other JSON bodies that reach the registry's columns
+
+
 def _downtime_id(value: object) -> object:
     text = str(value) if isinstance(value, int) else value
     if isinstance(text, str) and len(text) > MAX_DOWNTIME_ID_LENGTH:

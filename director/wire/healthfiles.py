@@ -16,6 +16,13 @@ MONITORING_NAMESPACE = "/pelican/monitoring"  # the federation's own, served by 
 MONITORING_PREFIX = MONITORING_NAMESPACE + "/"
 TEST_DIRECTORY = f"{MONITORING_NAMESPACE}/directorTest"
 TEST_TEXT = "This object was created by the Pelican director-test functionality"
+# Storage types that take the test object (Pelican's SupportsSelfTest); an ad without
+# one is posix. Remote-protocol backends (s3, https, globus, ssh, xroot) are not tested.
+SELF_TEST_STORAGE_TYPES = frozenset({"posix", "posixv2", "pstore"})
+
+
+def supports_self_test(storage_type: str) -> bool:
+    return (storage_type or "posix") in SELF_TEST_STORAGE_TYPES
 
 
 @dataclass(frozen=True)

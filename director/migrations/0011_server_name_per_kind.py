@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('director', '0009_shed_on_long_waits'),
+        ('director', '0010_pelican_registry'),
     ]
 
     operations = [

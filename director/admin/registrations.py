@@ -1,0 +1,80 @@
+"""The registry's pages in the admin: registrations (pending first; approved or denied
+with the actions only, so every decision is logged with who made it) and the federation
+issuer's keys (read-only; ``manage.py rotatekey``)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.contrib import admin, messages
+from django.db.models import Case, QuerySet, When
+from django.http import HttpRequest
+
+from director.admin.base import log_changes
+from director.federation.registry import decide
+from director.models import IssuerKey, NamespaceRegistration, RegistrationStatus
+
+
+def _decide(
+    request: HttpRequest, queryset: QuerySet[NamespaceRegistration], status: RegistrationStatus
+) -> None:
+    by = request.user.get_username() if request.user.is_authenticated else ""
+    selected = list(queryset)
+    changed = decide([registration.prefix for registration in selected], status, by)
+    log_changes(request, selected, f"{status.label} (bulk action)")
+    messages.success(request, f"{changed} registration(s) {status.label.lower()}.")
+
+
+@admin.register(NamespaceRegistration)
+class NamespaceRegistrationAdmin(admin.ModelAdmin[NamespaceRegistration]):
+    list_display = ("prefix", "kind", "status", "site_name", "created_at", "approved_by")
+    list_filter = ("status", "kind")
+    search_fields = ("prefix", "site_name", "server_id")
+    readonly_fields = (
+        "kind",
+        "status",
+        "approved_by",
+        "approved_at",
+        "last_seen_at",
+        "registered_from",
+        "created_at",
+        "updated_at",
+    )
+    fields = (
+        "prefix",
+        "kind",
+        "status",
+        "site_name",
+        "server_id",
+        "institution",
+        "description",
+        "pubkey",
+        *readonly_fields[2:],
+    )
+    actions = ["approve", "deny"]
+
+    def get_ordering(self, request: HttpRequest) -> list[Any]:
+        """Pending registrations first: they wait for a decision."""
+        pending_first = Case(When(status=RegistrationStatus.PENDING, then=0), default=1)
+        return [pending_first.asc(), "prefix"]
+
+    @admin.action(description="Approve the selected registrations")
+    def approve(self, request: HttpRequest, queryset: QuerySet[NamespaceRegistration]) -> None:
+        _decide(request, queryset, RegistrationStatus.APPROVED)
+
+    @admin.action(description="Deny the selected registrations")
+    def deny(self, request: HttpRequest, queryset: QuerySet[NamespaceRegistration]) -> None:
+        _decide(request, queryset, RegistrationStatus.DENIED)
+
+
+@admin.register(IssuerKey)
+class IssuerKeyAdmin(admin.ModelAdmin[IssuerKey]):
+    list_display = ("kid", "activates_at", "signed_until", "created_at")
+    fields = ("kid", "activates_at", "signed_until", "created_at")
+    readonly_fields = fields
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False  # keys are made by the director and ``manage.py rotatekey``
+
+    def has_change_permission(self, request: HttpRequest, obj: object = None) -> bool:
+        return False

@@ -1,0 +1,220 @@
+"""The federation issuer: this director's signing keys and the tokens it mints
+(reference pelican-trust 3).
+
+Keys live in the database (``IssuerKey``), so every process and host of one federation
+signs with the same key and publishes the same JWKS. The first key is made on first use;
+``manage.py rotatekey`` adds the next one. Each process reads the key rows at most every
+``KEY_REFRESH_SECONDS`` (and at once when a token names a ``kid`` it does not know) and
+parses each key once.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import logging
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import jwt
+from cryptography.hazmat.primitives.asymmetric import ec
+from django.conf import settings
+from django.db import transaction
+from django.utils import timezone
+
+from director.models import IssuerKey
+from director.trust import keys, tokens
+from director.wire.documents import federation_url
+
+logger = logging.getLogger(__name__)
+
+KEY_REFRESH_SECONDS = 10.0
+# Pelican's verifiers cache the federation JWKS this long: a new key should be published
+# at least this long before it signs (``rotatekey``'s default delay).
+JWKS_CACHE_SECONDS = 900.0
+HEALTH_TEST_TOKEN_LIFETIME = 60.0  # Pelican's director-test and report tokens
+DISCOVERY_TOKEN_LIFETIME = 3600.0  # Pelican's Monitoring.TokenExpiresIn
+
+
+@dataclass(frozen=True)
+class Signer:
+    kid: str
+    key: ec.EllipticCurvePrivateKey
+
+    def mint(
+        self,
+        *,
+        issuer: str,
+        subject: str,
+        audience: Sequence[str],
+        scopes: Sequence[str],
+        lifetime: float,
+        now: float | None = None,
+    ) -> str:
+        return tokens.mint(
+            self.key,
+            self.kid,
+            issuer=issuer,
+            subject=subject,
+            audience=audience,
+            scopes=scopes,
+            lifetime=lifetime,
+            now=now,
+        )
+
+
+@dataclass(frozen=True)
+class _Loaded:
+    rows: tuple[IssuerKey, ...]
+    read_at: float
+
+
+_loaded: _Loaded | None = None
+_private: dict[str, ec.EllipticCurvePrivateKey] = {}
+_public: dict[str, jwt.PyJWK] = {}
+
+
+def issuer_url(base: str) -> str:
+    """The federation issuer, the ``iss`` of every token this director signs: the
+    ``discovery_endpoint`` of its discovery document for ``base`` (its public URL), byte
+    for byte, as Pelican's verifiers compare them."""
+    return federation_url(base.rstrip("/"))
+
+
+def longest_automatic_lifetime() -> float:
+    """The longest lifetime of a token this director mints by itself."""
+    return max(
+        float(settings.DIRECTOR_FED_TOKEN_LIFETIME),
+        HEALTH_TEST_TOKEN_LIFETIME,
+        DISCOVERY_TOKEN_LIFETIME,
+    )
+
+
+def create_key(activates_at: dt.datetime) -> IssuerKey:
+    private = keys.generate_private_key()
+    return IssuerKey.objects.create(
+        kid=keys.public_jwk(private)["kid"],
+        private_pem=keys.private_key_pem(private),
+        activates_at=activates_at,
+    )
+
+
+def _rows(refresh: bool = False) -> tuple[IssuerKey, ...]:
+    """The key rows, oldest first, read at most every KEY_REFRESH_SECONDS; the first key
+    is made here when there is none."""
+    global _loaded
+    now = time.monotonic()
+    if not refresh and _loaded is not None and now - _loaded.read_at < KEY_REFRESH_SECONDS:
+        return _loaded.rows
+    rows = tuple(IssuerKey.objects.order_by("activates_at", "pk"))
+    if not rows:
+        with transaction.atomic():
+            if not IssuerKey.objects.exists():
+                logger.info("federation issuer: made its first signing key")
+                create_key(timezone.now())
+        rows = tuple(IssuerKey.objects.order_by("activates_at", "pk"))
+    _loaded = _Loaded(rows, now)
+    return rows
+
+
+def forget() -> None:
+    """Read the keys again at the next use (tests, and after ``rotatekey`` here)."""
+    global _loaded
+    _loaded = None
+
+
+def _private_key(row: IssuerKey) -> ec.EllipticCurvePrivateKey:
+    key = _private.get(row.kid)
+    if key is None:
+        key = _private[row.kid] = keys.load_private_key(row.private_pem)
+    return key
+
+
+def _signing_row(rows: Sequence[IssuerKey], now: dt.datetime) -> IssuerKey:
+    active = [row for row in rows if row.activates_at <= now]
+    return active[-1] if active else rows[0]
+
+
+def published_rows(rows: Sequence[IssuerKey], now: dt.datetime) -> list[IssuerKey]:
+    """The keys a verifier may still need: the signing key, keys waiting to sign, and
+    retired keys while a token they signed may be valid (its lifetime and the 60 s
+    leeway after the key that replaced them started signing, or after ``signed_until``)."""
+    signing = _signing_row(rows, now)
+    margin = dt.timedelta(seconds=longest_automatic_lifetime() + tokens.LEEWAY_SECONDS)
+    leeway = dt.timedelta(seconds=tokens.LEEWAY_SECONDS)
+    published = []
+    for index, row in enumerate(rows):
+        if row.activates_at > now or row is signing:
+            published.append(row)
+            continue
+        successor = next((later for later in rows[index + 1 :] if later.activates_at <= now), None)
+        if successor is None:
+            published.append(row)
+            continue
+        keep_until = successor.activates_at + margin
+        if row.signed_until is not None:
+            keep_until = max(keep_until, row.signed_until + leeway)
+        if now < keep_until:
+            published.append(row)
+    return published
+
+
+def signer() -> Signer:
+    """The key that signs now."""
+    row = _signing_row(_rows(), timezone.now())
+    return Signer(row.kid, _private_key(row))
+
+
+def jwks() -> dict[str, list[dict[str, str]]]:
+    """The federation JWKS: the public part of every published key (the rows read now:
+    a key just added by ``rotatekey`` is published at once)."""
+    rows = published_rows(_rows(refresh=True), timezone.now())
+    return {"keys": [keys.public_jwk(_private_key(row)) for row in rows]}
+
+
+def verification_keys(kid: str = "") -> dict[str, jwt.PyJWK]:
+    """The published keys as PyJWK by kid; read again when ``kid`` is not among them."""
+    rows = _rows()
+    if kid and kid not in {row.kid for row in rows}:
+        rows = _rows(refresh=True)
+    published = published_rows(rows, timezone.now())
+    for row in published:
+        if row.kid not in _public:
+            _public[row.kid] = jwt.PyJWK(keys.public_jwk(_private_key(row)))
+    return {row.kid: _public[row.kid] for row in published}
+
+
+def verify_federation_token(token: str, issuer: str, scope: str) -> dict[str, object]:
+    """The claims of a token this federation issued (``iss`` = ``issuer``, a published
+    key's signature, ``scope`` among its scopes). Raises TokenRejected."""
+    claims = tokens.verify(token, verification_keys(tokens.unverified_kid(token)))
+    if claims.get("iss") != issuer:
+        raise tokens.TokenRejected(
+            f'failed to validate token claims: "iss" is {claims.get("iss")!r}, not {issuer!r}'
+        )
+    if not tokens.has_scope(claims, scope):
+        raise tokens.TokenRejected(f"the token lacks the scope {scope}")
+    return claims
+
+
+def rotate(delay: float, now: dt.datetime | None = None) -> tuple[IssuerKey, list[str]]:
+    """Add the next signing key, signing ``delay`` seconds from now (published at once);
+    delete keys no longer published. Returns the new key and the kids deleted."""
+    moment = now or timezone.now()
+    with transaction.atomic():
+        if not IssuerKey.objects.exists():
+            create_key(moment)
+        new = create_key(moment + dt.timedelta(seconds=max(0.0, delay)))
+        rows = list(IssuerKey.objects.order_by("activates_at", "pk"))
+        kept = {row.pk for row in published_rows(rows, moment)}
+        gone = [row.kid for row in rows if row.pk not in kept]
+        IssuerKey.objects.filter(kid__in=gone).delete()
+    forget()
+    return new, gone
+
+
+def note_signed_until(kid: str, expires_at: dt.datetime) -> None:
+    """Keep key ``kid`` published until ``expires_at`` (a token an operator minted)."""
+    IssuerKey.objects.filter(kid=kid).exclude(signed_until__gte=expires_at).update(
+        signed_until=expires_at
+    )

@@ -1,0 +1,483 @@
+"""The registry service (reference pelican-trust 1): what a Pelican origin or cache asks
+at start-up and before each advertisement, answered from ``NamespaceRegistration``.
+
+Each function takes the parsed request body and returns an ``Answer``: the status and
+the JSON body Pelican's registry gives (the error bodies are ``{"status":"error",...}``).
+Differences from Pelican, each listed in the README: a failed proof of key possession is
+403 (Pelican: 500), an existing prefix sent with another key is 403 (Pelican: 200
+"already registered"), a key update checks and updates every prefix it names (Pelican:
+the first only) and requires the signing key in the new set.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import jwt
+from django.conf import settings
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from director.federation import issuer
+from director.models import NamespaceRegistration, RegistrationStatus
+from director.trust import keys
+from director.trust import registry as protocol
+from director.wire.documents import json_bytes
+
+logger = logging.getLogger(__name__)
+
+LAST_SEEN_RESOLUTION = dt.timedelta(minutes=10)
+PELICAN_STATUS = {
+    RegistrationStatus.PENDING: "Pending",
+    RegistrationStatus.APPROVED: "Approved",
+    RegistrationStatus.DENIED: "Denied",
+}
+REGISTER_DENIED = "You don't have permission to register the prefix: "
+REGISTER_BAD = "Bad request for key-sign challenge: "
+# With all six the request is a commit; with only a client nonce, an init.
+CHALLENGE_FIELDS = (
+    "client_nonce",
+    "client_payload",
+    "client_signature",
+    "server_nonce",
+    "server_payload",
+    "server_signature",
+)
+UPDATE_DENIED = "You don't have permission to update the registered public key of the prefix: "
+
+
+@dataclass(frozen=True)
+class Answer:
+    status: int
+    body: dict[str, Any]
+
+
+def error(status: int, message: str) -> Answer:
+    return Answer(status, {"status": "error", "msg": message})
+
+
+def _registry_keys() -> list[jwt.PyJWK]:
+    return list(issuer.verification_keys().values())
+
+
+def accepted(registration: NamespaceRegistration) -> bool:
+    return registration.accepted(
+        require_origin_approval=settings.DIRECTOR_REQUIRE_ORIGIN_APPROVAL,
+        require_cache_approval=settings.DIRECTOR_REQUIRE_CACHE_APPROVAL,
+    )
+
+
+def stored_key_set(registration: NamespaceRegistration) -> keys.KeySet | None:
+    try:
+        return keys.parse_key_set(registration.pubkey)
+    except keys.KeySetError:
+        logger.warning("registration %s holds an unusable key set", registration.prefix)
+        return None
+
+
+# --- POST /api/v1.0/registry ---------------------------------------------------------------
+
+
+def register(body: dict[str, Any], client_address: str = "") -> Answer:
+    """Challenge init (a client nonce alone) or commit (all six challenge fields)."""
+    if all(body.get(name) for name in CHALLENGE_FIELDS):
+        return _commit(body, client_address)
+    if body.get("client_nonce"):
+        return Answer(200, protocol.challenge(issuer.signer().key, body["client_nonce"]).as_json())
+    return error(400, REGISTER_BAD + "Key sign challenge is missing parameters")
+
+
+def _proof_holds(body: dict[str, Any], key_set: keys.KeySet) -> bool:
+    return protocol.registry_signed(
+        _registry_keys(),
+        body["client_nonce"],
+        body["server_nonce"],
+        body["server_payload"],
+        body["server_signature"],
+    ) and protocol.client_signed(
+        key_set, body["client_nonce"], body["server_nonce"], body["client_signature"]
+    )
+
+
+def _commit(body: dict[str, Any], client_address: str) -> Answer:
+    try:
+        key_set = keys.parse_key_set(body.get("pubkey"))
+    except keys.KeySetError as problem:
+        return error(400, f"{REGISTER_BAD}couldn't parse the pubkey from the request: {problem}")
+    if not _proof_holds(body, key_set):
+        return error(
+            403,
+            REGISTER_DENIED + "Unable to verify the client's public key, or the registry's "
+            "own signature of the challenge",
+        )
+    try:
+        prefix = protocol.validate_prefix(str(body.get("prefix", "")))
+    except protocol.PrefixError as problem:
+        return error(
+            400,
+            f"{REGISTER_BAD}requested namespace {body.get('prefix')} failed validation: {problem}",
+        )
+    site_name = str(body.get("site_name") or "").strip()
+    existing = NamespaceRegistration.objects.filter(prefix=prefix).first()
+    if existing is not None:
+        stored = stored_key_set(existing)
+        if stored is None or not stored.has_key(key_set.first()):
+            return error(
+                403, f"{REGISTER_DENIED}The prefix {prefix} is registered with another key"
+            )
+        return Answer(
+            200, {"message": f"The prefix {prefix} is already registered -- nothing else to do!"}
+        )
+    server_id = str(body.get("server_id") or "")
+    if protocol.is_server_prefix(prefix) and site_name:
+        owner = _server_registration(site_name)
+        if owner is not None:
+            owned = stored_key_set(owner)
+            if owned is None or not protocol.signed_by_any(
+                owned, body["client_nonce"], body["server_nonce"], body["client_signature"]
+            ):
+                return error(
+                    403,
+                    f"{REGISTER_DENIED}unable to verify you own the registered server "
+                    f'"{site_name}"',
+                )
+            server_id = owner.server_id  # a second service of one server (origin and cache)
+    if not protocol.is_server_prefix(prefix) and settings.DIRECTOR_REQUIRE_KEY_CHAINING:
+        if not _chaining_allows(prefix, key_set):
+            return error(
+                403,
+                REGISTER_DENIED + "Cannot register a namespace that is suffixed or prefixed by "
+                "an already-registered namespace unless the incoming public key matches a "
+                "registered key",
+            )
+    if not site_name:
+        return error(400, f"{REGISTER_BAD}Site Name is required")
+    if protocol.is_server_prefix(prefix):
+        clash = NamespaceRegistration.objects.filter(server_id=server_id).exclude(
+            site_name=site_name
+        )
+        if not server_id or clash.exists():
+            return error(
+                409,
+                f'Server ID "{server_id}" already exists or is empty. Please try again with '
+                "another server ID",
+            )
+    try:
+        with transaction.atomic():
+            NamespaceRegistration.objects.create(
+                prefix=prefix,
+                pubkey=json_bytes(key_set.as_json()).decode(),
+                status=RegistrationStatus.PENDING,  # whatever the request says
+                site_name=site_name,
+                server_id=server_id if protocol.is_server_prefix(prefix) else "",
+                description=(
+                    "This is a namespace registration from Pelican CLI or an automated "
+                    "registration. Certain fields may not be populated"
+                ),
+                registered_from=client_address[:64],
+            )
+    except IntegrityError:
+        return Answer(
+            200, {"message": f"The prefix {prefix} is already registered -- nothing else to do!"}
+        )
+    logger.info("registry: %s registered by %s, pending approval", prefix, site_name)
+    return Answer(201, {"message": f"Prefix {prefix} successfully registered"})
+
+
+def _server_registration(site_name: str) -> NamespaceRegistration | None:
+    return (
+        NamespaceRegistration.objects.filter(site_name=site_name)
+        .exclude(server_id="")
+        .order_by("pk")
+        .first()
+    )
+
+
+def _ancestors(prefix: str) -> list[str]:
+    parts = prefix.strip("/").split("/")
+    return ["/" + "/".join(parts[:length]) for length in range(1, len(parts))]
+
+
+def _chaining_allows(prefix: str, key_set: keys.KeySet) -> bool:
+    """Key chaining (reference 1.4 step 6), by path components: when a namespace above
+    this one is registered, the new first key must be one of its keys; else, when any
+    below it is, one of theirs."""
+    namespaces = NamespaceRegistration.objects.exclude(kind__in=["origin", "cache"])
+    supers = list(namespaces.filter(prefix__in=_ancestors(prefix)))
+    subs = [] if supers else list(namespaces.filter(prefix__startswith=prefix + "/"))
+    related = supers or subs
+    if not related:
+        return True
+    first = key_set.first()
+    return any(
+        (stored := stored_key_set(registration)) is not None and stored.has_key(first)
+        for registration in related
+    )
+
+
+# --- the checks a server makes -----------------------------------------------------------------
+
+
+def check_exists(prefix: str, pubkey: str) -> Answer:
+    """``checkNamespaceExists`` (1.2): is ``prefix`` registered, and with this key?"""
+    if not prefix:
+        return error(400, "prefix is required")
+    if not pubkey:
+        return error(400, "pubkey is required")
+    try:
+        parsed = json.loads(pubkey)
+    except ValueError:
+        return error(400, f"pubkey is not a valid JWK string: {pubkey}")
+    candidates = parsed.get("keys") if isinstance(parsed, dict) and "keys" in parsed else [parsed]
+    if not isinstance(candidates, list) or len(candidates) != 1:
+        return error(400, f"pubkey is a jwks with multiple or zero key: {pubkey}")
+    try:
+        given, _ = keys.parse_jwk(candidates[0])
+    except keys.KeySetError:
+        return error(400, f"pubkey is not a valid JWK string: {pubkey}")
+    registration = NamespaceRegistration.objects.filter(prefix=prefix).first()
+    if registration is None:
+        return Answer(200, _exists(False, False, "Prefix was not found in database"))
+    stored = stored_key_set(registration)
+    if stored is None or not any(jwk["kid"] == given["kid"] for jwk in stored.jwks):
+        return Answer(
+            200, _exists(True, False, "Given JWK is not present in the JWKS from database")
+        )
+    if not stored.has_key(given):
+        return Answer(
+            200, _exists(True, False, "Given JWK does not equal to the JWK from database")
+        )
+    return Answer(200, _exists(True, True, ""))
+
+
+def _exists(prefix_exists: bool, key_match: bool, message: str) -> dict[str, Any]:
+    return {"prefix_exists": prefix_exists, "key_match": key_match, "message": message, "error": ""}
+
+
+def check_approval(prefix: str) -> Answer:
+    """``checkNamespaceStatus`` (1.9), with approval decided by type (``accepted``)."""
+    if not prefix:
+        return error(400, "prefix is required")
+    registration = NamespaceRegistration.objects.filter(prefix=prefix).first()
+    if registration is None:
+        return error(400, f"The namespace {prefix} does not exist in the registry")
+    return Answer(200, {"approved": accepted(registration)})
+
+
+def check_complete(prefixes: Sequence[str], base_url: str) -> Answer:
+    """``namespaces/check/status`` (1.5): every registration here is complete (no
+    admin field is required); ``edit_url`` is its page in the admin."""
+    found = {
+        registration.prefix: registration
+        for registration in NamespaceRegistration.objects.filter(prefix__in=list(prefixes))
+    }
+    results = {}
+    for prefix in prefixes:
+        registration = found.get(prefix)
+        if registration is None:
+            results[prefix] = {
+                "edit_url": "",
+                "complete": False,
+                "msg": f"Namespace {prefix} does not exist",
+            }
+        else:
+            results[prefix] = {
+                "edit_url": (
+                    f"{base_url}/admin/director/namespaceregistration/{registration.pk}/change/"
+                ),
+                "complete": True,
+                "msg": "",
+            }
+    return Answer(200, {"results": results})
+
+
+def prefix_jwks(prefix: str) -> Answer:
+    """``<prefix>/.well-known/issuer.jwks`` (1.10): 403 while approval is missing."""
+    registration = NamespaceRegistration.objects.filter(prefix=prefix).first()
+    if registration is None:
+        return error(404, f"namespace prefix '{prefix}', was not found")
+    if not accepted(registration):
+        kind = protocol.registration_kind(prefix)
+        message = {
+            "cache": "The cache has not been approved by federation administrator",
+            "origin": "The origin has not been approved by a federation administrator",
+        }.get(kind, "The namespace has not been approved by a federation administrator")
+        return error(403, message)
+    stored = stored_key_set(registration)
+    return Answer(200, stored.as_json() if stored else {"keys": []})
+
+
+def prefix_openid_configuration(prefix: str, base_url: str) -> Answer:
+    """``<prefix>/.well-known/openid-configuration`` (1.10): where its keys are."""
+    if not NamespaceRegistration.objects.filter(prefix=prefix).exists():
+        return error(
+            404, f"The requested prefix {prefix} does not exist in the registry's database"
+        )
+    return Answer(
+        200, {"jwks_uri": f"{base_url}/api/v1.0/registry{prefix}/.well-known/issuer.jwks"}
+    )
+
+
+def server_record(prefix: str) -> Answer:
+    """``server/<prefix>`` (1.6): the server's registry ID and name, before each ad."""
+    registration = NamespaceRegistration.objects.filter(prefix=prefix).exclude(server_id="").first()
+    if registration is None:
+        return error(404, "Server not found for the given prefix")
+    services = list(
+        NamespaceRegistration.objects.filter(server_id=registration.server_id).order_by("pk")
+    )
+    now = timezone.now()
+    if registration.last_seen_at is None or now - registration.last_seen_at >= LAST_SEEN_RESOLUTION:
+        NamespaceRegistration.objects.filter(pk=registration.pk).update(last_seen_at=now)
+    return Answer(
+        200,
+        {
+            "id": registration.server_id,
+            "name": registration.site_name,
+            "is_origin": any(service.kind == "origin" for service in services),
+            "is_cache": any(service.kind == "cache" for service in services),
+            "note": "",
+            "registration": [registration_json(service) for service in services],
+        },
+    )
+
+
+def _go_time(value: dt.datetime | None) -> str:
+    if value is None:
+        return "0001-01-01T00:00:00Z"
+    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+
+
+def registration_json(registration: NamespaceRegistration) -> dict[str, Any]:
+    """Pelican's Registration shape, without the identity (nothing of a person here)."""
+    return {
+        "id": registration.pk,
+        "prefix": registration.prefix,
+        "pubkey": registration.pubkey,
+        "identity": "",
+        "admin_metadata": {
+            "user_id": "",
+            "description": registration.description,
+            "site_name": registration.site_name,
+            "institution": registration.institution,
+            "security_contact_user_id": "",
+            "status": PELICAN_STATUS.get(RegistrationStatus(registration.status), "Unknown"),
+            "approver_id": registration.approved_by,
+            "approved_at": _go_time(registration.approved_at),
+            "created_at": _go_time(registration.created_at),
+            "updated_at": _go_time(registration.updated_at),
+        },
+        "custom_fields": {},
+    }
+
+
+# --- POST /api/v1.0/registry/updateNamespacesPubKey (1.11) -----------------------------------
+
+
+def update_keys(body: dict[str, Any]) -> Answer:
+    """Key rotation: a challenge init (the registered keys of each prefix come back) or
+    a commit, proven with the current key and with a key already registered."""
+    prefixes = [str(prefix) for prefix in body.get("prefixes") or []]
+    if all(body.get(name) for name in CHALLENGE_FIELDS):
+        return _update_commit(body, prefixes)
+    if not body.get("client_nonce"):
+        return error(400, REGISTER_BAD + "Key sign challenge is missing parameters")
+    found = {
+        registration.prefix: registration.pubkey
+        for registration in NamespaceRegistration.objects.filter(prefix__in=prefixes)
+    }
+    missing = [prefix for prefix in prefixes if prefix not in found]
+    if missing:
+        return error(400, f"{REGISTER_BAD}the prefix {missing[0]} is not registered")
+    answer = protocol.challenge(issuer.signer().key, body["client_nonce"]).as_json()
+    return Answer(
+        200, {**answer, "registered_keys": {prefix: found[prefix] for prefix in prefixes}}
+    )
+
+
+def _update_commit(body: dict[str, Any], prefixes: list[str]) -> Answer:
+    try:
+        current = keys.parse_key_set(body.get("pubkey"))
+        new_set = keys.parse_key_set(body.get("all_pubkeys"))
+    except keys.KeySetError as problem:
+        return error(400, f"{REGISTER_BAD}{problem}")
+    if not prefixes:
+        return error(400, f"{REGISTER_BAD}no prefixes to update")
+    if not new_set.has_key(current.first()):
+        return error(400, f"{REGISTER_BAD}all_pubkeys must hold the key that signed the request")
+    if not _proof_holds(body, current):
+        return error(
+            403,
+            UPDATE_DENIED + "Unable to verify the client's public key, or the registry's own "
+            "signature of the challenge",
+        )
+    nonces = (body["client_nonce"], body["server_nonce"])
+    authz = str(body.get("key_update_authz_signature") or "")
+    matched = str(body.get("matched_key_id") or "")
+    messages = []
+    with transaction.atomic():
+        registrations = {
+            registration.prefix: registration
+            for registration in NamespaceRegistration.objects.select_for_update().filter(
+                prefix__in=prefixes
+            )
+        }
+        for prefix in prefixes:
+            registration = registrations.get(prefix)
+            if registration is None:
+                return error(400, f"{REGISTER_BAD}the prefix {prefix} is not registered")
+            stored = stored_key_set(registration)
+            key = stored.keys.get(matched) if stored is not None else None
+            if key is None:
+                return error(
+                    403,
+                    f"{UPDATE_DENIED}The client that tries to update prefix '{prefix}' cannot be "
+                    "authorized because it doesn't contain any public key matching the existing "
+                    "namespace's public key in db",
+                )
+            if not keys.verify_payload(key, "".join(nonces).encode(), authz):
+                return error(
+                    403,
+                    f"{UPDATE_DENIED}The client that tries to update prefix '{prefix}' cannot be "
+                    "authorized because it fails to pass the proof of possession verification",
+                )
+            assert stored is not None
+            if stored.thumbprints() == new_set.thumbprints():
+                messages.append(
+                    f"The public key of prefix {prefix} hasn't changed -- nothing to update!"
+                )
+                continue
+            registration.pubkey = json_bytes(new_set.as_json()).decode()
+            registration.save(update_fields=["pubkey", "kind", "updated_at"])
+            messages.append(f"Updated the public key of namespace {prefix}:")
+            logger.info("registry: the keys of %s were updated", prefix)
+    return Answer(200, {"message": " ".join(messages)})
+
+
+# --- approval (the admin's actions and ``manage.py approvenamespace``) ----------------------
+
+
+def decide(prefixes: Sequence[str], status: RegistrationStatus, by: str) -> int:
+    """Approve or deny registrations; each decision is logged. Returns how many changed."""
+    now = timezone.now()
+    changed = 0
+    with transaction.atomic():
+        for registration in NamespaceRegistration.objects.select_for_update().filter(
+            prefix__in=list(prefixes)
+        ):
+            if registration.status == status:
+                continue
+            registration.status = status
+            registration.approved_by = by if status == RegistrationStatus.APPROVED else ""
+            registration.approved_at = now if status == RegistrationStatus.APPROVED else None
+            registration.save(update_fields=["status", "approved_by", "approved_at", "kind"])
+            logger.info(
+                "registry: %s %s by %s", registration.prefix, status.label.lower(), by or "?"
+            )
+            changed += 1
+    return changed
