@@ -263,14 +263,14 @@ class DirectorSettings:
         minimum=1,
     )
     shed_queue_target: float = setting(
-        0.02,
+        0.015,
         "Seconds a request may wait to be read (its queueing delay, from the kernel) "
         "while the process is congested; beyond it the request gets 429 at once. "
         "0 turns shedding off.",
         minimum=0.0,
     )
     shed_queue_interval: float = setting(
-        0.1,
+        0.05,
         "Seconds that requests must keep waiting longer than shed_queue_target before "
         "the process counts as congested (and without any for congestion to end).",
         minimum=0.01,

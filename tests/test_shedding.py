@@ -35,7 +35,7 @@ def test_a_run_of_long_waits_lasting_the_interval_congests_and_only_long_waits_a
     assert rule.refusal(0.02) == ""  # waited no more than the target: served
 
 
-def test_while_congested_a_turn_of_the_loop_admits_new_requests_only_in_its_first_target():
+def test_while_congested_a_turn_of_the_loop_admits_new_requests_only_in_its_first_half_target():
     """The event loop serves each batch newest first: without this bound one turn could
     admit young requests for ever while the old ones of the next batch wait."""
     clock = FakeClock()
@@ -48,10 +48,10 @@ def test_while_congested_a_turn_of_the_loop_admits_new_requests_only_in_its_firs
         rule.observe(0.2)
         clock.advance(0.01)
     rule.turn_began()
-    clock.advance(0.015)
-    assert rule.refusal(0.001) == ""  # 15 ms into the turn: admitted
-    clock.advance(0.01)
-    assert rule.refusal(0.001) == "queue"  # 25 ms into it: the rest waits for the next
+    clock.advance(0.009)
+    assert rule.refusal(0.001) == ""  # 9 ms into the turn: admitted
+    clock.advance(0.002)
+    assert rule.refusal(0.001) == "queue"  # 11 ms into it: the rest waits for the next
     rule.turn_began()
     assert rule.refusal(0.001) == ""
 

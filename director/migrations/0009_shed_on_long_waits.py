@@ -9,7 +9,7 @@ def follow_new_defaults(apps, schema_editor):
     sample rule that the event loop's newest-first batches defeated) takes the new ones."""
     settings = apps.get_model("director", "StatSettings")
     settings.objects.filter(shed_queue_target=0.05, shed_queue_interval=0.5).update(
-        shed_queue_target=0.02, shed_queue_interval=0.1
+        shed_queue_target=0.015, shed_queue_interval=0.05
     )
 
 
@@ -24,11 +24,11 @@ class Migration(migrations.Migration):
         migrations.AlterField(
             model_name='statsettings',
             name='shed_queue_interval',
-            field=models.FloatField(default=0.1, help_text='Seconds that requests must keep waiting longer than shed_queue_target before the process counts as congested (and without any for congestion to end).', validators=[django.core.validators.MinValueValidator(0.01)]),
+            field=models.FloatField(default=0.05, help_text='Seconds that requests must keep waiting longer than shed_queue_target before the process counts as congested (and without any for congestion to end).', validators=[django.core.validators.MinValueValidator(0.01)]),
         ),
         migrations.AlterField(
             model_name='statsettings',
             name='shed_queue_target',
-            field=models.FloatField(default=0.02, help_text='Seconds a request may wait to be read (its queueing delay, from the kernel) while the process is congested; beyond it the request gets 429 at once. 0 turns shedding off.', validators=[django.core.validators.MinValueValidator(0.0)]),
+            field=models.FloatField(default=0.015, help_text='Seconds a request may wait to be read (its queueing delay, from the kernel) while the process is congested; beyond it the request gets 429 at once. 0 turns shedding off.', validators=[django.core.validators.MinValueValidator(0.0)]),
         ),
     ]
