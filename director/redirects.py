@@ -86,6 +86,12 @@ def server_labels(keys: Iterable[ServerKey]) -> dict[ServerKey, str]:
     }
 
 
+# Seconds kept, at the end of a redirect's deadline, to compose and send the answer after
+# the stats stop (measured: 1-5 ms; a request held to the full deadline by a hanging
+# origin was answered 2.5046 s after it was sent, with a 2.5 s deadline).
+ANSWER_RESERVE = 0.02
+
+
 def new_request(
     snapshot: Snapshot,
     path: str,
@@ -99,15 +105,19 @@ def new_request(
     depth: str | None = None,
     user_agent: str = "",
     client: Coordinate | None = None,
+    waited: float = 0.0,
 ) -> routing.RedirectRequest:
-    """A request entering now, with the settings' hard deadline (``redirect_timeout``)."""
+    """A request entering now, after ``waited`` seconds in the queue (the WSGI server's
+    reading, from the kernel): its hard deadline (``redirect_timeout``) counts from when
+    it arrived, less ANSWER_RESERVE for writing the answer once the stats are cut, so that
+    a client waits no longer than the deadline, not the deadline plus its time in line."""
     return routing.RedirectRequest(
         method=method,
         path=path,
         to_origin=to_origin,
         request_id=request_id or str(uuid.uuid4()),
         now=time.time(),
-        deadline=time.monotonic() + snapshot.settings.redirect_timeout,
+        deadline=time.monotonic() - waited + snapshot.settings.redirect_timeout - ANSWER_RESERVE,
         query=query,
         authorization=authorization,
         timeout_header=timeout_header,

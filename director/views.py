@@ -20,6 +20,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from director import redirects, registry, routing
 from director.locate import client_coordinate, client_ip, first_forwarded, public_origin
 from director.ops import database, directors
+from director.ops.shedding import REQUEST_WAIT_ENVIRON
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
 from director.wire import healthfiles
 from director.wire.documents import discovery_bytes, discovery_document, json_bytes
@@ -76,6 +77,7 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         depth=meta.get("HTTP_DEPTH"),
         user_agent=meta.get("HTTP_USER_AGENT", ""),
         client=client_coordinate(request, snapshot, ip),
+        waited=meta.get(REQUEST_WAIT_ENVIRON, 0.0),
     )
     decision = redirects.decide(
         redirect_request, snapshot, external_url=lambda: external_url(request)

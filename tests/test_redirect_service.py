@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import time
 
 import pytest
 from django.core.management import CommandError, call_command
@@ -13,7 +14,7 @@ from helpers import configure_director
 from director import registry
 from director.explain import explain
 from director.geo import Coordinate
-from director.redirects import server_labels
+from director.redirects import ANSWER_RESERVE, new_request, server_labels
 
 PATH = "/test/data/f.txt"
 DENVER = Coordinate(39.74, -104.99)
@@ -80,3 +81,17 @@ def test_a_document_names_servers_by_name_and_adds_the_kind_only_when_two_share_
         ("cache", "site"): "site (cache)",
         ("cache", "other"): "other",
     }
+
+
+@pytest.mark.django_db
+def test_a_requests_deadline_counts_from_its_arrival_and_keeps_time_to_answer():
+    """A request that waited 0.4 s in line has 0.4 s less; the stats stop ANSWER_RESERVE
+    before the deadline so that the answer itself leaves within it."""
+    snapshot = registry.current()
+    timeout = snapshot.settings.redirect_timeout
+    before = time.monotonic()
+    request = new_request(snapshot, "/x", waited=0.4)
+    after = time.monotonic()
+
+    assert before + timeout - 0.4 - ANSWER_RESERVE <= request.deadline
+    assert request.deadline <= after + timeout - 0.4 - ANSWER_RESERVE

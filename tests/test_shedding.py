@@ -15,7 +15,7 @@ from helpers import FakeClock, wait_until
 
 from director.ops import wsgiserver
 from director.ops.health import assess
-from director.ops.shedding import LoadShedder, shedder
+from director.ops.shedding import REQUEST_WAIT_ENVIRON, LoadShedder, shedder
 from director.ops.wsgiserver import make_server, request_wait
 
 
@@ -197,6 +197,22 @@ def test_a_refusal_closes_the_connection_when_keeping_it_would_be_wrong(server, 
     head = answer.split(b"\r\n\r\n", 1)[0]
     assert head.startswith(b"HTTP/1.1 429 "), why
     assert b"\r\nConnection: close" in head, why
+
+
+def test_the_server_passes_each_requests_wait_on_to_the_application(monkeypatch):
+    monkeypatch.setattr(wsgiserver, "request_wait", lambda sock: 0.4)
+
+    def app(environ: dict, start_response) -> list[bytes]:
+        start_response("200 OK", [("Content-Type", "text/plain")])
+        return [str(environ[REQUEST_WAIT_ENVIRON]).encode()]
+
+    served = make_server("127.0.0.1", 0, app, connections=2, keepalive_timeout=5.0)
+    served.start()
+    try:
+        answer = requests.get(f"http://127.0.0.1:{served.server_port}/x", timeout=20)
+    finally:
+        served.stop(timeout=1)
+    assert answer.content == b"0.4"
 
 
 def test_a_request_that_waited_past_its_deadline_is_not_started(server):

@@ -50,6 +50,9 @@ METRICS_PATH = "/metrics"
 # Never shed, nor limited by max_inflight_requests: they say what the overload is.
 UNSHED_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
 RETRY_AFTER = "1"
+# The WSGI environ key under which the server passes on each request's queueing delay
+# (seconds): a request's deadline counts from when it arrived, not from when it is served.
+REQUEST_WAIT_ENVIRON = "director.request_wait"
 
 
 @dataclass

@@ -17,7 +17,7 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
-from director.ops.shedding import RETRY_AFTER, UNSHED_PATHS, shedder
+from director.ops.shedding import REQUEST_WAIT_ENVIRON, RETRY_AFTER, UNSHED_PATHS, shedder
 from director.ops.tls import TLSHandshakeDeadline
 from director.wire.documents import error_body
 
@@ -136,6 +136,7 @@ class ConnectionLimits:
     _header_deadline: gevent.Timeout | None = None
     refuse_connection = False  # set on a connection over the server's limit
     pending_refusal = ""  # why the request being read is to be refused ("": serve it)
+    request_waited = 0.0  # the queueing delay of the request being read (seconds)
 
     def handle(self) -> None:
         self.socket.settimeout(self.keepalive_timeout)
@@ -204,7 +205,7 @@ class ConnectionLimits:
             return None
         if not buffered:
             return None
-        waited = request_wait(self.socket)
+        waited = self.request_waited = request_wait(self.socket)
         if self.refuse_connection:
             reason = "connections"
         else:
@@ -252,6 +253,7 @@ class ConnectionLimits:
         if getattr(self.headers, "ambiguous_framing", False):  # type: ignore[attr-defined]
             self._answer_before_app(*wsgi_error_response(400, AMBIGUOUS_FRAMING), close=True)
             return
+        environ[REQUEST_WAIT_ENVIRON] = self.request_waited
         # Decided by _shed_before_parsing, from this request's queueing delay.
         reason, self.pending_refusal = self.pending_refusal, ""
         if reason and reason != "connections" and path in UNSHED_PATHS:
