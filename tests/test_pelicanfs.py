@@ -305,8 +305,13 @@ def test_make_runs_pelicanfs_line_reads_the_demo_over_https(tmp_path: Path, spaw
             {"name": "ls", "op": "ls", "args": ["/demo"], "kwargs": {"detail": False}},
             {"name": "range", "op": "cat_file", "args": ["/demo/data/numbers.csv", 0, 8]},
             {"name": "find", "op": "find", "args": ["/demo"]},
+            # Two origins and two caches: the director sends the cache request for a
+            # missing object to a cache (it stats no origin when caches serve), whose
+            # 404 makes exists() False rather than an error.
+            {"name": "exists-missing", "op": "exists", "args": ["/demo/no-such-object.txt"]},
         ],
     )
     assert sorted(value(results, "ls")) == ["/demo/data/", "/demo/hello.txt"]
     assert data(results, "range") == DEMO_FILES["demo/data/numbers.csv"][:8]
     assert sorted(value(results, "find")) == ["/demo/data/numbers.csv", "/demo/hello.txt"]
+    assert value(results, "exists-missing") is False
