@@ -13,13 +13,13 @@ from __future__ import annotations
 import random
 import time
 import uuid
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
 from director import presence, registry, routing
 from director.geo import Coordinate, LocationSource
 from director.selection import Presence
-from director.snapshot import ServerKey, ServerView, Snapshot
+from director.snapshot import ServerKey, ServerView, Snapshot, server_labels
 from director.stat import StatResult
 from director.wire.documents import DebugCoordinate, DebugServer, debug_document
 
@@ -72,18 +72,6 @@ class Decision:
                 for key, verdict in trace.presence.items()
             },
         )
-
-
-def server_labels(keys: Iterable[ServerKey]) -> dict[ServerKey, str]:
-    """How each server is named in a document: by its name, and "name (kind)" when an
-    origin and a cache of that name are both in it."""
-    keys = list(keys)
-    kinds: dict[str, set[str]] = {}
-    for kind, name in keys:
-        kinds.setdefault(name, set()).add(kind)
-    return {
-        (kind, name): name if len(kinds[name]) == 1 else f"{name} ({kind})" for kind, name in keys
-    }
 
 
 # Seconds kept, at the end of a redirect's deadline, to compose and send the answer after

@@ -87,6 +87,18 @@ def unroutable_reason(
 ServerKey = tuple[str, str]
 
 
+def server_labels(keys: Iterable[ServerKey]) -> dict[ServerKey, str]:
+    """How each server is named in a document: by its name, and "name (kind)" when an
+    origin and a cache of that name are both in it."""
+    keys = list(keys)
+    kinds: dict[str, set[str]] = {}
+    for kind, name in keys:
+        kinds.setdefault(name, set()).add(kind)
+    return {
+        (kind, name): name if len(kinds[name]) == 1 else f"{name} ({kind})" for kind, name in keys
+    }
+
+
 @dataclass(frozen=True, slots=True)
 class ServerView:
     """What routing needs to know about one server."""

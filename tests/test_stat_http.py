@@ -301,3 +301,23 @@ def test_statpools_reports_an_unreachable_director_and_bad_input(db):
     with pytest.raises(CommandError) as bad:
         call_command("statpools", "--director", "not a url")
     assert bad.value.returncode == 2
+
+
+def test_health_names_an_ejected_server_with_its_kind_when_a_cache_shares_its_name(
+    live_director, file_servers, director_settings
+):
+    director_settings(**FAST, ejection_consecutive_failures=2)
+    good = file_servers({"/data/a": b"a"}, name="good")
+    bad = file_servers(name="bad")
+    bad.behaviour.status = 503
+    live_director.register("good", "origin", good.url, namespaces=[namespace_ad("/data")])
+    live_director.register("bad", "origin", bad.url, namespaces=[namespace_ad("/data")])
+    live_director.register("bad", "cache", good.url, namespaces=[namespace_ad("/data")])
+
+    for index in range(3):
+        live_director.get(f"/api/v1.0/director/origin/data/miss{index}")
+    live_director.get("/api/v1.0/director/object/data/a")  # the cache "bad" is statted too
+    health = requests.get(f"{live_director.url}/api/v1.0/health", timeout=5).json()
+
+    assert health["ejectedServers"] == ["bad (origin)"]
+    assert "server bad (origin) ejected" in health["reasons"]

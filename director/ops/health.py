@@ -10,6 +10,7 @@ from director.ops import database
 from director.ops.loopmonitor import monitor
 from director.ops.metrics import INFLIGHT, live_greenlets
 from director.ops.shedding import shedder
+from director.snapshot import server_labels
 
 OVERLOAD_INFLIGHT_FRACTION = 0.9
 OVERLOAD_LOOP_LAG = 1.0
@@ -39,8 +40,9 @@ def assess(max_inflight: int) -> Health:
     unreachable (redirects go on from the snapshot; registrations and the admin cannot);
     3. ok otherwise."""
     states = presence.engine.states()
-    saturated = sorted(state.name for state in states if state.saturated_recently)
-    ejected = sorted(state.name for state in states if state.ejected)
+    labels = server_labels(state.key for state in states)  # "name (kind)" when shared
+    saturated = sorted(labels[state.key] for state in states if state.saturated_recently)
+    ejected = sorted(labels[state.key] for state in states if state.ejected)
     inflight = INFLIGHT.count
     lag = monitor.lag
     reasons = []
