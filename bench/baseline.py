@@ -64,7 +64,7 @@ def main() -> None:
     parser.add_argument("--port", type=int, default=0)
     args = parser.parse_args()
     sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-    from director.ops.wsgiserver import make_server
+    from director.serving.wsgiserver import make_server
 
     application = bare_app if args.app == "bare" else django_app()
     if args.app == "django":

@@ -21,10 +21,10 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from director import models, registry
-from director.ops import database
-from director.ops.loopmonitor import yield_to_io
 from director.registry import change_generation
 from director.selection import ewma_status_weight
+from director.serving import database
+from director.serving.loopmonitor import yield_to_io
 from director.wire.ads import AdvertisementIn, token_generation_json, token_issuer_json
 from director.wire.healthfiles import supports_self_test
 from director.wire.types import HealthStatus, ServerStatus

@@ -26,6 +26,7 @@ from director import presence, registry
 from director.ads import AdRejected, record_advertisement
 from director.federation.advertise import AdvertiseRefused, verify_advertisement
 from director.federation.schemas import ApprovalErrorOut
+from director.locate import external_url
 from director.models import Downtime, Kind, RegistrationToken, Server, Source
 from director.ops.directors import live_directors, this_director
 from director.ops.health import assess
@@ -45,7 +46,6 @@ from director.schemas import (
 )
 from director.snapshot import NamespaceView
 from director.trust.tokens import TokenRejected, looks_like_jwt, unverified_kid
-from director.views import external_url
 from director.wire.ads import AdvertisementIn
 from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import PathError, clean_path

@@ -15,9 +15,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from director import redirects, registry
-from director.console.rows import registry_rows
 from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
+from director.registry_rows import registry_rows
 from director.snapshot import prefix_key
 
 

@@ -107,6 +107,12 @@ def public_origin(request: HttpRequest) -> str:
     return f"{scheme}://{host}"
 
 
+def external_url(request: HttpRequest) -> str:
+    """This director's public URL: DIRECTOR_EXTERNAL_URL, or the scheme and host the
+    client used (behind a trusted proxy, the ones it forwards: ``public_origin``)."""
+    return settings.DIRECTOR_EXTERNAL_URL or public_origin(request)
+
+
 def client_ip(request: HttpRequest) -> str:
     peer = str(request.META.get("REMOTE_ADDR", ""))
     if not from_trusted_proxy(request):

@@ -18,11 +18,11 @@ from django.conf import settings
 from django.http import HttpRequest, HttpResponse
 
 from director import registry, views
-from director.ops import database
 from director.ops.metrics import INFLIGHT
-from director.ops.shedding import METRICS_PATH, UNSHED_PATHS
-from director.ops.traffic import traffic
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
+from director.serving import database
+from director.serving.shedding import METRICS_PATH, UNSHED_PATHS
+from director.serving.traffic import traffic
 
 DIRECTOR_PREFIX = "/api/v1.0/director/"
 CONSOLE_PREFIX = "/view/"
@@ -34,7 +34,7 @@ REDIRECT_ROUTES = (
 # Paths that belong to the urlconf's own routes; every other path is a root-path redirect.
 NON_SHORTCUT_PREFIXES = ("/api/", "/admin/", "/static/", "/.well-known/", CONSOLE_PREFIX)
 # The routes that read or write the registry database (the rest read the snapshot):
-# served within the database's budget and deadline (director.ops.database).
+# served within the database's budget and deadline (director.serving.database).
 DATABASE_PREFIXES = (
     "/admin/",
     "/api/v1.0/director/registerOrigin",

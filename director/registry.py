@@ -33,7 +33,7 @@ from django.utils import timezone
 from director import models
 from director.geo import Coordinate, LocationSource, Override, once, server_coordinate
 from director.locate import forget_addresses_except, geoip_database, server_address
-from director.ops.loopmonitor import yield_to_io
+from director.serving.loopmonitor import yield_to_io
 from director.snapshot import (
     DirectorSettings,
     DowntimeWindow,

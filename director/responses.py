@@ -25,7 +25,7 @@ _CORS_STORE = _SERVER_STORE | {name.lower(): (name, value) for name, value in CO
 
 
 class PelicanResponse(HttpResponse):
-    # What the front door counts (director.ops.traffic): where a redirect answer sends
+    # What the front door counts (director.serving.traffic): where a redirect answer sends
     # clients ("cache" or "origin") and its first server's (kind, name).
     destination = ""
     first_server: ServerKey | None = None

@@ -18,7 +18,7 @@ from typing import Annotated, Literal
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
 from director.models import Downtime, Kind, Namespace, Server
-from director.ops.health import Health
+from director.serving.health import Health, Verdict
 from director.snapshot import NamespaceView
 from director.stat.engine import PoolState
 from director.wire.ads import (
@@ -453,7 +453,7 @@ class PoolOut(WireOut):
 class HealthOut(WireOut):
     """The health verdict; ``overloaded`` is answered with 503, the others with 200."""
 
-    status: str = Field(json_schema_extra={"enum": ["ok", "degraded", "overloaded"]})
+    status: str = Field(json_schema_extra={"enum": [verdict.value for verdict in Verdict]})
     greenlets: int
     inflight: int
     maxInflight: int

@@ -18,10 +18,11 @@ from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
-from director.locate import client_coordinate, client_ip, first_forwarded, public_origin
-from director.ops import database, directors
-from director.ops.shedding import REQUEST_WAIT_ENVIRON
+from director.locate import client_coordinate, client_ip, external_url, first_forwarded
+from director.ops import directors
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
+from director.serving import database
+from director.serving.shedding import REQUEST_WAIT_ENVIRON
 from director.wire import healthfiles
 from director.wire.documents import discovery_bytes, discovery_document, json_bytes
 from director.wire.headers import ROOT_OPTIONS_ALLOW, monitoring_redirect_headers, redirect_body
@@ -30,12 +31,6 @@ from director.wire.paths import PathError, clean_path
 from director.wire.types import ORIGIN_METHODS
 
 OBJECT_METHODS = ("GET", "HEAD")
-
-
-def external_url(request: HttpRequest) -> str:
-    """This director's public URL: DIRECTOR_EXTERNAL_URL, or the scheme and host the
-    client used (behind a trusted proxy, the ones it forwards: ``locate.public_origin``)."""
-    return settings.DIRECTOR_EXTERNAL_URL or public_origin(request)
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -92,7 +87,7 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
         )
     else:
         response = render_result(request, redirect_request, result)
-    # For the front door's count (director.ops.traffic): one attribute write each.
+    # For the front door's count (director.serving.traffic): one attribute write each.
     response.destination = result.destination or ("origin" if to_origin else "cache")
     if result.servers:
         response.first_server = result.servers[0].key

@@ -1,5 +1,5 @@
 """The gunicorn worker of gunicorn.conf.py: gunicorn's gevent *pywsgi* worker, whose
-connections get what ``manage.py serve``'s get (director.ops.wsgiserver.ConnectionLimits:
+connections get what ``manage.py serve``'s get (director.serving.wsgiserver.ConnectionLimits:
 idle timeout, request-header deadline, TCP_NODELAY; under TLS, the handshake deadline).
 
 gevent's pywsgi parses HTTP faster than gunicorn's own gevent worker (2 workers: 9,300
@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from gunicorn.workers.ggevent import GeventPyWSGIWorker, PyWSGIHandler, PyWSGIServer
 
-from director.ops.tls import TLSHandshakeDeadline
-from director.ops.wsgiserver import ConnectionLimits
+from director.serving.tls import TLSHandshakeDeadline
+from director.serving.wsgiserver import ConnectionLimits
 
 
 class DirectorPyWSGIHandler(ConnectionLimits, PyWSGIHandler):

@@ -118,7 +118,7 @@ TEMPLATES = [
 DIRECTOR_DB_CONNECT_TIMEOUT = env_float("DIRECTOR_DB_CONNECT_TIMEOUT", 3.0, minimum=1.0)
 DIRECTOR_DB_STATEMENT_TIMEOUT = env_float("DIRECTOR_DB_STATEMENT_TIMEOUT", 5.0, minimum=0.1)
 # A request that needs the database is answered 503 (Retry-After) past this, and at most
-# this many are served at once, apart from redirects (director.ops.database).
+# this many are served at once, apart from redirects (director.serving.database).
 DIRECTOR_DB_REQUEST_TIMEOUT = env_float("DIRECTOR_DB_REQUEST_TIMEOUT", 10.0, minimum=0.5)
 DIRECTOR_DB_MAX_INFLIGHT = env_int("DIRECTOR_DB_MAX_INFLIGHT", 50, minimum=1)
 # PostgreSQL connections per process: the requests' budget, and the background work
@@ -167,7 +167,7 @@ LOGGING = {
     "formatters": {
         "plain": {
             # Control characters in messages (from ads, paths) are escaped: no forged lines.
-            "()": "director.ops.logsafe.EscapingFormatter",
+            "()": "director.serving.logsafe.EscapingFormatter",
             "format": "%(asctime)s %(levelname)s %(name)s: %(message)s",
         }
     },
@@ -216,7 +216,7 @@ DIRECTOR_TRUSTED_PROXIES = env_list("DIRECTOR_TRUSTED_PROXIES")
 # it can still answer 429, /metrics and health when all request slots are taken.
 DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimum=1)
 # Connections beyond those that only read their request and answer 429 (Connection:
-# close); beyond these too, a connection is closed at once (director.ops.wsgiserver).
+# close); beyond these too, a connection is closed at once (director.serving.wsgiserver).
 DIRECTOR_OVERFLOW_CONNECTIONS = env_int("DIRECTOR_OVERFLOW_CONNECTIONS", 1000, minimum=1)
 # The operator console at /view/ (director.console): staff login unless this makes it a
 # public, read-only view (its pages and their JSON; the admin stays staff only).

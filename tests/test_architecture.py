@@ -178,6 +178,51 @@ def test_no_module_imports_a_module_that_imports_it_back() -> None:
     assert circles(import_graph()) == []
 
 
+def package_of(module: str) -> str:
+    """``director.ops.health`` -> ``director.ops``; a flat module is a package of its own."""
+    return ".".join(module.split(".")[:2])
+
+
+def package_graph(graph: dict[str, set[str]]) -> dict[str, set[str]]:
+    """Package -> the other director packages its modules import."""
+    packages: dict[str, set[str]] = {}
+    for module, imported in graph.items():
+        source = package_of(module)
+        packages.setdefault(source, set())
+        for target in imported:
+            packages.setdefault(package_of(target), set())
+            if package_of(target) != source:
+                packages[source].add(package_of(target))
+    return packages
+
+
+def test_no_package_imports_a_package_that_imports_it_back() -> None:
+    """Layers point one way (STYLE.md 15): a cycle between packages means a lower layer
+    reaches up, even where no two modules import each other."""
+    assert circles(package_graph(import_graph())) == []
+
+
+def test_the_package_check_sees_a_circle_made_of_modules_that_do_not_circle() -> None:
+    modules = {"d.a.x": {"d.b.y"}, "d.b.y": set(), "d.b.z": {"d.a.w"}, "d.a.w": set()}
+    assert circles(modules) == []
+    assert circles(package_graph(modules)) == [["d.a", "d.b"]]
+
+
+# The serving machinery sits below the domain: it may use the plain cores, nothing above.
+SERVING_MAY_IMPORT = ("director.serving", "director.wire", "director.stat", "director.snapshot")
+
+
+def test_the_serving_layer_imports_nothing_from_the_domain_or_above() -> None:
+    reaching_up = sorted(
+        f"{module} -> {target}"
+        for module, imported in import_graph().items()
+        if package_of(module) == "director.serving"
+        for target in imported
+        if package_of(target) not in SERVING_MAY_IMPORT
+    )
+    assert reaching_up == []
+
+
 def test_the_circle_finder_finds_a_circle() -> None:
     assert circles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
@@ -201,6 +246,7 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
         "migrations",
         "models",
         "ops",
+        "serving",
         "stat",
         "trust",
         "wire",

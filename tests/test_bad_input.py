@@ -12,7 +12,7 @@ import requests
 from helpers import ORIGIN_UA, configure_director, make_ad, namespace_ad
 
 from director.models import Downtime, RegistrationToken, Server
-from director.ops.logsafe import EscapingFormatter, escape_controls
+from director.serving.logsafe import EscapingFormatter, escape_controls
 
 pytestmark = pytest.mark.django_db
 
@@ -95,7 +95,7 @@ def test_an_expiry_far_before_the_senders_now_is_expired_not_an_overflow(send_ad
 def echo_server():
     """The director's WSGI server (serve and the gunicorn worker) before an app that
     answers with the path it was given."""
-    from director.ops.wsgiserver import make_server
+    from director.serving.wsgiserver import make_server
 
     def app(environ: dict, start_response) -> list[bytes]:
         start_response("200 OK", [("Content-Type", "text/plain")])
@@ -162,7 +162,7 @@ def test_log_messages_cannot_forge_lines(send_ad):
     ],
 )
 def test_the_wsgi_server_answers_its_own_errors_with_the_json_body(request_bytes, status):
-    from director.ops.wsgiserver import make_server
+    from director.serving.wsgiserver import make_server
 
     def app(environ: dict, start_response: object) -> list[bytes]:
         raise AssertionError("the application must not see a malformed request")

@@ -12,11 +12,10 @@ from django.test import Client, override_settings
 from django.utils import timezone
 from helpers import create_server
 
-from director import presence, registry
-from director.console import rows
+from director import presence, registry, registry_rows
 from director.console.worldmap import land_path, project
 from director.models import Downtime, Source
-from director.ops.traffic import traffic
+from director.serving.traffic import traffic
 
 API = "/api/v1.0/console"
 
@@ -63,7 +62,7 @@ def federation(director_settings):
         server=down, source=Source.ADMIN, starts_at=timezone.now() - dt.timedelta(minutes=5)
     )
     registry.rebuild()
-    rows.forget_rows()
+    registry_rows.forget_rows()
 
 
 def by_name(answer) -> dict:
@@ -192,7 +191,7 @@ def test_an_origin_and_a_cache_sharing_a_name_are_two_servers_everywhere(staff, 
     create_server(
         "twin", "cache", "http://127.0.0.1:7102", {"/twin": {}}, latitude=41.8, longitude=-87.6
     )
-    rows.forget_rows()
+    registry_rows.forget_rows()
     cache = ("cache", "twin")
     pool = presence.engine.pool_for(presence.target_for(registry.current().servers[cache]))
     for _ in range(registry.current().settings.ejection_consecutive_failures):

@@ -13,7 +13,7 @@ from helpers import configure_director, create_server
 
 from director import registry
 from director.middleware import needs_database
-from director.ops import database
+from director.serving import database
 
 
 def unavailable(message: str) -> HttpResponse:

@@ -1,4 +1,4 @@
-"""Load shedding on queueing delay (director/ops/shedding.py): the rule on a fake clock,
+"""Load shedding on queueing delay (director/serving/shedding.py): the rule on a fake clock,
 each request's wait as the kernel reports it, and the WSGI server answering 429 before
 the application (a standing queue, a request past its deadline, a connection too many)."""
 
@@ -13,10 +13,10 @@ import pytest
 import requests
 from helpers import FakeClock, wait_until
 
-from director.ops import wsgiserver
 from director.ops.health import assess
-from director.ops.shedding import REQUEST_WAIT_ENVIRON, LoadShedder, shedder
-from director.ops.wsgiserver import make_server, request_wait
+from director.serving import wsgiserver
+from director.serving.shedding import REQUEST_WAIT_ENVIRON, LoadShedder, shedder
+from director.serving.wsgiserver import make_server, request_wait
 
 
 def test_a_run_of_long_waits_lasting_the_interval_congests_and_only_long_waits_are_refused():

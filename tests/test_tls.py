@@ -1,4 +1,4 @@
-"""TLS built into the director's WSGI server (director/ops/wsgiserver.py) and its gunicorn
+"""TLS built into the director's WSGI server (director/serving/wsgiserver.py) and its gunicorn
 worker: HTTPS answers, and the overload protections still hold under TLS (a handshake
 deadline, the header deadline, the kernel's queueing-delay reading, the overflow pool's
 429). Certificates come from a CA made by the test (trustme); the demo's own CA
@@ -23,8 +23,8 @@ from certs import Certificates, make_certificates
 from processes import REPO_ROOT, manage_env, run_manage_ok, sqlite_url, wait_until_healthy
 
 from director.demo import tls as demo_tls
-from director.ops.tls import tls_context as server_context
-from director.ops.wsgiserver import DirectorHandler, DirectorServer, make_server, request_wait
+from director.serving.tls import tls_context as server_context
+from director.serving.wsgiserver import DirectorHandler, DirectorServer, make_server, request_wait
 
 SOCKET_DEADLINE = 20.0  # generous: what the tests wait for, never what they assert on
 

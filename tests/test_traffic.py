@@ -1,9 +1,9 @@
-"""The console's numbers (director.ops.traffic): totals counted per answer, rings written
+"""The console's numbers (director.serving.traffic): totals counted per answer, rings written
 per sample, bounded memory. A clock is passed in: no test waits."""
 
 from __future__ import annotations
 
-from director.ops.traffic import (
+from director.serving.traffic import (
     PROCESS_SLOTS,
     PROCESS_STEP,
     SERVER_SLOTS,

@@ -1,4 +1,4 @@
-"""The director's WSGI server (director/ops/wsgiserver.py): slow or idle clients cannot hold
+"""The director's WSGI server (director/serving/wsgiserver.py): slow or idle clients cannot hold
 its connection slots."""
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ import gevent
 import pytest
 import requests
 
-from director.ops.wsgiserver import DirectorHandler, make_server
+from director.serving.wsgiserver import DirectorHandler, make_server
 
 
 @pytest.fixture

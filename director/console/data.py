@@ -31,10 +31,10 @@ from director.console.schemas import (
     WorkerOut,
 )
 from director.models import Downtime, Namespace
-from director.ops import database
 from director.ops.health import assess
-from director.ops.traffic import ANSWER_CLASSES, PROCESS_STEP, traffic
 from director.schemas import HealthOut
+from director.serving import database
+from director.serving.traffic import ANSWER_CLASSES, PROCESS_STEP, traffic
 from director.snapshot import Entry, ServerKey, Snapshot
 from director.wire.types import HealthStatus, ServerKind
 

@@ -1,10 +1,7 @@
 """What the console shows, gathered without holding the event loop.
 
-1. The registry's servers are read with ``values_list`` queries (plain tuples, no model
-   instances) of ``CHUNK`` rows each, plus one query of the active downtimes, and kept
-   ``ROWS_TTL`` seconds while the same routing snapshot is installed: every open console
-   polls, and explain lists every server (a registry change installs a new snapshot and
-   so reads again).
+1. The registry's servers as the database has them (``director.registry_rows``: read in
+   chunks, kept briefly while the same snapshot is installed).
 2. Each row is joined with what only this process knows: its stat pool (active, waiting,
    limit, ejection, failures), the routing snapshot's weight and location, ``CHUNK``
    rows at a time.
@@ -17,24 +14,19 @@ holds it ~3 ms at a time, never the ~20 ms the whole would (README, "Console").
 
 from __future__ import annotations
 
-import datetime as dt
 import time
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import quote
 
-from django.db.models import Q
-
 from director import presence, registry
-from director.models import Downtime, Server
-from director.ops.loopmonitor import yield_to_io
-from director.snapshot import DowntimeWindow, ServerKey, Snapshot, unroutable_reason
+from director.registry_rows import CHUNK, RegistryRow, registry_rows
+from director.serving.loopmonitor import yield_to_io
+from director.snapshot import ServerKey, Snapshot
 from director.stat.engine import PoolState
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
-ROWS_TTL = 2.0
-CHUNK = 250  # rows read, or joined with their pools, between two turns of the loop
 PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1000
 # What the state filter offers; "unroutable" is any reason, "ejected" routable but ejected.
@@ -49,154 +41,6 @@ def detail_url(key: ServerKey) -> str:
     may share a name."""
     kind, name = key
     return f"/view/servers/{kind}/{quote(name, safe='')}/"
-
-
-def _epoch(value: dt.datetime | None) -> float | None:
-    return value.timestamp() if value is not None else None
-
-
-@dataclass(frozen=True, slots=True)
-class RegistryRow:
-    """One server as the registry database has it."""
-
-    pk: int
-    name: str
-    kind: str
-    source: str
-    enabled: bool
-    status: str
-    status_weight: float
-    version: str
-    data_url: str
-    latitude: float | None
-    longitude: float | None
-    expires_at: float | None
-    last_advertised_at: float | None
-    health_status: str
-    health_checked_at: float | None
-    health_message: str
-    health_tests: bool
-    downtimes: tuple[DowntimeWindow, ...]  # the active ones when read
-
-    @property
-    def key(self) -> ServerKey:
-        """(kind, name): an origin and a cache may share a name."""
-        return (self.kind, self.name)
-
-    def unroutable(self, now: float) -> str:
-        """Why it takes no part in routing (the diagnostics' words), or ""."""
-        reason = unroutable_reason(
-            enabled=self.enabled,
-            expires_at=self.expires_at,
-            status=self.status,
-            downtimes=self.downtimes,
-            now=now,
-        )
-        return reason.value if reason is not None else ""
-
-
-_FIELDS = (
-    "pk",
-    "name",
-    "kind",
-    "source",
-    "enabled",
-    "status",
-    "status_weight",
-    "version",
-    "data_url",
-    "latitude",
-    "longitude",
-    "expires_at",
-    "last_advertised_at",
-    "health_status",
-    "health_checked_at",
-    "health_message",
-    "director_test_disabled",
-)
-_cache: tuple[float, Snapshot, list[RegistryRow]] | None = None
-
-
-def _registry_row(values: tuple[Any, ...], active: dict[int, list[DowntimeWindow]]) -> RegistryRow:
-    """A ``values_list`` tuple of ``_FIELDS`` as a row."""
-    (
-        pk,
-        name,
-        kind,
-        source,
-        enabled,
-        status,
-        weight,
-        version,
-        data_url,
-        latitude,
-        longitude,
-        expires_at,
-        advertised_at,
-        health_status,
-        checked_at,
-        health_message,
-        test_disabled,
-    ) = values
-    return RegistryRow(
-        pk=pk,
-        name=name,
-        kind=kind,
-        source=source,
-        enabled=enabled,
-        status=status,
-        status_weight=weight,
-        version=version,
-        data_url=data_url,
-        latitude=latitude,
-        longitude=longitude,
-        expires_at=_epoch(expires_at),
-        last_advertised_at=_epoch(advertised_at),
-        health_status=health_status,
-        health_checked_at=_epoch(checked_at),
-        health_message=health_message,
-        health_tests=not test_disabled,
-        downtimes=tuple(active.get(pk, ())),
-    )
-
-
-def registry_rows(now: float | None = None) -> list[RegistryRow]:
-    """Every server of the registry, in (kind, name) order, at most ``ROWS_TTL`` old."""
-    global _cache
-    moment = time.monotonic()
-    snapshot = registry.current()
-    if _cache is not None and moment - _cache[0] < ROWS_TTL and _cache[1] is snapshot:
-        return _cache[2]
-    wall = dt.datetime.fromtimestamp(now if now is not None else time.time(), dt.UTC)
-    active: dict[int, list[DowntimeWindow]] = {}
-    for server_id, starts_at, ends_at in (
-        Downtime.objects.filter(starts_at__lte=wall)
-        .filter(Q(ends_at__isnull=True) | Q(ends_at__gte=wall))
-        .values_list("server_id", "starts_at", "ends_at")
-    ):
-        active.setdefault(server_id, []).append(
-            DowntimeWindow(starts_at.timestamp(), _epoch(ends_at))
-        )
-    rows: list[RegistryRow] = []
-    after = 0
-    while True:
-        page = list(
-            Server.objects.filter(pk__gt=after).order_by("pk").values_list(*_FIELDS)[:CHUNK]
-        )
-        rows.extend(_registry_row(values, active) for values in page)
-        if len(page) < CHUNK:
-            break
-        after = page[-1][0]
-        yield_to_io()
-    rows.sort(key=lambda row: (row.kind, row.name))
-    _cache = (moment, snapshot, rows)
-    return rows
-
-
-def forget_rows() -> None:
-    """The next read goes to the database (tests; an admin change seen at once)."""
-    global _cache
-    _cache = None
 
 
 @dataclass(slots=True)

@@ -33,9 +33,9 @@ from director.federation.schemas import (
     ServerRecordOut,
     TokenOut,
 )
+from director.locate import external_url
 from director.schemas import ErrorOut
 from director.trust import tokens
-from director.views import external_url
 from director.wire.types import ServerKind
 
 registry_router = Router(tags=["registry"], by_alias=True)

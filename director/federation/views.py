@@ -8,7 +8,7 @@ import json
 from django.http import HttpRequest, HttpResponse
 
 from director.federation import issuer
-from director.views import external_url
+from director.locate import external_url
 
 
 def _document(body: str, filename: str) -> HttpResponse:

@@ -1,2 +1,3 @@
-"""Running the director: health, metrics, the loop monitor, health tests, the WSGI server
-and the per-process background work that the entry points start."""
+"""The process's background services, above the domain: the health verdict, metrics, health
+tests, the registry watcher, the directors' own ads, and ``runtime``, what each entry point
+starts. The serving machinery they stand on is ``director.serving``."""

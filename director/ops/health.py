@@ -3,34 +3,17 @@
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass, field
 
 from director import presence
-from director.ops import database
-from director.ops.loopmonitor import monitor
 from director.ops.metrics import INFLIGHT, live_greenlets
-from director.ops.shedding import shedder
+from director.serving import database
+from director.serving.health import Health, Verdict
+from director.serving.loopmonitor import monitor
+from director.serving.shedding import shedder
 from director.snapshot import server_labels
 
 OVERLOAD_INFLIGHT_FRACTION = 0.9
 OVERLOAD_LOOP_LAG = 1.0
-
-
-@dataclass
-class Health:
-    status: str  # "ok", "degraded" or "overloaded"
-    greenlets: int
-    inflight: int
-    max_inflight: int
-    loop_lag_seconds: float
-    saturated_servers: list[str] = field(default_factory=list)
-    ejected_servers: list[str] = field(default_factory=list)
-    reasons: list[str] = field(default_factory=list)
-    database_unreachable_since: str | None = None  # RFC 3339, while it is
-
-    @property
-    def http_status(self) -> int:
-        return 503 if self.status == "overloaded" else 200
 
 
 def assess(max_inflight: int) -> Health:
@@ -62,9 +45,9 @@ def assess(max_inflight: int) -> Health:
         else None
     )
     if reasons:
-        status = "overloaded"
+        status = Verdict.OVERLOADED
     elif saturated or ejected or since is not None:
-        status = "degraded"
+        status = Verdict.DEGRADED
         reasons.extend(f"server {name} saturated" for name in saturated)
         reasons.extend(f"server {name} ejected" for name in ejected)
         if since is not None:
@@ -72,7 +55,7 @@ def assess(max_inflight: int) -> Health:
                 f"registry database unreachable since {since} ({database.health.last_error})"
             )
     else:
-        status = "ok"
+        status = Verdict.OK
     return Health(
         status=status,
         greenlets=live_greenlets(),

@@ -47,7 +47,7 @@ from requests.adapters import HTTPAdapter
 from director import __version__, registry
 from director.federation import issuer
 from director.models import HealthStatus, HealthTestLease, Server
-from director.ops.traffic import Buckets
+from director.serving.traffic import Buckets
 from director.snapshot import DirectorSettings, ServerKey, ServerView
 from director.trust import tokens
 from director.wire import healthfiles

@@ -2,7 +2,7 @@
 
 Nothing here is written by the request path: ``DirectorCollector`` reads every figure
 from its owner at scrape time: answers, redirects per server and request durations from
-``director.ops.traffic`` (counted without a lock), the stat pools from the stat engine,
+``director.serving.traffic`` (counted without a lock), the stat pools from the stat engine,
 weights, downtimes and health-test verdicts from the routing snapshot, health-test runs
 from the health tester, in-flight requests, greenlets and loop lag from theirs. Pelican's
 metric names are kept where Pelican has the metric (reference section 6).
@@ -29,9 +29,9 @@ from prometheus_client.registry import Collector
 
 from director import presence, registry
 from director.ops import healthtests
-from director.ops.loopmonitor import monitor
-from director.ops.shedding import shedder
-from director.ops.traffic import traffic
+from director.serving.loopmonitor import monitor
+from director.serving.shedding import shedder
+from director.serving.traffic import traffic
 from director.wire.types import HealthStatus
 
 

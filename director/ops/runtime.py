@@ -13,9 +13,9 @@ from django.conf import settings
 
 from director import presence, registry
 from director.ops import directors, healthtests, watcher
-from director.ops.loopmonitor import monitor
-from director.ops.shedding import shedder
-from director.ops.traffic import PoolCounts, sampler, traffic
+from director.serving.loopmonitor import monitor
+from director.serving.shedding import shedder
+from director.serving.traffic import PoolCounts, sampler, traffic
 from director.snapshot import ServerKey, Snapshot
 
 

@@ -11,7 +11,7 @@ import gevent
 from django.db import close_old_connections, connection
 
 from director import registry
-from director.ops import database
+from director.serving import database
 
 logger = logging.getLogger(__name__)
 

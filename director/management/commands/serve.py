@@ -13,8 +13,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from director import registry
 from director.ops import runtime
-from director.ops.tls import tls_context
-from director.ops.wsgiserver import Listener, make_servers
+from director.serving.tls import tls_context
+from director.serving.wsgiserver import Listener, make_servers
 
 DEMO_TLS_FOLDER = "demo-tls"  # git-ignored, beside demo-data/
 

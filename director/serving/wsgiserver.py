@@ -17,8 +17,8 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
-from director.ops.shedding import REQUEST_WAIT_ENVIRON, RETRY_AFTER, UNSHED_PATHS, shedder
-from director.ops.tls import TLSHandshakeDeadline
+from director.serving.shedding import REQUEST_WAIT_ENVIRON, RETRY_AFTER, UNSHED_PATHS, shedder
+from director.serving.tls import TLSHandshakeDeadline
 from director.wire.documents import error_body
 
 HEADER_TIMEOUT = 10.0
@@ -342,7 +342,7 @@ class DirectorServer(TLSHandshakeDeadline, WSGIServer):
         super().start()
         if self._turns is None:
             # Each turn of the event loop, right after polling: the shedder bounds how
-            # far into a turn new requests are admitted (director.ops.shedding, step 2).
+            # far into a turn new requests are admitted (director.serving.shedding, step 2).
             self._turns = gevent.get_hub().loop.check()
             self._turns.start(shedder.turn_began)
 

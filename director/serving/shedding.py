@@ -4,7 +4,7 @@ Under CPU overload the queue forms before Django: in the kernel's accept backlog
 sockets' buffers, and among the greenlets that wait for the event loop; no in-flight
 count sees it. Each request's own delay is known exactly, from the kernel: the time since
 its last bytes arrived (TCP_INFO's ``tcpi_last_data_recv``, read by the WSGI server as
-it starts the request; director.ops.wsgiserver). Measured: under a 3,000 req/s overload
+it starts the request; director.serving.wsgiserver). Measured: under a 3,000 req/s overload
 the event loop's timers stayed on time (lag under 0.1 s) while 4,096 connections waited
 in the accept backlog: a loop-lag signal does not see this queue.
 
