@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSche
 from director.models import Downtime, Kind, Namespace, Server
 from director.serving.health import Health, Verdict
 from director.snapshot import NamespaceView
-from director.stat.engine import PoolState
+from director.stat import PoolState
 from director.wire.ads import (
     go_url_object,
     token_generation_json,

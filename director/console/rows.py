@@ -24,7 +24,7 @@ from director import presence, registry
 from director.registry_rows import CHUNK, RegistryRow, registry_rows
 from director.serving.loopmonitor import yield_to_io
 from director.snapshot import ServerKey, Snapshot
-from director.stat.engine import PoolState
+from director.stat import PoolState
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
 PAGE_SIZE = 100
