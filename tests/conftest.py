@@ -16,6 +16,7 @@ import gevent
 import pytest
 import requests
 from django.core.wsgi import get_wsgi_application
+from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 from helpers import CACHE_UA, ORIGIN_UA, configure_director, make_ad
@@ -56,6 +57,14 @@ def hang_guard() -> Iterator[None]:
         yield
     finally:
         guard.close()
+
+
+@pytest.fixture
+def gate() -> Iterator[Event]:
+    """Blocks FakeProbes until set; set at teardown so no greenlet outlives its test."""
+    event = Event()
+    yield event
+    event.set()
 
 
 @pytest.fixture

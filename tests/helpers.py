@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any, NamedTuple
 
 import gevent
 from django.utils import timezone
+from gevent.event import Event
 from processes import PUBLIC_CAPS
 
 from director import registry
@@ -17,7 +19,7 @@ from director.presence import presence_of
 from director.presence import stat_config as stat_config_for
 from director.selection import Presence
 from director.snapshot import DEFAULT_SETTINGS, NamespaceView, ServerView
-from director.stat import Outcome, StatConfig, StatEngine, StatResult, StatTarget
+from director.stat import Outcome, PoolState, StatConfig, StatEngine, StatResult, StatTarget
 
 ORIGIN_UA = "pelican-origin/7.20.0"
 CACHE_UA = "pelican-cache/7.20.0"
@@ -244,6 +246,83 @@ def join_all(greenlets: list[gevent.Greenlet], timeout: float = 2.0) -> list[Any
     done = gevent.joinall(greenlets, timeout=timeout, raise_error=True)
     assert len(done) == len(greenlets), "some greenlets did not finish in time"
     return [greenlet.value for greenlet in greenlets]
+
+
+# A fake probe for the engine's unit tests (test_stat_engine*.py).
+GATE_LIMIT = 5.0  # a blocked fake probe gives up after this, whatever the test does
+SLOW = StatTarget("slow", "origin", "http://slow.invalid")
+FAST = StatTarget("fast", "origin", "http://fast.invalid")
+ORIGIN = StatTarget("origin", "origin", "http://origin.invalid")
+
+
+class FakeProbe:
+    """``probe(url, token, timeout, budget) -> StatResult``: records calls, may block and
+    sleep.
+
+    It ignores ``timeout`` on purpose (the engine must not rely on probes to end in time);
+    ``gate`` blocks it until set (at most GATE_LIMIT), ``delay`` sleeps after that, and
+    ``respond`` (when given) makes the answer; otherwise it answers ``outcome``.
+    """
+
+    def __init__(
+        self,
+        outcome: Outcome = Outcome.PRESENT,
+        *,
+        delay: float = 0.0,
+        gate: Event | None = None,
+        respond: Callable[[str, str, float], StatResult] | None = None,
+    ) -> None:
+        self.outcome = outcome
+        self.delay = delay
+        self.gate = gate
+        self.respond = respond
+        self.calls: list[tuple[str, str, float]] = []
+        self.budgets: list[float | None] = []
+        self.running = 0
+        self.peak = 0
+
+    def __call__(
+        self, url: str, token: str, timeout: float, budget: float | None = None
+    ) -> StatResult:
+        self.calls.append((url, token, timeout))
+        self.budgets.append(budget)
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            if self.gate is not None:
+                self.gate.wait(GATE_LIMIT)
+            if self.delay:
+                gevent.sleep(self.delay)
+        finally:
+            self.running -= 1
+        if self.respond is not None:
+            return self.respond(url, token, timeout)
+        return answer(self.outcome)
+
+
+def time_out_after_timeout(url: str, token: str, timeout: float) -> StatResult:
+    """A server that never answers, seen through a probe that honours its timeout."""
+    gevent.sleep(timeout)
+    return StatResult(Outcome.TIMEOUT, latency=timeout, server_fault=True)
+
+
+def make_engine(
+    probe: FakeProbe | dict[str, FakeProbe],
+    *,
+    clock: Callable[[], float] = time.monotonic,
+    **config: Any,
+) -> StatEngine:
+    probes = probe if isinstance(probe, dict) else None
+
+    def factory(target: StatTarget, limit: int) -> FakeProbe:
+        return probes[target.name] if probes is not None else probe  # type: ignore[return-value]
+
+    return StatEngine(stat_config(**config), probe_factory=factory, clock=clock)
+
+
+def state_of(engine: StatEngine, name: str) -> PoolState:
+    (state,) = [state for state in engine.states() if state.name == name]
+    return state
 
 
 # --- server keys (kind, name) read by name ------------------------------------------------------

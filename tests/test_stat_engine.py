@@ -1,5 +1,6 @@
 """Unit tests of the stat engine's fan-out (director/stat/engine.py): coalescing and the
-presence cache, deadlines and bounds, ejection end to end, configuration and greenlets.
+presence cache, deadlines and bounds, configuration and greenlets, the probe's second HEAD
+(ejection end to end: test_stat_engine_ejection.py).
 
 No Django and no database: the engine is plain Python + gevent (gevent is monkey-patched
 for the whole run by the ``director_project.gevent_pytest`` plugin). The tests inject a
@@ -14,26 +15,30 @@ from __future__ import annotations
 
 import hashlib
 import time
-from collections.abc import Callable, Iterator
-from typing import Any
 
 import gevent
 import pytest
 from gevent.event import Event
 from helpers import (
     AT_ONCE,
+    FAST,
+    ORIGIN,
+    SLOW,
     FakeClock,
+    FakeProbe,
     answer,
     join_all,
+    make_engine,
     settle,
     stat,
     stat_config,
+    state_of,
+    time_out_after_timeout,
     wait_until,
 )
 
 from director.stat import (
     Outcome,
-    PoolState,
     StatEngine,
     StatResult,
     StatTarget,
@@ -41,90 +46,6 @@ from director.stat import (
 )
 
 pytestmark = pytest.mark.usefixtures("hang_guard")  # a bug fails a test, never hangs it
-
-GATE_LIMIT = 5.0  # a blocked fake probe gives up after this, whatever the test does
-SLOW = StatTarget("slow", "origin", "http://slow.invalid")
-FAST = StatTarget("fast", "origin", "http://fast.invalid")
-ORIGIN = StatTarget("origin", "origin", "http://origin.invalid")
-
-
-# -- helpers ----------------------------------------------------------------------------------
-class FakeProbe:
-    """``probe(url, token, timeout, budget) -> StatResult``: records calls, may block and
-    sleep.
-
-    It ignores ``timeout`` on purpose (the engine must not rely on probes to end in time);
-    ``gate`` blocks it until set (at most GATE_LIMIT), ``delay`` sleeps after that, and
-    ``respond`` (when given) makes the answer; otherwise it answers ``outcome``.
-    """
-
-    def __init__(
-        self,
-        outcome: Outcome = Outcome.PRESENT,
-        *,
-        delay: float = 0.0,
-        gate: Event | None = None,
-        respond: Callable[[str, str, float], StatResult] | None = None,
-    ) -> None:
-        self.outcome = outcome
-        self.delay = delay
-        self.gate = gate
-        self.respond = respond
-        self.calls: list[tuple[str, str, float]] = []
-        self.budgets: list[float | None] = []
-        self.running = 0
-        self.peak = 0
-
-    def __call__(
-        self, url: str, token: str, timeout: float, budget: float | None = None
-    ) -> StatResult:
-        self.calls.append((url, token, timeout))
-        self.budgets.append(budget)
-        self.running += 1
-        self.peak = max(self.peak, self.running)
-        try:
-            if self.gate is not None:
-                self.gate.wait(GATE_LIMIT)
-            if self.delay:
-                gevent.sleep(self.delay)
-        finally:
-            self.running -= 1
-        if self.respond is not None:
-            return self.respond(url, token, timeout)
-        return answer(self.outcome)
-
-
-def time_out_after_timeout(url: str, token: str, timeout: float) -> StatResult:
-    """A server that never answers, seen through a probe that honours its timeout."""
-    gevent.sleep(timeout)
-    return StatResult(Outcome.TIMEOUT, latency=timeout, server_fault=True)
-
-
-def make_engine(
-    probe: FakeProbe | dict[str, FakeProbe],
-    *,
-    clock: Callable[[], float] = time.monotonic,
-    **config: Any,
-) -> StatEngine:
-    probes = probe if isinstance(probe, dict) else None
-
-    def factory(target: StatTarget, limit: int) -> FakeProbe:
-        return probes[target.name] if probes is not None else probe  # type: ignore[return-value]
-
-    return StatEngine(stat_config(**config), probe_factory=factory, clock=clock)
-
-
-def state_of(engine: StatEngine, name: str) -> PoolState:
-    (state,) = [state for state in engine.states() if state.name == name]
-    return state
-
-
-@pytest.fixture
-def gate() -> Iterator[Event]:
-    """Blocks FakeProbes until set; set at teardown so no greenlet outlives its test."""
-    event = Event()
-    yield event
-    event.set()
 
 
 # -- StatEngine.stat_many: coalescing and cache ------------------------------------------------
@@ -385,99 +306,6 @@ def test_a_waiter_that_gets_no_slot_within_max_wait_is_saturated(gate: Event) ->
     assert (state.active, state.waiting, state.rejections) == (1, 0, {"saturated": 1})
     join_all([holder])
     gate.set()
-    settle(engine)
-
-
-# -- StatEngine: ejection end to end -----------------------------------------------------------
-def test_five_full_length_timeouts_eject_the_server_at_once_with_no_probe_and_no_slot() -> None:
-    probes = {"slow": FakeProbe(respond=time_out_after_timeout), "fast": FakeProbe()}
-    engine = make_engine(
-        probes, stat_timeout=0.05, concurrency_limit=2, max_waiters=0, ejection_base_time=30.0
-    )
-    for number in range(5):
-        result = stat(engine, [SLOW], f"/test/{number}")["slow"]
-        assert (result.outcome, result.server_fault) == (Outcome.TIMEOUT, True)
-        assert state_of(engine, "slow").ejected is (number == 4)
-    assert [timeout for _, _, timeout in probes["slow"].calls] == [0.05] * 5
-    settle(engine)
-
-    probes["slow"].respond = None  # it would answer now, but it is ejected
-    started = time.monotonic()
-    results = stat(engine, [SLOW, FAST], "/test/next")
-    assert time.monotonic() - started < AT_ONCE  # no HEAD to the ejected server
-    assert (results["slow"].outcome, results["slow"].detail) == (Outcome.EJECTED, "ejected")
-    assert results["fast"].outcome is Outcome.PRESENT
-    # Costs no slot: more callers than slots + waiting places are all "ejected", none
-    # "saturated", and no stat greenlet is started for them.
-    callers = [gevent.spawn(stat, engine, [SLOW], f"/test/burst/{n}") for n in range(10)]
-    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.EJECTED] * 10
-    assert len(probes["slow"].calls) == 5
-    assert engine.live_stat_greenlets() == 0
-    state = state_of(engine, "slow")
-    assert (state.ejected, state.times_ejected, state.consecutive_failures) == (True, 1, 5)
-    assert 29.0 < state.ejected_for <= 30.0
-    assert (state.active, state.waiting) == (0, 0)
-    assert state.rejections == {"ejected": 11}
-    assert state.outcomes == {"timeout": 5, "ejected": 11}
-
-
-def test_a_timeout_cut_short_by_the_callers_deadline_does_not_count_towards_ejection() -> None:
-    probe = FakeProbe(respond=time_out_after_timeout)
-    engine = make_engine(probe, stat_timeout=0.1, ejection_threshold=5)
-    for number in range(6):
-        result = stat(engine, [SLOW], f"/test/{number}", within=0.03)["slow"]
-        assert result.outcome in (Outcome.PENDING, Outcome.TIMEOUT)
-        assert not result.server_fault
-    settle(engine)
-    assert len(probe.calls) == 6
-    assert all(timeout <= 0.03 for _, _, timeout in probe.calls)
-    state = state_of(engine, "slow")
-    assert (state.ejected, state.times_ejected, state.consecutive_failures) == (False, 0, 0)
-
-    full = stat(engine, [SLOW], "/test/full-length")["slow"]  # a full-length one counts
-    assert (full.outcome, full.server_fault) == (Outcome.TIMEOUT, True)
-    assert state_of(engine, "slow").consecutive_failures == 1
-    settle(engine)
-
-
-def test_after_an_ejection_one_probe_at_a_time_decides_and_a_failed_probe_doubles_it(
-    gate: Event,
-) -> None:
-    probe = FakeProbe(Outcome.ERROR)  # a 500 at once: a server fault
-    clock = FakeClock()  # ejection times on a clock of the test's: exact on any machine
-    engine = make_engine(
-        probe, clock=clock, concurrency_limit=3, ejection_base_time=0.125, ejection_max_time=1.0
-    )
-    for number in range(5):
-        assert stat(engine, [SLOW], f"/test/{number}")["slow"].outcome is Outcome.ERROR
-    state = state_of(engine, "slow")
-    assert (state.ejected, state.times_ejected, state.ejected_for) == (True, 1, 0.125)
-    clock.advance(0.125)
-    assert not state_of(engine, "slow").ejected
-
-    assert stat(engine, [SLOW], "/test/probe-1")["slow"].outcome is Outcome.ERROR
-    state = state_of(engine, "slow")
-    assert (state.ejected, state.times_ejected, state.ejected_for) == (True, 2, 0.25)  # 2 x base
-    assert stat(engine, [SLOW], "/test/ejected")["slow"].outcome is Outcome.EJECTED
-    assert len(probe.calls) == 6
-    clock.advance(0.25)
-    assert not state_of(engine, "slow").ejected
-
-    probe.outcome, probe.gate = Outcome.PRESENT, gate
-    half_open_probe = gevent.spawn(stat, engine, [SLOW], "/test/probe-2")
-    gevent.sleep(0.01)
-    assert len(probe.calls) == 7
-    others = [stat(engine, [SLOW], f"/test/other/{n}")["slow"].outcome for n in range(3)]
-    assert others == [Outcome.EJECTED] * 3  # only one probe while half-open
-    assert len(probe.calls) == 7
-    gate.set()
-    assert join_all([half_open_probe])[0]["slow"].outcome is Outcome.PRESENT
-    state = state_of(engine, "slow")
-    assert (state.ejected, state.times_ejected, state.consecutive_failures) == (False, 0, 0)
-
-    callers = [gevent.spawn(stat, engine, [SLOW], f"/test/open/{n}") for n in range(3)]
-    assert [r["slow"].outcome for r in join_all(callers)] == [Outcome.PRESENT] * 3
-    assert len(probe.calls) == 10
     settle(engine)
 
 
