@@ -325,6 +325,27 @@ def state_of(engine: StatEngine, name: str) -> PoolState:
     return state
 
 
+# --- places (tests of sorting by distance) ------------------------------------------------------
+
+MADISON = (43.0731, -89.4012)
+CHICAGO = (41.8781, -87.6298)
+SAN_DIEGO = (32.7157, -117.1611)
+AMSTERDAM = (52.3676, 4.9041)
+# Great-circle miles from Lincoln, NE (40.8136, -96.7026; haversine, R = 3960 mi) and
+# 2^(-miles/200):
+#   Madison    406.3605 mi  0.2445493822
+#   Chicago    476.2415 mi  0.1919486979
+#   San Diego 1259.2566 mi  0.01272418565
+#   Amsterdam 4483.6399 mi  1.784224211e-07
+MILES = {"madison": 406.3605, "chicago": 476.2415, "san-diego": 1259.2566, "amsterdam": 4483.6399}
+DISTANCE_WEIGHT = {
+    "madison": 0.2445493822,
+    "chicago": 0.1919486979,
+    "san-diego": 0.01272418565,
+    "amsterdam": 1.784224211e-07,
+}
+
+
 # --- server keys (kind, name) read by name ------------------------------------------------------
 
 

@@ -1,5 +1,6 @@
 """The sort methods and the adaptive sort (reference 3.4, 4.1-4.3): weighted sampling,
-the EWMA status weight, the working set and its cache stats, the debug body."""
+the EWMA status weight, the working set and its cache stats (through real redirects, with
+the debug body: test_selection_adaptive_redirects.py)."""
 
 from __future__ import annotations
 
@@ -11,9 +12,17 @@ from collections import Counter
 from collections.abc import Sequence
 
 import pytest
-from helpers import FakeAvailability, by_name, make_ad, settle
+from helpers import (
+    AMSTERDAM,
+    CHICAGO,
+    DISTANCE_WEIGHT,
+    MADISON,
+    MILES,
+    SAN_DIEGO,
+    FakeAvailability,
+    by_name,
+)
 
-from director import presence, registry
 from director.geo import Coordinate
 from director.models import Server
 from director.presence import presence_of
@@ -37,22 +46,6 @@ PUBLIC = Capability.PUBLIC_READS | Capability.READS | Capability.DIRECT_READS
 PROTECTED = Capability.READS | Capability.DIRECT_READS
 
 LINCOLN_NE = Coordinate(40.8136, -96.7026)
-MADISON = (43.0731, -89.4012)
-CHICAGO = (41.8781, -87.6298)
-SAN_DIEGO = (32.7157, -117.1611)
-AMSTERDAM = (52.3676, 4.9041)
-# Great-circle miles from Lincoln, NE (haversine, R = 3960 mi) and 2^(-miles/200):
-#   Madison    406.3605 mi  0.2445493822
-#   Chicago    476.2415 mi  0.1919486979
-#   San Diego 1259.2566 mi  0.01272418565
-#   Amsterdam 4483.6399 mi  1.784224211e-07
-MILES = {"madison": 406.3605, "chicago": 476.2415, "san-diego": 1259.2566, "amsterdam": 4483.6399}
-DISTANCE_WEIGHT = {
-    "madison": 0.2445493822,
-    "chicago": 0.1919486979,
-    "san-diego": 0.01272418565,
-    "amsterdam": 1.784224211e-07,
-}
 
 
 # --- builders ------------------------------------------------------------------------------
@@ -561,168 +554,3 @@ def test_origins_under_adaptive_without_a_stat_are_sampled_by_weight():
     firsts = Counter(names(decide(request(to_origin=True), snap, rng=rng))[0] for _ in range(4000))
 
     assert firsts["madison"] / 4000 == pytest.approx(0.5603, abs=0.03)
-
-
-# --- through real redirects ------------------------------------------------------------------
-
-OBJECT_PATH = "/test/big.bin"
-LINCOLN_HEADER = {"X-Pelican-Coordinate": "lat=40.8136,long=-96.7026"}
-
-
-@pytest.fixture
-def holder_and_empty(live_director, file_servers, director_settings):
-    """Two caches in Madison: one holds the object (HEAD has Age), one does not have it."""
-    director_settings(sort_method="adaptive", stat_timeout=1.0, redirect_timeout=2.0)
-    origin = file_servers({OBJECT_PATH: b"x" * 100}, name="origin")
-    holder = file_servers(
-        {OBJECT_PATH: b"x" * 100}, name="holder", upstream_director=live_director.url
-    )
-    empty = file_servers(name="empty")
-    live_director.register("origin", "origin", origin.url)
-    coordinate = {"Lat": MADISON[0], "Long": MADISON[1]}
-    live_director.register("holder", "cache", holder.url, coordinate=coordinate)
-    live_director.register("empty", "cache", empty.url, coordinate=coordinate)
-    return holder, empty
-
-
-def test_the_cache_holding_the_object_is_first_in_most_redirects(live_director, holder_and_empty):
-    holder, empty = holder_and_empty
-
-    answers = [
-        live_director.get(f"/api/v1.0/director/object{OBJECT_PATH}", headers=LINCOLN_HEADER)
-        for _ in range(40)
-    ]
-
-    assert [answer.status_code for answer in answers] == [307] * 40
-    firsts = Counter(answer.headers["Location"].split("/test/")[0] for answer in answers)
-    assert firsts[holder.url] >= 20, firsts  # about 32 expected (4:1)
-    assert all(empty.url in answer.headers["Link"] for answer in answers)
-    assert holder.count("HEAD") >= 1 and empty.count("HEAD") >= 1
-
-
-def test_the_debug_body_shows_the_stat_and_availability_of_the_working_set(
-    live_director, holder_and_empty
-):
-    holder, empty = holder_and_empty
-    url = f"/api/v1.0/director/object{OBJECT_PATH}"
-    live_director.get(url, headers=LINCOLN_HEADER)
-    settle(presence.engine, timeout=10.0)  # the answer the redirect did not wait for
-    assert empty.count("HEAD") == 1 and holder.count("HEAD") == 1
-
-    answer = live_director.get(url, headers={**LINCOLN_HEADER, "X-Pelican-Debug": "true"})
-
-    assert answer.status_code == 307
-    body = answer.json()
-    assert body["directorSortMethod"] == "adaptive"
-    assert body["stat"] == {"holder": "present", "empty": "absent"}
-    weights = {u: info["RedirectWeights"] for u, info in body["serversInfo"].items()}
-    assert weights[holder.url]["availabilityWeight"] == AVAILABLE_WEIGHT
-    assert weights[empty.url]["availabilityWeight"] == UNAVAILABLE_WEIGHT
-    assert sorted(body["order"]) == ["empty", "holder"]
-
-
-def test_a_slower_absent_cache_is_not_weighed_as_present(live_director, holder_and_empty):
-    holder, empty = holder_and_empty
-    empty.behaviour.delay = 0.3  # well within the 1 s stat timeout
-
-    answer = live_director.get(
-        f"/api/v1.0/director/object{OBJECT_PATH}",
-        headers={**LINCOLN_HEADER, "X-Pelican-Debug": "true"},
-    )
-
-    weights = answer.json()["serversInfo"][empty.url]["RedirectWeights"]
-    assert weights["availabilityWeight"] == UNAVAILABLE_WEIGHT
-
-
-def test_the_status_weight_follows_the_advertised_status(live_director, director_settings):
-    director_settings(status_ewma_time_constant=60.0)
-    url = "https://192.0.2.30:8443"
-
-    def advertise(status: str, seconds_since_last: float) -> Server:
-        if seconds_since_last:
-            row = Server.objects.get(name="site")
-            backdated = row.status_weight_updated_at - dt.timedelta(seconds=seconds_since_last)
-            Server.objects.filter(pk=row.pk).update(status_weight_updated_at=backdated)
-        answer = live_director.advertise(make_ad("site", "cache", url, status=status))
-        assert answer.status_code == 200, answer.text
-        return Server.objects.get(name="site")
-
-    first = advertise("warning", 0)
-    assert first.status_weight == 0.5
-
-    before = first.status_weight_updated_at - dt.timedelta(seconds=60)
-    second = advertise("ok", 60)
-    elapsed = (second.status_weight_updated_at - before).total_seconds()
-    assert 60 <= elapsed < 65
-    # 0.5 + (1 - e^(-elapsed/60)) (1 - 0.5); about 0.816 at 60 s
-    assert second.status_weight == pytest.approx(1 - 0.5 * math.exp(-elapsed / 60), rel=1e-12)
-
-    before = second.status_weight_updated_at - dt.timedelta(seconds=120)
-    third = advertise("critical", 120)
-    elapsed = (third.status_weight_updated_at - before).total_seconds()
-    alpha = 1 - math.exp(-elapsed / 60)
-    assert third.status_weight == pytest.approx(
-        second.status_weight + alpha * (0.01 - second.status_weight), rel=1e-12
-    )
-    assert registry.current().server("site").status_weight == third.status_weight
-
-
-def test_the_debug_header_returns_every_weight_for_a_declared_client(live_director):
-    servers = {
-        "madison": (MADISON, "ok"),
-        "chicago": (CHICAGO, "warning"),
-        "san-diego": (SAN_DIEGO, "ok"),
-        "amsterdam": (AMSTERDAM, "ok"),
-        "broken": (MADISON, "critical"),
-    }
-    live_director.register("origin", "origin", "https://192.0.2.10:8443")
-    for name, ((latitude, longitude), status) in servers.items():
-        live_director.register(
-            name,
-            "cache",
-            f"https://{name}.example.org:8443",
-            coordinate={"Lat": latitude, "Long": longitude},
-            status=status,
-        )
-
-    answer = live_director.get(
-        "/api/v1.0/director/object/test/file.txt",
-        headers={**LINCOLN_HEADER, "X-Pelican-Debug": "true"},
-    )
-
-    assert answer.status_code == 307
-    assert answer.headers["Content-Type"].startswith("application/json")
-    assert answer.headers["Location"] == "https://madison.example.org:8443/test/file.txt"
-    body = answer.json()
-    assert body["clientInfo"] == {
-        "Coordinate": {
-            "Lat": 40.8136,
-            "Long": -96.7026,
-            "AccuracyRadius": 0,
-            "Source": "declared",
-            "FromTTLCache": False,
-        },
-        "ipAddr": "127.0.0.1",
-    }
-    assert body["directorSortMethod"] == "distance"
-    assert body["order"] == ["madison", "chicago", "san-diego", "amsterdam"]
-    assert body["excluded"] == {"broken": "status critical"}
-    info = body["serversInfo"]
-    assert set(info) == {f"https://{n}.example.org:8443" for n in DISTANCE_WEIGHT}
-    for name, expected_distance in DISTANCE_WEIGHT.items():
-        entry = info[f"https://{name}.example.org:8443"]
-        weights = entry["RedirectWeights"]
-        assert set(weights) == {
-            "distanceWeight",
-            "ioLoadWeight",
-            "statusWeight",
-            "availabilityWeight",
-        }
-        assert weights["distanceWeight"] == pytest.approx(expected_distance, rel=1e-8)
-        assert weights["ioLoadWeight"] == 1.0
-        assert weights["statusWeight"] == (0.5 if name == "chicago" else 1.0)
-        assert weights["availabilityWeight"] == 1.0
-        latitude, longitude = servers[name][0]
-        assert entry["Coordinate"]["Lat"] == latitude
-        assert entry["Coordinate"]["Long"] == longitude
-        assert entry["Coordinate"]["Source"] == "declared"
