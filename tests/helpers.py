@@ -111,7 +111,7 @@ def create_server(
     return server
 
 
-# --- the routing seam (test_routing.py, test_selection_adaptive.py) --------------------------
+# --- the routing seam (test_routing*.py, test_selection_adaptive.py) -------------------------
 
 
 class AvailabilityCall(NamedTuple):
