@@ -10,6 +10,7 @@ from __future__ import annotations
 import gc
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 import gevent
@@ -19,12 +20,13 @@ from django.core.wsgi import get_wsgi_application
 from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
-from helpers import CACHE_UA, ORIGIN_UA, configure_director, make_ad
+from helpers import CACHE_UA, CITY_RECORDS, ORIGIN_UA, configure_director, make_ad, write_mmdb
 from processes import origin_server, postgres_url, spawn  # noqa: F401  (fixtures)
 
-from director import registry
+from director import geo, locate, registry
 from director.demo.fileserver import FileServer
 from director.federation import issuer
+from director.geo import OnceLog
 from director.models import RegistrationToken, StatSettings
 
 
@@ -65,6 +67,35 @@ def gate() -> Iterator[Event]:
     event = Event()
     yield event
     event.set()
+
+
+@pytest.fixture
+def fresh_once_log(monkeypatch: pytest.MonkeyPatch) -> OnceLog:
+    """A new "log once" memory per test: what an earlier test logged must not hide ours
+    (every test of tests/test_geo*.py uses it)."""
+    log = OnceLog()
+    monkeypatch.setattr(geo, "once", log)
+    monkeypatch.setattr(registry, "once", log)
+    return log
+
+
+@pytest.fixture
+def city_db(tmp_path: Path) -> Path:
+    return write_mmdb(tmp_path / "GeoLite2-City.mmdb", CITY_RECORDS)
+
+
+@pytest.fixture
+def locate_settings(settings) -> Iterator[object]:
+    """Django settings whose GeoIP and proxy values the cached helpers re-read."""
+
+    def clear() -> None:
+        locate.trusted_proxies.cache_clear()
+        locate.locator.cache_clear()
+        locate.geoip_database.cache_clear()
+
+    clear()
+    yield settings
+    clear()
 
 
 @pytest.fixture

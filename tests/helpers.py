@@ -6,11 +6,14 @@ import datetime as dt
 import time
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any, NamedTuple
 
 import gevent
 from django.utils import timezone
 from gevent.event import Event
+from mmdb_writer import MMDBWriter
+from netaddr import IPSet
 from processes import PUBLIC_CAPS
 
 from director import registry
@@ -327,6 +330,7 @@ def state_of(engine: StatEngine, name: str) -> PoolState:
 
 # --- places (tests of sorting by distance) ------------------------------------------------------
 
+LINCOLN_NE = (40.8136, -96.7026)
 MADISON = (43.0731, -89.4012)
 CHICAGO = (41.8781, -87.6298)
 SAN_DIEGO = (32.7157, -117.1611)
@@ -344,6 +348,52 @@ DISTANCE_WEIGHT = {
     "san-diego": 0.01272418565,
     "amsterdam": 1.784224211e-07,
 }
+
+
+# --- a GeoIP database written at test time (tests/test_geo*.py) ---------------------------------
+
+
+LINCOLN_CLIENT = "203.0.113.7"  # in 203.0.113.0/24, placed in Lincoln by the database
+CHICAGO_CLIENT_V6 = "2001:db8:10::42"  # in 2001:db8:10::/48, placed in Chicago
+NULL_ISLAND_CLIENT = "198.51.100.9"  # the database says (0, 0): rejected
+VAGUE_CLIENT = "192.0.2.200"  # accuracy radius 900 km: rejected
+ALMOST_VAGUE_CLIENT = "192.0.2.20"  # accuracy radius 899 km: accepted
+VAGUE_CLIENT_V6 = "2001:db8:20::1"  # accuracy radius 1000 km: rejected
+UNKNOWN_CLIENT = "100.64.1.1"  # not in the database
+
+# (networks, latitude, longitude, accuracy radius in km)
+CITY_RECORDS = [
+    (["203.0.113.0/24"], *LINCOLN_NE, 20),
+    (["2001:db8:10::/48"], *CHICAGO, 10),
+    (["198.51.100.0/24"], 0.0, 0.0, 5),
+    (["192.0.2.0/25"], 45.5, -100.25, 899),
+    (["192.0.2.128/25"], 44.0, -99.0, 900),
+    (["2001:db8:20::/48"], 39.0, -77.0, 1000),
+]
+
+
+def write_mmdb(path: Path, records: list[tuple[list[str], float, float, int]]) -> Path:
+    """A GeoLite2-City-shaped database, as MaxMind's own writer format defines it."""
+    writer = MMDBWriter(
+        ip_version=6,
+        database_type="GeoLite2-City",
+        languages=["en"],
+        description="test",
+        ipv4_compatible=True,
+    )
+    for networks, latitude, longitude, radius in records:
+        writer.insert_network(
+            IPSet(networks),
+            {
+                "location": {
+                    "latitude": latitude,
+                    "longitude": longitude,
+                    "accuracy_radius": radius,
+                }
+            },
+        )
+    writer.to_db_file(str(path))
+    return path
 
 
 # --- server keys (kind, name) read by name ------------------------------------------------------

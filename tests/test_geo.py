@@ -1,6 +1,7 @@
-"""Where a client or a server is (reference 3.5): header, overrides, a real MaxMind-format
-database written at test time, the sticky random fallback, the client address behind
-trusted proxies, and all of it end to end through real redirects."""
+"""Where a client is (reference 3.5): header, overrides, a real MaxMind-format database
+written at test time, and the sticky random fallback. The client address behind trusted
+proxies: test_geo_client_address.py; server coordinates and all of it through real
+redirects: test_geo_end_to_end.py."""
 
 from __future__ import annotations
 
@@ -8,74 +9,38 @@ import ipaddress
 import logging
 import random
 import re
-from collections.abc import Callable, Iterator
-from pathlib import Path
 
 import pytest
-from django.test import RequestFactory
-from helpers import FakeClock, create_server
-from mmdb_writer import MMDBWriter
-from netaddr import IPSet
+from helpers import (
+    ALMOST_VAGUE_CLIENT,
+    AMSTERDAM,
+    CHICAGO,
+    CHICAGO_CLIENT_V6,
+    CITY_RECORDS,
+    LINCOLN_CLIENT,
+    LINCOLN_NE,
+    MADISON,
+    NULL_ISLAND_CLIENT,
+    SAN_DIEGO,
+    UNKNOWN_CLIENT,
+    VAGUE_CLIENT,
+    VAGUE_CLIENT_V6,
+    FakeClock,
+    write_mmdb,
+)
 
-from director import geo, locate, registry
+from director import locate, registry
 from director.geo import (
     ClientLocator,
     Coordinate,
     GeoIPDatabase,
-    OnceLog,
     Override,
     Region,
     match_override,
 )
 from director.models import GeoIPOverride
 
-LINCOLN_NE = (40.8136, -96.7026)
-MADISON = (43.0731, -89.4012)
-CHICAGO = (41.8781, -87.6298)
-SAN_DIEGO = (32.7157, -117.1611)
-AMSTERDAM = (52.3676, 4.9041)
-
-LINCOLN_CLIENT = "203.0.113.7"  # in 203.0.113.0/24, placed in Lincoln by the database
-CHICAGO_CLIENT_V6 = "2001:db8:10::42"  # in 2001:db8:10::/48, placed in Chicago
-NULL_ISLAND_CLIENT = "198.51.100.9"  # the database says (0, 0): rejected
-VAGUE_CLIENT = "192.0.2.200"  # accuracy radius 900 km: rejected
-ALMOST_VAGUE_CLIENT = "192.0.2.20"  # accuracy radius 899 km: accepted
-VAGUE_CLIENT_V6 = "2001:db8:20::1"  # accuracy radius 1000 km: rejected
-UNKNOWN_CLIENT = "100.64.1.1"  # not in the database
-
-# (networks, latitude, longitude, accuracy radius in km)
-CITY_RECORDS = [
-    (["203.0.113.0/24"], *LINCOLN_NE, 20),
-    (["2001:db8:10::/48"], *CHICAGO, 10),
-    (["198.51.100.0/24"], 0.0, 0.0, 5),
-    (["192.0.2.0/25"], 45.5, -100.25, 899),
-    (["192.0.2.128/25"], 44.0, -99.0, 900),
-    (["2001:db8:20::/48"], 39.0, -77.0, 1000),
-]
-
-
-def write_mmdb(path: Path, records: list[tuple[list[str], float, float, int]]) -> Path:
-    """A GeoLite2-City-shaped database, as MaxMind's own writer format defines it."""
-    writer = MMDBWriter(
-        ip_version=6,
-        database_type="GeoLite2-City",
-        languages=["en"],
-        description="test",
-        ipv4_compatible=True,
-    )
-    for networks, latitude, longitude, radius in records:
-        writer.insert_network(
-            IPSet(networks),
-            {
-                "location": {
-                    "latitude": latitude,
-                    "longitude": longitude,
-                    "accuracy_radius": radius,
-                }
-            },
-        )
-    writer.to_db_file(str(path))
-    return path
+pytestmark = pytest.mark.usefixtures("fresh_once_log")  # a new "log once" memory per test
 
 
 def override(network: str, latitude: float, longitude: float) -> Override:
@@ -96,37 +61,9 @@ def geo_warnings(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
     ]
 
 
-@pytest.fixture(autouse=True)
-def fresh_once_log(monkeypatch: pytest.MonkeyPatch) -> OnceLog:
-    """A new "log once" memory per test: what an earlier test logged must not hide ours."""
-    log = OnceLog()
-    monkeypatch.setattr(geo, "once", log)
-    monkeypatch.setattr(registry, "once", log)
-    return log
-
-
-@pytest.fixture
-def city_db(tmp_path: Path) -> Path:
-    return write_mmdb(tmp_path / "GeoLite2-City.mmdb", CITY_RECORDS)
-
-
 @pytest.fixture
 def clock() -> FakeClock:
     return FakeClock()
-
-
-@pytest.fixture
-def locate_settings(settings) -> Iterator[object]:
-    """Django settings whose GeoIP and proxy values the cached helpers re-read."""
-
-    def clear() -> None:
-        locate.trusted_proxies.cache_clear()
-        locate.locator.cache_clear()
-        locate.geoip_database.cache_clear()
-
-    clear()
-    yield settings
-    clear()
 
 
 # --- precedence --------------------------------------------------------------------------
@@ -563,236 +500,3 @@ def test_the_default_region_setting_is_used_for_random_points(locate_settings):
     point = locate.locator().locate("", UNKNOWN_CLIENT)
 
     assert -10 <= point.latitude <= -9 and 100 <= point.longitude <= 101
-
-
-# --- the client's address ------------------------------------------------------------------
-
-
-def http_request(peer: str, forwarded: str | None = None):
-    extra = {"REMOTE_ADDR": peer}
-    if forwarded is not None:
-        extra["HTTP_X_FORWARDED_FOR"] = forwarded
-    return RequestFactory().get("/api/v1.0/director/object/test/a", **extra)
-
-
-def test_the_client_is_the_peer_when_no_proxy_is_trusted(locate_settings):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = []
-
-    assert locate.client_ip(http_request("192.0.2.5", "203.0.113.7")) == "192.0.2.5"
-
-
-def test_x_forwarded_for_from_an_untrusted_peer_is_ignored(locate_settings):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8"]
-
-    assert locate.client_ip(http_request("192.0.2.5", "203.0.113.7")) == "192.0.2.5"
-
-
-def test_x_forwarded_for_from_a_trusted_peer_names_the_client(locate_settings):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8"]
-
-    assert locate.client_ip(http_request("10.0.0.1", "203.0.113.7")) == "203.0.113.7"
-
-
-def test_the_rightmost_untrusted_hop_is_the_client(locate_settings):
-    # The client may write anything at the left; only what our proxies appended counts.
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8", "192.0.2.1"]
-
-    forwarded = "1.2.3.4, 203.0.113.7, 10.9.9.9, 192.0.2.1"
-    assert locate.client_ip(http_request("10.0.0.1", forwarded)) == "203.0.113.7"
-
-
-def test_ipv6_proxies_and_clients_are_understood(locate_settings):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["::1", "fd00::/8"]
-
-    forwarded = "2001:db8::5, fd00::7"
-    assert locate.client_ip(http_request("::1", forwarded)) == "2001:db8::5"
-    assert locate.client_ip(http_request("::1", "[2001:db8::6]")) == "2001:db8::6"
-
-
-@pytest.mark.parametrize(
-    "forwarded", ["203.0.113.7, garbage", "unknown", "203.0.113.7:8080", "203.0.113.7; 10.0.0.2"]
-)
-def test_a_malformed_forwarding_chain_falls_back_to_the_peer(locate_settings, forwarded):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8"]
-
-    assert locate.client_ip(http_request("10.0.0.1", forwarded)) == "10.0.0.1"
-
-
-def test_a_trusted_peer_without_x_forwarded_for_is_the_client(locate_settings):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8"]
-
-    assert locate.client_ip(http_request("10.0.0.1")) == "10.0.0.1"
-    assert locate.client_ip(http_request("10.0.0.1", " , ")) == "10.0.0.1"
-
-
-def test_an_invalid_trusted_proxy_setting_trusts_nobody(locate_settings):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8", "not-a-network"]
-
-    assert locate.client_ip(http_request("10.0.0.1", "203.0.113.7")) == "10.0.0.1"
-
-
-# --- server coordinates -----------------------------------------------------------------
-
-
-def test_a_server_without_a_declared_coordinate_is_placed_by_an_override(db, locate_settings):
-    create_server("loopback-cache", "cache", "http://127.0.0.1:8443", rebuild=False)
-    create_server(
-        "declared-cache",
-        "cache",
-        "http://127.0.0.1:8444",
-        latitude=AMSTERDAM[0],
-        longitude=AMSTERDAM[1],
-        rebuild=False,
-    )
-    create_server("nowhere-cache", "cache", "http://192.0.2.99:8443", rebuild=False)
-    GeoIPOverride.objects.create(network="127.0.0.1/32", latitude=41.8781, longitude=-87.6298)
-
-    snapshot = registry.rebuild()
-
-    placed = snapshot.server("loopback-cache")
-    assert (placed.latitude, placed.longitude, placed.location_source) == (*CHICAGO, "override")
-    declared = snapshot.server("declared-cache")
-    assert (declared.latitude, declared.longitude) == AMSTERDAM
-    assert declared.location_source == "declared"
-    nowhere = snapshot.server("nowhere-cache")
-    assert (nowhere.latitude, nowhere.longitude, nowhere.location_source) == (None, None, "")
-
-
-def test_a_server_without_a_declared_coordinate_is_placed_by_the_database(
-    db, locate_settings, city_db
-):
-    locate_settings.DIRECTOR_GEOIP_DB = str(city_db)
-    create_server("db-cache", "cache", "https://203.0.113.50:8443", rebuild=False)
-    create_server("vague-cache", "cache", "https://192.0.2.130:8443", rebuild=False)
-
-    snapshot = registry.rebuild()
-
-    placed = snapshot.server("db-cache")
-    assert (placed.latitude, placed.longitude, placed.location_source) == (*LINCOLN_NE, "maxmind")
-    assert snapshot.server("vague-cache").location_source == ""
-
-
-# --- end to end ------------------------------------------------------------------------------
-
-CITY_CACHES = {
-    "madison": MADISON,
-    "chicago": CHICAGO,
-    "san-diego": SAN_DIEGO,
-    "amsterdam": AMSTERDAM,
-}
-OBJECT = "/api/v1.0/director/object/test/data/file.txt"
-
-
-@pytest.fixture
-def city_director(live_director, locate_settings, city_db) -> Callable[..., list[str]]:
-    """Four caches with declared coordinates, clients behind a trusted proxy on 127.0.0.1,
-    the city database configured; returns a function giving the cache order for headers."""
-    locate_settings.DIRECTOR_GEOIP_DB = str(city_db)
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["127.0.0.1/32"]
-    live_director.register("origin", "origin", "https://192.0.2.10:8443")
-    for name, (latitude, longitude) in CITY_CACHES.items():
-        live_director.register(
-            name,
-            "cache",
-            f"https://{name}.example.org:8443",
-            coordinate={"Lat": latitude, "Long": longitude},
-        )
-
-    def order(**headers: str) -> list[str]:
-        answer = live_director.get(OBJECT, headers=headers)
-        assert answer.status_code == 307, answer.text
-        hosts = re.findall(r"<https://([a-z-]+)\.example\.org:8443/", answer.headers["Link"])
-        assert answer.headers["Location"].startswith(f"https://{hosts[0]}.example.org:8443/")
-        return hosts
-
-    return order
-
-
-def test_a_client_in_lincoln_is_sent_to_the_nearest_caches_first(city_director):
-    # Great-circle miles from Lincoln (R = 3960 mi): Madison 406.4, Chicago 476.2,
-    # San Diego 1259.3, Amsterdam 4483.6.
-    assert city_director(**{"X-Forwarded-For": LINCOLN_CLIENT}) == [
-        "madison",
-        "chicago",
-        "san-diego",
-        "amsterdam",
-    ]
-
-
-def test_the_debug_body_shows_the_forwarded_address_and_its_maxmind_coordinate(
-    live_director, city_director
-):
-    answer = live_director.get(
-        OBJECT, headers={"X-Forwarded-For": LINCOLN_CLIENT, "X-Pelican-Debug": "true"}
-    )
-
-    client = answer.json()["clientInfo"]
-    assert client["ipAddr"] == LINCOLN_CLIENT
-    assert (client["Coordinate"]["Lat"], client["Coordinate"]["Long"]) == LINCOLN_NE
-    assert client["Coordinate"]["Source"] == "maxmind"
-
-
-def test_a_coordinate_header_overrides_the_database(city_director):
-    # From Amsterdam: Chicago 4107.6 mi, Madison 4113.2 mi, San Diego 5602.9 mi.
-    headers = {"X-Forwarded-For": LINCOLN_CLIENT, "X-Pelican-Coordinate": "lat=52.37,long=4.9"}
-
-    assert city_director(**headers) == ["amsterdam", "chicago", "madison", "san-diego"]
-
-
-def test_a_client_the_database_cannot_place_gets_the_whole_list(city_director):
-    assert sorted(city_director(**{"X-Forwarded-For": VAGUE_CLIENT})) == sorted(CITY_CACHES)
-
-
-def test_an_override_row_beats_the_database(city_director):
-    GeoIPOverride.objects.create(network="203.0.113.0/24", latitude=32.7, longitude=-117.2)
-    registry.rebuild()
-
-    # From San Diego: Madison 1664.4 mi, Chicago 1732.1 mi, Amsterdam 5602.9 mi.
-    assert city_director(**{"X-Forwarded-For": LINCOLN_CLIENT}) == [
-        "san-diego",
-        "madison",
-        "chicago",
-        "amsterdam",
-    ]
-
-
-def test_an_override_row_saved_in_the_admin_takes_effect_without_other_changes(
-    city_director, admin_client
-):
-    assert city_director(**{"X-Forwarded-For": LINCOLN_CLIENT})[0] == "madison"
-
-    answer = admin_client.post(
-        "/admin/director/geoipoverride/add/",
-        {"network": "203.0.113.0/24", "latitude": "32.7", "longitude": "-117.2", "position": "0"},
-    )
-    assert answer.status_code == 302, answer.content
-
-    assert city_director(**{"X-Forwarded-For": LINCOLN_CLIENT})[0] == "san-diego"
-
-
-def test_x_forwarded_for_is_ignored_when_the_proxy_is_not_trusted(
-    live_director, city_director, locate_settings
-):
-    locate_settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.0/8"]
-    locate.trusted_proxies.cache_clear()
-
-    answer = live_director.get(
-        OBJECT, headers={"X-Forwarded-For": LINCOLN_CLIENT, "X-Pelican-Debug": "true"}
-    )
-
-    client = answer.json()["clientInfo"]
-    assert client["ipAddr"] == "127.0.0.1"
-    assert client["Coordinate"]["Source"] == "random"
-
-
-def test_a_malformed_coordinate_header_never_breaks_a_redirect(live_director, city_director):
-    answers = [
-        live_director.get(
-            OBJECT,
-            headers={"X-Forwarded-For": LINCOLN_CLIENT, "X-Pelican-Coordinate": "lat=x,long=y"},
-        )
-        for _ in range(3)
-    ]
-
-    assert [answer.status_code for answer in answers] == [307, 307, 307]
-    assert all(a.headers["Location"].startswith("https://madison.") for a in answers)
