@@ -248,6 +248,7 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
         "ops",
         "routing",
         "serving",
+        "snapshot",
         "stat",
         "trust",
         "wire",
