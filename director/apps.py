@@ -11,10 +11,11 @@ class DirectorConfig(AppConfig):
     def ready(self) -> None:
         from django.core.signals import got_request_exception
 
-        from director import checks, presence, registry, views
+        from director import checks, views
+        from director.ops import followers
 
         checks.register()
         # A request failing with a database error answers 503, not 500 (views.server_error).
         got_request_exception.connect(views.note_request_exception, dispatch_uid="director-db")
-        # The stat engine follows every snapshot: new settings, servers come and go.
-        registry.on_rebuild(presence.follow_snapshot)
+        # What follows the settings in every process (the stat engine), listed in followers.
+        followers.follow_in_every_process()

@@ -22,6 +22,7 @@ from django.utils import timezone
 
 from director import __version__, models
 from director.registry import PROCESS_STARTED_AT
+from director.serving.supervisor import SupervisedLoop
 
 logger = logging.getLogger(__name__)
 
@@ -48,21 +49,15 @@ class DirectorAdvertiser:
         self.interval = interval
         self.timeout = timeout
         self.live: list[DirectorInfo] = []
-        self._greenlet: gevent.Greenlet | None = None
+        self._loop = SupervisedLoop("director-self-ad", logger, label="director ad")
 
     def start(self) -> None:
-        if self._greenlet is not None and not self._greenlet.dead:
-            return
-        self._greenlet = gevent.spawn(self._run)
-        self._greenlet.name = "director-self-ad"
-        self._greenlet.link_exception(lambda g: logger.error("director ad died: %r", g.exception))
+        self._loop.start(self._run)
 
     def stop(self) -> None:
         """Stop renewing and withdraw the ad at once (bounded: a database that does not
         answer leaves it to expire)."""
-        if self._greenlet is not None:
-            self._greenlet.kill(timeout=2)
-            self._greenlet = None
+        self._loop.stop()
         withdraw = gevent.spawn(self._withdraw)
         withdraw.join(self.timeout)
         if not withdraw.ready():

@@ -47,6 +47,7 @@ from requests.adapters import HTTPAdapter
 from director import __version__, registry
 from director.federation import issuer
 from director.models import HealthStatus, HealthTestLease, Server
+from director.serving.supervisor import SupervisedLoop
 from director.serving.traffic import Buckets
 from director.snapshot import DirectorSettings, ServerKey, ServerView
 from director.trust import tokens
@@ -235,7 +236,7 @@ class HealthTester:
         self._outcomes: list[TestOutcome] = []
         self._lease_checked_at = float("-inf")
         self._lease_held = False
-        self._greenlet: gevent.Greenlet | None = None
+        self._loop = SupervisedLoop("director-health-tests", logger, label="health tests")
         # For /metrics: (name, web URL, kind, Succeeded|Failed) -> tests; kind -> durations.
         # (name, web URL, kind, test status, report status) -> runs
         self.runs: dict[tuple[str, str, str, str, str], int] = {}
@@ -243,16 +244,10 @@ class HealthTester:
 
     # -- lifecycle -------------------------------------------------------------------------
     def start(self) -> None:
-        if self._greenlet is not None and not self._greenlet.dead:
-            return
-        self._greenlet = gevent.spawn(self._run)
-        self._greenlet.name = "director-health-tests"
-        self._greenlet.link_exception(lambda g: logger.error("health tests died: %r", g.exception))
+        self._loop.start(self._run)
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(timeout=2)
-            self._greenlet = None
+        self._loop.stop()
         self._pool.kill(timeout=2)
 
     def _run(self) -> None:

@@ -1,7 +1,8 @@
 """Per-process background work, started by each entry point that serves requests.
 
-``manage.py serve``, gunicorn.conf.py (``post_worker_init``) and the test server fixture
-call ``start_background()``; library code never starts greenlets on import.
+``manage.py serve`` and gunicorn.conf.py (``post_worker_init``) call
+``start_background()``; library code never starts greenlets on import. What follows the
+settings, here and in every process, is listed in ``director.ops.followers``.
 """
 
 from __future__ import annotations
@@ -12,19 +13,16 @@ import time
 from django.conf import settings
 
 from director import presence, registry
-from director.ops import directors, healthtests, watcher
+from director.ops import directors, followers, healthtests, watcher
 from director.serving.loopmonitor import monitor
 from director.serving.shedding import shedder
 from director.serving.traffic import PoolCounts, sampler, traffic
-from director.snapshot import ServerKey, Snapshot
 
 
 def start_background(serving_url: str = "") -> None:
-    """Build the snapshot now, follow the registry, watch the loop lag, run the health
-    tests when this process holds their lease (idempotent)."""
-    snapshot = registry.current()
-    _follow_shedding_settings(snapshot, None)
-    registry.on_rebuild(_follow_shedding_settings)
+    """Build the snapshot now, follow the registry and its settings, watch the loop lag,
+    run the health tests when this process holds their lease (idempotent)."""
+    followers.follow_while_serving()
     # What is alive now (modules, Django, the first snapshot) lives as long as the
     # process: frozen, a full collection no longer walks it. Unfrozen, each one held the
     # loop 60-130 ms with a 1,000-server registry (bench registry-scale).
@@ -45,11 +43,6 @@ def start_background(serving_url: str = "") -> None:
             settings.DIRECTOR_SELF_AD_INTERVAL,
             settings.DIRECTOR_DB_REQUEST_TIMEOUT,
         )
-
-
-def _follow_shedding_settings(snapshot: Snapshot, changed: frozenset[ServerKey] | None) -> None:
-    values = snapshot.settings
-    shedder.configure(values.shed_queue_target, values.shed_queue_interval, values.redirect_timeout)
 
 
 def sample_traffic() -> None:

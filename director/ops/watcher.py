@@ -12,6 +12,7 @@ from django.db import close_old_connections, connection
 
 from director import registry
 from director.serving import database
+from director.serving.supervisor import SupervisedLoop
 
 logger = logging.getLogger(__name__)
 
@@ -28,23 +29,17 @@ class RegistryWatcher:
         self.full_interval = full_interval
         self.timeout = timeout
         self._last_full = time.monotonic()
-        self._greenlet: gevent.Greenlet | None = None
+        self._loop = SupervisedLoop("director-registry-watcher", logger, stop_seconds=5.0)
 
     @property
     def running(self) -> bool:
-        return self._greenlet is not None and not self._greenlet.dead
+        return self._loop.running
 
     def start(self) -> None:
-        if self.running:
-            return
-        self._greenlet = gevent.spawn(self._run)
-        self._greenlet.name = "director-registry-watcher"
-        self._greenlet.link_exception(_log_greenlet_death)
+        self._loop.start(self._run)
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(block=True, timeout=5)
-            self._greenlet = None
+        self._loop.stop()
 
     def check_once(self) -> bool:
         """Sync with the registry (in full when the consistency check is due); True when
@@ -86,10 +81,6 @@ class RegistryWatcher:
             return
         if check.successful():
             database.health.recovered()
-
-
-def _log_greenlet_death(greenlet: gevent.Greenlet) -> None:
-    logger.error("%s died: %r", getattr(greenlet, "name", greenlet), greenlet.exception)
 
 
 watcher: RegistryWatcher | None = None

@@ -9,6 +9,8 @@ from collections import deque
 
 import gevent
 
+from director.serving.supervisor import SupervisedLoop
+
 logger = logging.getLogger(__name__)
 
 TICK = 0.1
@@ -29,7 +31,7 @@ class LoopMonitor:
 
     def __init__(self) -> None:
         self.samples: deque[float] = deque(maxlen=WINDOW)
-        self._greenlet: gevent.Greenlet | None = None
+        self._loop = SupervisedLoop("director-loop-monitor", logger, label="loop monitor")
 
     @property
     def lag(self) -> float:
@@ -37,16 +39,10 @@ class LoopMonitor:
         return max(self.samples, default=0.0)
 
     def start(self) -> None:
-        if self._greenlet is not None and not self._greenlet.dead:
-            return
-        self._greenlet = gevent.spawn(self._run)
-        self._greenlet.name = "director-loop-monitor"
-        self._greenlet.link_exception(lambda g: logger.error("loop monitor died: %r", g.exception))
+        self._loop.start(self._run)
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(timeout=2)
-            self._greenlet = None
+        self._loop.stop()
 
     def _run(self) -> None:
         while True:

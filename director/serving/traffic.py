@@ -32,6 +32,7 @@ from dataclasses import dataclass, field
 
 import gevent
 
+from director.serving.supervisor import SupervisedLoop
 from director.snapshot import ServerKey
 
 logger = logging.getLogger(__name__)
@@ -282,19 +283,13 @@ class Sampler:
     """Owner of the one greenlet that calls ``sample`` every ``SAMPLE_SECONDS``."""
 
     def __init__(self) -> None:
-        self._greenlet: gevent.Greenlet | None = None
+        self._loop = SupervisedLoop("director-traffic-sampler", logger, label="sampler")
 
     def start(self, sample: Callable[[], None]) -> None:
-        if self._greenlet is not None and not self._greenlet.dead:
-            return
-        self._greenlet = gevent.spawn(self._run, sample)
-        self._greenlet.name = "director-traffic-sampler"
-        self._greenlet.link_exception(lambda g: logger.error("sampler died: %r", g.exception))
+        self._loop.start(lambda: self._run(sample))
 
     def stop(self) -> None:
-        if self._greenlet is not None:
-            self._greenlet.kill(timeout=2)
-            self._greenlet = None
+        self._loop.stop()
 
     @staticmethod
     def _run(sample: Callable[[], None]) -> None:
