@@ -26,8 +26,9 @@ from director.selection import ewma_status_weight
 from director.serving import database
 from director.serving.loopmonitor import yield_to_io
 from director.wire.ads import AdvertisementIn, token_generation_json, token_issuer_json
+from director.wire.errors import Refusal
 from director.wire.healthfiles import supports_self_test
-from director.wire.types import HealthStatus, ServerStatus
+from director.wire.types import HealthStatus, ServerKind, ServerStatus
 from director.wire.validation import normalise_server_url, registry_prefix_kind
 from director.wire.versions import MIN_ADVERTISE_VERSIONS, user_agent_problem, user_agent_version
 
@@ -37,15 +38,6 @@ logger = logging.getLogger(__name__)
 CLOCK_SKEW_TOLERANCE = dt.timedelta(milliseconds=100)
 GO_ZERO_TIME_YEAR = 1
 MAX_AD_LIFETIME = dt.timedelta(days=7)  # an expiry further out is cut to this
-
-
-class AdRejected(Exception):
-    """An ad that is refused; ``status`` is the HTTP status, the message is for the sender."""
-
-    def __init__(self, status: int, message: str) -> None:
-        super().__init__(message)
-        self.status = status
-        self.message = message
 
 
 @dataclass(frozen=True)
@@ -98,21 +90,21 @@ def check_token(kind: str, token: models.RegistrationToken, registry_prefix: str
     # Pelican's words (registerServerAd) for a prefix that is missing or not of this kind.
     server_type = kind.title()
     if not registry_prefix:
-        raise AdRejected(
+        raise Refusal(
             403,
             f"{server_type} advertisement rejected: no registry prefix present in the ad. "
             "Ensure the server runs a supported Pelican version and is registered at the "
             "federation registry",
         )
     if registry_prefix_kind(registry_prefix) != kind:
-        raise AdRejected(
+        raise Refusal(
             403,
             f"{server_type} advertisement rejected: registry prefix "
             f"{json.dumps(registry_prefix, ensure_ascii=False)} is not a valid {server_type} "
             "registration prefix",
         )
     if token.registry_prefix != registry_prefix:
-        raise AdRejected(403, f"The token is not a live registration token for {registry_prefix}")
+        raise Refusal(403, f"The token is not a live registration token for {registry_prefix}")
 
 
 def record_advertisement(
@@ -123,7 +115,7 @@ def record_advertisement(
     user_agent: str = "",
     received_at: dt.datetime | None = None,
 ) -> RecordedAd:
-    """Check and store one ad (reference 1.6). Raises AdRejected; stores nothing then.
+    """Check and store one ad (reference 1.6). Raises Refusal; stores nothing then.
 
     ``token`` is the registration token that sent it, or None for an ad whose advertise
     token the Pelican registry verified (``director.federation.advertise``): its prefix
@@ -131,23 +123,23 @@ def record_advertisement(
     received_at = received_at or timezone.now()
     problem = user_agent_problem(user_agent, MIN_ADVERTISE_VERSIONS)
     if problem:
-        raise AdRejected(500, f"Incompatible versions detected: {problem}")
+        raise Refusal(500, f"Incompatible versions detected: {problem}")
     if token is not None:
         check_token(kind, token, ad.registry_prefix)
     expires_at = effective_expiry(ad, received_at)
     if expires_at <= received_at:
-        raise AdRejected(400, f"The advertisement expired at {expires_at.isoformat()}")
+        raise Refusal(400, f"The advertisement expired at {expires_at.isoformat()}")
     paths = [namespace.path for namespace in ad.namespaces]
     duplicates = sorted(path for path, count in Counter(paths).items() if count > 1)
     if duplicates:
-        raise AdRejected(400, f"namespaces: duplicate path(s) {', '.join(duplicates)}")
+        raise Refusal(400, f"namespaces: duplicate path(s) {', '.join(duplicates)}")
     refused = [
         path
         for path in (token.refused_namespaces(paths) if token is not None else [])
         # Caches always serve the federation's own /pelican/ paths (reference 1.6 step 5).
-        if not (kind == "cache" and path.startswith("/pelican/"))
+        if not (kind == ServerKind.CACHE and path.startswith("/pelican/"))
     ]
-    if refused and kind == "cache":
+    if refused and kind == ServerKind.CACHE:
         # Pelican keeps a cache's ad and drops the namespaces it may not serve: a default
         # cache advertises every namespace of the federation, restricted or not.
         logger.info("cache %r may not serve %s: left out", ad.name, ", ".join(refused))
@@ -155,14 +147,14 @@ def record_advertisement(
         kept = [namespace for namespace in ad.namespaces if namespace.path not in dropped]
         ad = ad.model_copy(update={"namespaces": kept})
     elif refused:
-        raise AdRejected(
+        raise Refusal(
             403,
             f"The token for {ad.registry_prefix} may not advertise {', '.join(refused)} "
             f"(allowed: {', '.join(token.allowed_namespaces() if token else [])})",
         )
     for downtime in ad.downtimes:
         if downtime.endTime != -1 and downtime.endTime < downtime.startTime:
-            raise AdRejected(
+            raise Refusal(
                 400, f"downtimes: endTime is before startTime in downtime {downtime.id!r}"
             )
 
@@ -170,7 +162,7 @@ def record_advertisement(
         return _store(kind, ad, token, user_agent, received_at, expires_at)
     except IntegrityError:
         # Two first advertisements of one name at once: the row did not exist to lock.
-        raise AdRejected(409, f"Server {ad.name!r} was registered concurrently; retry") from None
+        raise Refusal(409, f"Server {ad.name!r} was registered concurrently; retry") from None
 
 
 # The token's last use is recorded to within this: a re-advertisement every minute need
@@ -233,11 +225,11 @@ def _store(
         created = server is None
         if server is not None:
             if server.source != models.Source.ADVERTISED:
-                raise AdRejected(
+                raise Refusal(
                     403, f"Server {ad.name!r} is defined in the admin and cannot be advertised"
                 )
             if server.registry_prefix != ad.registry_prefix:
-                raise AdRejected(
+                raise Refusal(
                     403,
                     f"Server {ad.name!r} is registered under {server.registry_prefix}, "
                     f"not {ad.registry_prefix}",

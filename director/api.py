@@ -4,27 +4,27 @@ Handlers are thin: they parse, call a service or read the snapshot, and return s
 from ``director.schemas``. Each operation declares a schema for every status code it
 can answer. ninja serialises the return value through the declared schema, and refuses
 (with a 500) a status code that is not declared, so ``/api/openapi.json`` cannot leave
-one out. Errors are returned as ``Status(code, ErrorOut)``. The exceptions are the auth
-step's 403/413 and the body's 400, raised before the handler runs: ``director_project.api``
-turns those into the same ``ErrorOut`` body.
+one out. A refusal is raised as ``Refusal`` (by a service, a handler or the auth step,
+which runs before the body is read) and ``director_project.api`` turns it, and ninja's
+400 for a body that does not validate, into the one ``ErrorOut`` body.
 """
 
 from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from typing import NoReturn
 
 from django.conf import settings
 from django.db.models import QuerySet
 from django.http import HttpRequest, HttpResponse
 from django.utils import timezone
 from ninja import Router, Status
-from ninja.errors import HttpError
 from ninja.security import HttpBearer
 
 from director import presence, registry
-from director.ads import AdRejected, record_advertisement
-from director.federation.advertise import AdvertiseRefused, verify_advertisement
+from director.ads import record_advertisement
+from director.federation.advertise import verify_advertisement
 from director.federation.schemas import ApprovalErrorOut
 from director.locate import external_url
 from director.models import Downtime, Kind, RegistrationToken, Server, Source
@@ -47,8 +47,10 @@ from director.schemas import (
 from director.snapshot import NamespaceView
 from director.trust.tokens import TokenRejected, looks_like_jwt, unverified_kid
 from director.wire.ads import AdvertisementIn
+from director.wire.errors import Refusal
 from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import PathError, clean_path
+from director.wire.tokens import bearer_token
 from director.wire.types import Capability, ServerKind
 
 MAX_AD_BYTES = 1024 * 1024
@@ -72,10 +74,6 @@ ui_router = Router(tags=["director_ui"], by_alias=True)
 health_router = Router(tags=["health"], by_alias=True)
 
 
-def _error(status: int, message: str) -> Status[ErrorOut]:
-    return Status(status, ErrorOut(msg=message))
-
-
 # --- registration ----------------------------------------------------------------------
 
 
@@ -86,31 +84,19 @@ class AdvertiseToken:
     token: str
 
 
-def _register(
-    request: HttpRequest, kind: str, ad: AdvertisementIn
-) -> SuccessOut | Status[ErrorOut] | Status[ApprovalErrorOut]:
+def _register(request: HttpRequest, kind: ServerKind, ad: AdvertisementIn) -> SuccessOut:
     auth: RegistrationToken | AdvertiseToken = request.auth  # type: ignore[attr-defined]
     token = auth if isinstance(auth, RegistrationToken) else None
     if isinstance(auth, AdvertiseToken):
-        try:
-            verify_advertisement(
-                kind,
-                ad.registry_prefix,
-                ad.name,
-                [namespace.path for namespace in ad.namespaces],
-                auth.token,
-                external_url(request),
-            )
-        except AdvertiseRefused as refused:
-            if "approval_error" in refused.body:
-                return Status(refused.status, ApprovalErrorOut(**refused.body))
-            return Status(refused.status, ErrorOut(**refused.body))
-    try:
-        record_advertisement(
-            kind, ad, token=token, user_agent=request.META.get("HTTP_USER_AGENT", "")
+        verify_advertisement(
+            kind,
+            ad.registry_prefix,
+            ad.name,
+            [namespace.path for namespace in ad.namespaces],
+            auth.token,
+            external_url(request),
         )
-    except AdRejected as rejected:
-        return _error(rejected.status, rejected.message)
+    record_advertisement(kind, ad, token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     return SuccessOut(msg="Successful registration")
 
 
@@ -127,35 +113,34 @@ class RegistrationBearer(HttpBearer):
     """
 
     def __call__(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
-        authorization = request.META.get("HTTP_AUTHORIZATION", "")
+        authorization = str(request.META.get("HTTP_AUTHORIZATION", ""))
         if not authorization:
-            raise HttpError(403, "Bearer token not present in the 'Authorization' header")
-        if not authorization.startswith("Bearer ") or not authorization[7:].strip():
-            raise HttpError(403, "The Authorization header must be 'Bearer <registration token>'")
+            raise Refusal(403, "Bearer token not present in the 'Authorization' header")
+        token = bearer_token(authorization)
+        if not token:
+            raise Refusal(403, "The Authorization header must be 'Bearer <registration token>'")
         try:
             length = int(request.META.get("CONTENT_LENGTH") or 0)
         except ValueError:
             length = 0
         if length > MAX_AD_BYTES:
-            raise HttpError(413, f"An advertisement must be at most {MAX_AD_BYTES} bytes")
-        return self.authenticate(request, authorization[7:].strip())
+            raise Refusal(413, f"An advertisement must be at most {MAX_AD_BYTES} bytes")
+        return self.authenticate(request, token)
 
     def authenticate(self, request: HttpRequest, token: str) -> RegistrationToken | AdvertiseToken:
         if looks_like_jwt(token):
             if not settings.DIRECTOR_PELICAN_REGISTRATION:
-                raise HttpError(403, PELICAN_MODE_OFF)
+                raise Refusal(403, PELICAN_MODE_OFF)
             try:
                 unverified_kid(token)
             except TokenRejected as rejected:
-                raise HttpError(
-                    403, f"Authorization token verification failed {rejected}"
-                ) from None
+                raise Refusal(403, f"Authorization token verification failed {rejected}") from None
             return AdvertiseToken(token)
         if not settings.DIRECTOR_TOKEN_REGISTRATION:
-            raise HttpError(403, TOKEN_MODE_OFF)
+            raise Refusal(403, TOKEN_MODE_OFF)
         found = RegistrationToken.live_by_secret(token)
         if found is None:
-            raise HttpError(403, "The token is not a live registration token")
+            raise Refusal(403, "The token is not a live registration token")
         return found
 
 
@@ -179,10 +164,8 @@ REGISTRATION_RESPONSES = {
     response=REGISTRATION_RESPONSES,
     auth=registration_bearer,
 )
-def register_origin(
-    request: HttpRequest, ad: AdvertisementIn
-) -> SuccessOut | Status[ErrorOut] | Status[ApprovalErrorOut]:
-    return _register(request, Kind.ORIGIN, ad)
+def register_origin(request: HttpRequest, ad: AdvertisementIn) -> SuccessOut:
+    return _register(request, ServerKind.ORIGIN, ad)
 
 
 @director_router.post(
@@ -191,10 +174,8 @@ def register_origin(
     response=REGISTRATION_RESPONSES,
     auth=registration_bearer,
 )
-def register_cache(
-    request: HttpRequest, ad: AdvertisementIn
-) -> SuccessOut | Status[ErrorOut] | Status[ApprovalErrorOut]:
-    return _register(request, Kind.CACHE, ad)
+def register_cache(request: HttpRequest, ad: AdvertisementIn) -> SuccessOut:
+    return _register(request, ServerKind.CACHE, ad)
 
 
 # --- namespaces --------------------------------------------------------------------------
@@ -221,7 +202,8 @@ def register_cache(
 )
 def list_namespaces_v1(request: HttpRequest, response: HttpResponse) -> Status[ErrorOut]:
     response["Warning"] = f'299 - "{DEPRECATED_V1_LISTING}"'
-    return _error(299, DEPRECATED_V1_LISTING)
+    # An answer, not a refusal: Pelican's deprecation notice, with its Warning header.
+    return Status(299, ErrorOut(msg=DEPRECATED_V1_LISTING))
 
 
 @director_v2_router.get(
@@ -243,8 +225,8 @@ def list_namespaces(request: HttpRequest) -> list[NamespaceAdOut]:
 
 
 @director_router.get("/namespaces/prefix/", response={400: ErrorOut}, include_in_schema=False)
-def namespace_prefix_empty(request: HttpRequest) -> Status[ErrorOut]:
-    return _error(400, "A path is required: /api/v1.0/director/namespaces/prefix/<path>")
+def namespace_prefix_empty(request: HttpRequest) -> NoReturn:
+    raise Refusal(400, "A path is required: /api/v1.0/director/namespaces/prefix/<path>")
 
 
 @director_router.get(
@@ -252,16 +234,16 @@ def namespace_prefix_empty(request: HttpRequest) -> Status[ErrorOut]:
     summary="Longest origin namespace of a path",
     response={200: PrefixOut, 400: ErrorOut, 404: ErrorOut},
 )
-def namespace_prefix(request: HttpRequest, path: str) -> PrefixOut | Status[ErrorOut]:
+def namespace_prefix(request: HttpRequest, path: str) -> PrefixOut:
     try:
         cleaned = clean_path(path)
     except PathError as error:
-        return _error(400, f"{error}.")
+        raise Refusal(400, f"{error}.") from None
     if cleaned == "/":
-        return _error(400, "A path other than '/' is required")
+        raise Refusal(400, "A path other than '/' is required")
     prefix, _ = registry.current().longest_match(cleaned, time.time(), ServerKind.ORIGIN)
     if not prefix:
-        return _error(404, f"No namespace found for path {cleaned}")
+        raise Refusal(404, f"No namespace found for path {cleaned}")
     return PrefixOut(prefix=prefix)
 
 
@@ -300,15 +282,14 @@ def _listed_servers() -> QuerySet[Server]:
     )
 
 
-def _one_server(name: str) -> Server | None:
+def _one_server(name: str) -> Server:
     """The server of that name; the origin when an origin and a cache share it."""
-    return min(
+    server = min(
         _listed_servers().filter(name=name), key=lambda row: row.kind != Kind.ORIGIN, default=None
     )
-
-
-def _no_server(name: str) -> Status[ErrorOut]:
-    return _error(404, f"No server named {name!r}")
+    if server is None:
+        raise Refusal(404, f"No server named {name!r}")
+    return server
 
 
 @ui_router.get(
@@ -316,13 +297,11 @@ def _no_server(name: str) -> Status[ErrorOut]:
     summary="Origins and caches (server_type=origin|cache)",
     response={200: list[ServerOut], 400: ErrorOut},
 )
-def ui_servers(
-    request: HttpRequest, server_type: str | None = None
-) -> list[ServerOut] | Status[ErrorOut]:
+def ui_servers(request: HttpRequest, server_type: str | None = None) -> list[ServerOut]:
     servers = _listed_servers()
     if server_type:  # absent or empty: no filter
         if server_type.lower() not in (Kind.ORIGIN, Kind.CACHE):
-            return _error(400, f"server_type must be 'origin' or 'cache', not {server_type!r}")
+            raise Refusal(400, f"server_type must be 'origin' or 'cache', not {server_type!r}")
         servers = servers.filter(kind=server_type.lower())
     now = timezone.now()
     return [ServerOut.from_row(server, now) for server in servers]
@@ -333,10 +312,8 @@ def ui_servers(
     summary="One server with its namespaces",
     response={200: ServerDetailOut, 404: ErrorOut},
 )
-def ui_server(request: HttpRequest, name: str) -> ServerDetailOut | Status[ErrorOut]:
+def ui_server(request: HttpRequest, name: str) -> ServerDetailOut:
     server = _one_server(name)
-    if server is None:
-        return _no_server(name)
     return ServerDetailOut.from_row(server, timezone.now())
 
 
@@ -345,12 +322,8 @@ def ui_server(request: HttpRequest, name: str) -> ServerDetailOut | Status[Error
     summary="The namespaces of one server",
     response={200: list[UiNamespaceOut], 404: ErrorOut},
 )
-def ui_server_namespaces(
-    request: HttpRequest, name: str
-) -> list[UiNamespaceOut] | Status[ErrorOut]:
+def ui_server_namespaces(request: HttpRequest, name: str) -> list[UiNamespaceOut]:
     server = _one_server(name)
-    if server is None:
-        return _no_server(name)
     return [UiNamespaceOut.from_row(namespace) for namespace in server.namespaces.all()]
 
 
@@ -359,10 +332,8 @@ def ui_server_namespaces(
     summary="The downtimes of one server",
     response={200: list[DowntimeOut], 404: ErrorOut},
 )
-def ui_server_downtimes(request: HttpRequest, name: str) -> list[DowntimeOut] | Status[ErrorOut]:
+def ui_server_downtimes(request: HttpRequest, name: str) -> list[DowntimeOut]:
     server = _one_server(name)
-    if server is None:
-        return _no_server(name)
     return [DowntimeOut.from_row(downtime) for downtime in server.downtimes.all()]
 
 

@@ -13,7 +13,8 @@ from django.http import HttpResponse
 
 from director import __version__
 from director.snapshot import ServerKey
-from director.wire.documents import error_body
+from director.wire.documents import error_body, json_bytes
+from director.wire.errors import Refusal
 from director.wire.headers import CORS_HEADERS
 
 SERVER_HEADER = f"pelican/{__version__}"
@@ -75,4 +76,14 @@ def error_response(
         header_lines=header_lines,
         content_type=JSON_CONTENT_TYPE,
         cors=cors,
+    )
+
+
+def refusal_response(refusal: Refusal) -> PelicanResponse:
+    """The one mapping of a ``Refusal`` to HTTP: its status and its JSON body."""
+    return PelicanResponse(
+        json_bytes(refusal.body()),
+        status=refusal.status,
+        content_type=JSON_CONTENT_TYPE,
+        cors=False,
     )

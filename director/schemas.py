@@ -79,7 +79,8 @@ class HyphenatedOut(WireOut):
 
 
 class ErrorOut(WireOut):
-    """``{"status":"error","msg":...}``: every director error (``error_response``)."""
+    """``{"status":"error","msg":...}``: every director error, as ``error_json`` writes
+    it (a raised ``Refusal`` or ``error_response``); declared here for the OpenAPI document."""
 
     status: Literal["error"] = "error"
     msg: str

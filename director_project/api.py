@@ -1,7 +1,8 @@
 """The one NinjaAPI of the project, mounted at /api/.
 
-Every error leaves as ``{"status":"error","msg":...}``: ninja's own 422 for a bad body
-becomes a 400 whose message names the offending field. Bodies are written as Pelican
+Every error leaves as ``{"status":"error","msg":...}``: a ``Refusal`` raised by a service
+or a handler is mapped here, once; ninja's own 422 for a bad body becomes a 400 whose
+message names the offending field. Bodies are written as Pelican
 writes them, compact UTF-8 JSON (``PelicanJSONRenderer``).
 """
 
@@ -17,8 +18,9 @@ from ninja.renderers import BaseRenderer
 from director.api import director_router, director_v2_router, health_router, ui_router
 from director.console.api import console_router
 from director.federation.api import issuer_router, registry_router
-from director.responses import error_response
+from director.responses import error_response, refusal_response
 from director.wire.documents import json_bytes
+from director.wire.errors import Refusal
 
 
 class PelicanJSONRenderer(BaseRenderer):
@@ -84,3 +86,8 @@ def on_validation_error(request: HttpRequest, exc: ValidationError) -> HttpRespo
 @api.exception_handler(HttpError)
 def on_http_error(request: HttpRequest, exc: HttpError) -> HttpResponse:
     return error_response(exc.status_code, str(exc.message), cors=False)
+
+
+@api.exception_handler(Refusal)
+def on_refusal(request: HttpRequest, exc: Refusal) -> HttpResponse:
+    return refusal_response(exc)

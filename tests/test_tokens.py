@@ -5,7 +5,7 @@ import json
 
 import pytest
 
-from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, client_token, token_expired
+from director.wire.tokens import EXPIRED_TOKEN_CHALLENGE, bearer_token, client_token, token_expired
 
 NOW = 1_700_000_000
 
@@ -117,3 +117,22 @@ def test_expired_token_challenge_is_the_pelican_www_authenticate_value():
     assert EXPIRED_TOKEN_CHALLENGE == (
         'Bearer error="invalid_token", error_description="token has expired"'
     )
+
+
+@pytest.mark.parametrize(
+    ("authorization", "token"),
+    [
+        ("Bearer abc", "abc"),
+        ("Bearer  abc \t", "abc"),
+        ("Bearer ", ""),
+        ("Bearer    ", ""),
+        ("bearer abc", ""),
+        ("Basic abc", ""),
+        ("abc", ""),
+        ("", ""),
+    ],
+)
+def test_bearer_token_is_the_stripped_token_of_a_bearer_header_or_nothing(
+    authorization: str, token: str
+) -> None:
+    assert bearer_token(authorization) == token

@@ -30,6 +30,7 @@ from director.explain import explain, parse_coordinate
 from director.geo import parse_address
 from director.schemas import ErrorOut
 from director.wire.paths import PathError, clean_path
+from director.wire.tokens import bearer_token
 
 console_router = Router(tags=["console"], by_alias=True)
 STAFF_ONLY = (
@@ -184,8 +185,7 @@ def explain_path(
             declared = parse_coordinate(coordinate)
         except ValueError as error:
             return _error(400, f"coordinate: {error}")
-    authorization = request.META.get("HTTP_AUTHORIZATION", "")
-    token = authorization[7:].strip() if authorization.startswith("Bearer ") else ""
+    token = bearer_token(str(request.META.get("HTTP_AUTHORIZATION", "")))
     explanation = explain(
         cleaned, client_ip=client_ip, coordinate=declared, to_origin=origin, token=token
     )

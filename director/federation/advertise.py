@@ -23,32 +23,19 @@ from django.conf import settings
 from director.models import NamespaceRegistration
 from director.trust import keys, tokens
 from director.trust import registry as protocol
+from director.wire.documents import error_json
+from director.wire.errors import ApprovalRefusal, Refusal
+from director.wire.types import ServerKind
 
 PARSED_KEY_SETS: LRUCache[str, keys.KeySet | None] = LRUCache(maxsize=10_000)
-TYPE_NAMES = {"origin": "Origin", "cache": "Cache"}
+# Pelican's name of each server type in its messages and service discovery's labels.
+TYPE_NAMES = {ServerKind.ORIGIN: "Origin", ServerKind.CACHE: "Cache"}
 MISSING_SCOPE = "Authorization token verification failed. Token missing required scope"
-
-
-class AdvertiseRefused(Exception):
-    """An ad refused as Pelican refuses it: ``status`` and the JSON ``body``."""
-
-    def __init__(self, status: int, body: dict[str, Any]) -> None:
-        super().__init__(json.dumps(body))
-        self.status = status
-        self.body = body
 
 
 def _quoted(value: str) -> str:
     """As Go's %q writes a printable string."""
     return json.dumps(value, ensure_ascii=False)
-
-
-def _refused(message: str) -> AdvertiseRefused:
-    return AdvertiseRefused(403, {"status": "error", "msg": message})
-
-
-def _approval_refused(message: str) -> AdvertiseRefused:
-    return AdvertiseRefused(403, {"approval_error": True, "error": message})
 
 
 def approval_help(base_url: str) -> str:
@@ -128,10 +115,7 @@ class TokenCheck:
                 problem="failed to check namespace approval status: Registry returns error "
                 "when checkNamespaceStatus 400 with body "
                 + json.dumps(
-                    {
-                        "status": "error",
-                        "msg": f"The namespace {prefix} does not exist in the registry",
-                    },
+                    error_json(f"The namespace {prefix} does not exist in the registry"),
                     separators=(",", ":"),
                 )
             )
@@ -155,46 +139,53 @@ class TokenCheck:
 
 
 def verify_advertisement(
-    kind: str, registry_prefix: str, name: str, namespaces: list[str], token: str, base_url: str
+    kind: ServerKind,
+    registry_prefix: str,
+    name: str,
+    namespaces: list[str],
+    token: str,
+    base_url: str,
 ) -> str:
-    """The verified registry prefix of an ad, or AdvertiseRefused with Pelican's answer
-    (reference pelican-trust 2.4 rows 7-14)."""
+    """The verified registry prefix of an ad; else raises Refusal (ApprovalRefusal for want
+    of approval) with Pelican's answer (reference pelican-trust 2.4 rows 7-14)."""
     type_name = TYPE_NAMES[kind]
     prefix = registry_prefix.rstrip("/")
     if not prefix:
-        raise _refused(
+        raise Refusal(
+            403,
             f"{type_name} advertisement rejected: no registry prefix present in the ad. Ensure "
             "the server runs a supported Pelican version and is registered at the federation "
-            "registry"
+            "registry",
         )
     prefix_kind = protocol.registration_kind(prefix)
     if prefix_kind != kind or not prefix[len(f"/{kind}s/") :]:
-        raise _refused(
+        raise Refusal(
+            403,
             f"{type_name} advertisement rejected: registry prefix {_quoted(prefix)} is not "
-            f"a valid {type_name} registration prefix"
+            f"a valid {type_name} registration prefix",
         )
-    paths = namespaces if kind == "origin" else []
+    paths = namespaces if kind == ServerKind.ORIGIN else []
     check = TokenCheck(token, [prefix, *paths])
     verdict = check.verdict(prefix)
     help_text = approval_help(base_url)
     if verdict.problem:
-        raise _refused(f"Authorization token verification failed {verdict.problem}")
+        raise Refusal(403, f"Authorization token verification failed {verdict.problem}")
     if verdict.unapproved:
-        raise _approval_refused(
+        raise ApprovalRefusal(
             f"{type_name} {_quoted(name)} was not approved by an administrator. {help_text}"
         )
     if not verdict.scoped:
-        raise _refused(MISSING_SCOPE)
+        raise Refusal(403, MISSING_SCOPE)
     for path in paths:
         verdict = check.verdict(path)
         if verdict.problem:
-            raise _refused(f"Authorization token verification failed: {verdict.problem}")
+            raise Refusal(403, f"Authorization token verification failed: {verdict.problem}")
         if verdict.unapproved:
-            raise _approval_refused(
+            raise ApprovalRefusal(
                 f"The namespace {_quoted(path)} was not approved by an administrator. {help_text}"
             )
         if not verdict.scoped:
-            raise _refused(MISSING_SCOPE)
+            raise Refusal(403, MISSING_SCOPE)
     return prefix
 
 

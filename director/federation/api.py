@@ -5,15 +5,15 @@ of the federation issuer under ``/api/v1.0/director`` (``getFedToken``,
 
 from __future__ import annotations
 
-import time
-from typing import Any
+import functools
+from collections.abc import Callable
+from typing import Any, ParamSpec
 
 from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from director import registry as routing_registry
-from director.federation import advertise, issuer
+from director.federation import fedtoken, keyupdates
 from director.federation import registry as service
 from director.federation.schemas import (
     ApprovalOut,
@@ -35,8 +35,7 @@ from director.federation.schemas import (
 )
 from director.locate import external_url
 from director.schemas import ErrorOut
-from director.trust import tokens
-from director.wire.types import ServerKind
+from director.wire.errors import Refusal
 
 registry_router = Router(tags=["registry"], by_alias=True)
 issuer_router = Router(tags=["federation issuer"], by_alias=True)
@@ -51,10 +50,20 @@ def _answer(answer: service.Answer) -> Status[Any]:
     return Status(answer.status, answer.body)
 
 
-def _off() -> Status[ErrorOut] | None:
-    if settings.DIRECTOR_PELICAN_REGISTRATION:
-        return None
-    return Status(404, ErrorOut(msg=REGISTRY_OFF))
+P = ParamSpec("P")
+
+
+def registry_served(handler: Callable[P, Status[Any]]) -> Callable[P, Status[Any]]:
+    """A registry route, refused with 404 (``REGISTRY_OFF``) while this director does not
+    serve Pelican's registry; checked after ninja has read the request, as before."""
+
+    @functools.wraps(handler)
+    def served(*args: P.args, **kwargs: P.kwargs) -> Status[Any]:
+        if not settings.DIRECTOR_PELICAN_REGISTRATION:
+            raise Refusal(404, REGISTRY_OFF)
+        return handler(*args, **kwargs)
+
+    return served
 
 
 def _path_prefix(prefix: str) -> str:
@@ -79,18 +88,8 @@ def _client_address(request: HttpRequest) -> str:
         409: ErrorOut,
     },
 )
+@registry_served
 def register(request: HttpRequest, body: RegistrationIn) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
-    if body.identity_required.lower() == "true":
-        return Status(
-            400,
-            ErrorOut(
-                msg=service.REGISTER_BAD + "registration with an OIDC identity is not "
-                "supported by this registry; register without it and ask an administrator "
-                "to approve the prefix"
-            ),
-        )
     return _answer(service.register(body.model_dump(), _client_address(request)))
 
 
@@ -99,16 +98,9 @@ def register(request: HttpRequest, body: RegistrationIn) -> Status[Any]:
     summary="Is a prefix registered, and with this key?",
     response={200: ExistsOut, 400: ErrorOut, 404: ErrorOut},
 )
+@registry_served
 def check_namespace_exists(request: HttpRequest, body: ExistsIn) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
     return _answer(service.check_exists(body.prefix, body.pubkey))
-
-
-def _check_approval(body: PrefixIn) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
-    return _answer(service.check_approval(body.prefix))
 
 
 @registry_router.post(
@@ -116,8 +108,9 @@ def _check_approval(body: PrefixIn) -> Status[Any]:
     summary="Is a prefix approved?",
     response={200: ApprovalOut, 400: ErrorOut, 404: ErrorOut},
 )
+@registry_served
 def check_namespace_status(request: HttpRequest, body: PrefixIn) -> Status[Any]:
-    return _check_approval(body)
+    return _answer(service.check_approval(body.prefix))
 
 
 @registry_router.post(
@@ -125,8 +118,9 @@ def check_namespace_status(request: HttpRequest, body: PrefixIn) -> Status[Any]:
     summary="Is a prefix approved? (the same as checkNamespaceStatus)",
     response={200: ApprovalOut, 400: ErrorOut, 404: ErrorOut},
 )
+@registry_served
 def check_approval(request: HttpRequest, body: PrefixIn) -> Status[Any]:
-    return _check_approval(body)
+    return _answer(service.check_approval(body.prefix))
 
 
 @registry_router.post(
@@ -134,9 +128,8 @@ def check_approval(request: HttpRequest, body: PrefixIn) -> Status[Any]:
     summary="Are these registrations complete?",
     response={200: CompletenessResultsOut, 400: ErrorOut, 404: ErrorOut},
 )
+@registry_served
 def check_complete(request: HttpRequest, body: PrefixesIn) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
     return _answer(service.check_complete(body.prefixes, external_url(request)))
 
 
@@ -145,10 +138,9 @@ def check_complete(request: HttpRequest, body: PrefixesIn) -> Status[Any]:
     summary="Replace the keys of registered prefixes (proven with a registered key)",
     response={200: KeyUpdateChallengeOut | MessageOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
 )
+@registry_served
 def update_namespaces_pubkey(request: HttpRequest, body: KeyUpdateIn) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
-    return _answer(service.update_keys(body.model_dump()))
+    return _answer(keyupdates.update_keys(body.model_dump()))
 
 
 @registry_router.get(
@@ -156,9 +148,8 @@ def update_namespaces_pubkey(request: HttpRequest, body: KeyUpdateIn) -> Status[
     summary="A server's registry record (its ID and name), asked before each ad",
     response={200: ServerRecordOut, 404: ErrorOut},
 )
+@registry_served
 def server_record(request: HttpRequest, prefix: str) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
     return _answer(service.server_record(_path_prefix(prefix)))
 
 
@@ -167,9 +158,8 @@ def server_record(request: HttpRequest, prefix: str) -> Status[Any]:
     summary="The public keys registered for a prefix (403 until approved)",
     response={200: JwksOut, 403: ErrorOut, 404: ErrorOut},
 )
+@registry_served
 def prefix_jwks(request: HttpRequest, prefix: str) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
     return _answer(service.prefix_jwks(_path_prefix(prefix)))
 
 
@@ -178,26 +168,12 @@ def prefix_jwks(request: HttpRequest, prefix: str) -> Status[Any]:
     summary="Where the keys of a prefix are",
     response={200: JwksUriOut, 404: ErrorOut},
 )
+@registry_served
 def prefix_openid_configuration(request: HttpRequest, prefix: str) -> Status[Any]:
-    if (off := _off()) is not None:
-        return off
     return _answer(service.prefix_openid_configuration(_path_prefix(prefix), external_url(request)))
 
 
 # --- the federation issuer's API -------------------------------------------------------------
-
-
-def _bearer(request: HttpRequest) -> str:
-    authorization = str(request.META.get("HTTP_AUTHORIZATION", ""))
-    return authorization[7:].strip() if authorization.startswith("Bearer ") else ""
-
-
-def _one(request: HttpRequest, name: str) -> tuple[str, str]:
-    """The single value of query parameter ``name``, or ('', problem)."""
-    values = [value.replace("\x00", "\ufffd") for value in request.GET.getlist(name)]
-    if len(values) > 1:
-        return "", "multiple"
-    return (values[0], "") if values and values[0] else ("", "none")
 
 
 @issuer_router.get(
@@ -206,64 +182,17 @@ def _one(request: HttpRequest, name: str) -> tuple[str, str]:
     response={200: TokenOut, 403: ErrorOut},
 )
 def get_fed_token(request: HttpRequest, host: str = "", sType: str = "") -> Status[Any]:  # noqa: N803
-    url = request.get_full_path()
-    host, host_problem = _one(request, "host")
-    if host_problem == "none":
-        return Status(403, ErrorOut(msg=f"no hostname found in the 'host' url parameter: {url}"))
-    if host_problem:
-        return Status(
-            403, ErrorOut(msg=f"multiple hostnames found in the 'host' url parameter: {url}")
-        )
-    kind, kind_problem = _one(request, "sType")
-    if kind_problem == "none":
-        return Status(
-            403,
-            ErrorOut(
-                msg=f"host '{host}' generated request with no server type found in the "
-                f"'sType' url parameter: {url}"
-            ),
-        )
-    if kind_problem:
-        return Status(
-            403,
-            ErrorOut(
-                msg=f"host '{host}' generated request with multiple server types in the "
-                f"'sType' url parameter: {url}"
-            ),
-        )
-    if kind.lower() not in ("origin", "cache"):
-        return Status(
-            403,
-            ErrorOut(
-                msg=f"host '{host}' generated request with invalid server type '{kind}' as "
-                f"value of 'sType' url parameter: {url}"
-            ),
-        )
-    token = _bearer(request) or request.GET.get("authz", "").replace("\x00", "")
-    if not token:
-        return Status(
-            403,
-            ErrorOut(
-                msg=f"host '{host}' generated request with no authorization token in "
-                "'Authorization' header or 'authz' url parameter"
-            ),
-        )
-    verdict = advertise.verify_membership(token, f"/{kind.lower()}s/{host}")
-    if verdict.problem:
-        # Pelican answers 500 here; a token that does not verify is the caller's doing.
-        return Status(403, ErrorOut(msg="Failed to verify advertise token"))
-    if verdict.unapproved:
-        return Status(403, ErrorOut(msg=f"Host '{host}' has not been approved by an administrator"))
-    if not verdict.scoped:
-        return Status(403, ErrorOut(msg="The provided advertise token was rejected"))
-    minted = issuer.signer().mint(
-        issuer=issuer.issuer_url(external_url(request)),
-        subject=host,
-        audience=[tokens.WLCG_AUDIENCE_ANY],
-        scopes=[f"{tokens.STORAGE_READ}:/"],
-        lifetime=settings.DIRECTOR_FED_TOKEN_LIFETIME,
+    # The parameters declare the query in the OpenAPI document; fedtoken reads every value
+    # given (a repeated one is refused).
+    token = fedtoken.fed_token(
+        hosts=request.GET.getlist("host"),
+        server_types=request.GET.getlist("sType"),
+        authorization=str(request.META.get("HTTP_AUTHORIZATION", "")),
+        authz=request.GET.get("authz", ""),
+        url=request.get_full_path(),
+        base_url=external_url(request),
     )
-    return Status(200, TokenOut(access_token=minted, error=""))
+    return Status(200, TokenOut(access_token=token, error=""))
 
 
 @issuer_router.get(
@@ -272,36 +201,5 @@ def get_fed_token(request: HttpRequest, host: str = "", sType: str = "") -> Stat
     response={200: list[DiscoveredTargetOut], 403: ErrorOut},
 )
 def discover_servers(request: HttpRequest) -> Status[Any]:
-    token = _bearer(request)
-    if not token:
-        return Status(403, ErrorOut(msg="Authentication is required but no token is present."))
-    try:
-        issuer.verify_federation_token(
-            token, issuer.issuer_url(external_url(request)), tokens.SERVICE_DISCOVERY
-        )
-    except tokens.TokenRejected as rejected:
-        return Status(403, ErrorOut(msg=f"Failed to verify the token: {rejected}"))
-    snapshot = routing_registry.current()
-    now = time.time()
-    targets = []
-    for server in snapshot.servers.values():
-        if not server.web_url or not server.routable(now):
-            continue
-        web = server.web_url.split("://", 1)[-1].split("/", 1)[0]
-        default_port = "443" if server.web_url.startswith("https:") else "80"
-        host_port = web if ":" in web.rsplit("]", 1)[-1] else f"{web}:{default_port}"
-        targets.append(
-            {
-                "targets": [host_port],
-                "labels": {
-                    "server_auth_url": server.auth_url or server.url,
-                    "server_lat": f"{server.latitude or 0.0:.4f}",
-                    "server_long": f"{server.longitude or 0.0:.4f}",
-                    "server_name": server.name,
-                    "server_type": "Origin" if server.kind is ServerKind.ORIGIN else "Cache",
-                    "server_url": server.url,
-                    "server_web_url": server.web_url,
-                },
-            }
-        )
-    return Status(200, targets)
+    authorization = str(request.META.get("HTTP_AUTHORIZATION", ""))
+    return Status(200, fedtoken.discovered_targets(authorization, external_url(request)))

@@ -1,12 +1,11 @@
 """The registry service (reference pelican-trust 1): what a Pelican origin or cache asks
 at start-up and before each advertisement, answered from ``NamespaceRegistration``.
 
-Each function takes the parsed request body and returns an ``Answer``: the status and
-the JSON body Pelican's registry gives (the error bodies are ``{"status":"error",...}``).
-Differences from Pelican, each listed in the README: a failed proof of key possession is
-403 (Pelican: 500), an existing prefix sent with another key is 403 (Pelican: 200
-"already registered"), a key update checks and updates every prefix it names (Pelican:
-the first only) and requires the signing key in the new set.
+Each function takes the parsed request body and returns an ``Answer`` (a success's status
+and the JSON body Pelican's registry gives) or raises ``Refusal`` with Pelican's error;
+key updates are in ``keyupdates``. Differences from Pelican, each listed in the README: a
+failed proof of key possession is 403 (Pelican: 500), an existing prefix sent with another
+key is 403 (Pelican: 200 "already registered").
 """
 
 from __future__ import annotations
@@ -24,10 +23,11 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from director.federation import issuer
-from director.models import NamespaceRegistration, RegistrationStatus
+from director.models import NamespaceRegistration, RegistrationKind, RegistrationStatus
 from director.trust import keys
 from director.trust import registry as protocol
 from director.wire.documents import json_bytes
+from director.wire.errors import Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -48,17 +48,20 @@ CHALLENGE_FIELDS = (
     "server_payload",
     "server_signature",
 )
-UPDATE_DENIED = "You don't have permission to update the registered public key of the prefix: "
+# prefix_jwks's answer while a registration awaits approval, in Pelican's words.
+UNAPPROVED = {
+    RegistrationKind.CACHE: "The cache has not been approved by federation administrator",
+    RegistrationKind.ORIGIN: "The origin has not been approved by a federation administrator",
+    RegistrationKind.NAMESPACE: "The namespace has not been approved by a federation administrator",
+}
 
 
 @dataclass(frozen=True)
 class Answer:
+    """A success: its status (200, or 201 for a new registration) and its JSON body."""
+
     status: int
     body: dict[str, Any]
-
-
-def error(status: int, message: str) -> Answer:
-    return Answer(status, {"status": "error", "msg": message})
 
 
 def _registry_keys() -> list[jwt.PyJWK]:
@@ -85,14 +88,20 @@ def stored_key_set(registration: NamespaceRegistration) -> keys.KeySet | None:
 
 def register(body: dict[str, Any], client_address: str = "") -> Answer:
     """Challenge init (a client nonce alone) or commit (all six challenge fields)."""
+    if str(body.get("identity_required", "")).lower() == "true":
+        raise Refusal(
+            400,
+            REGISTER_BAD + "registration with an OIDC identity is not supported by this "
+            "registry; register without it and ask an administrator to approve the prefix",
+        )
     if all(body.get(name) for name in CHALLENGE_FIELDS):
         return _commit(body, client_address)
     if body.get("client_nonce"):
         return Answer(200, protocol.challenge(issuer.signer().key, body["client_nonce"]).as_json())
-    return error(400, REGISTER_BAD + "Key sign challenge is missing parameters")
+    raise Refusal(400, REGISTER_BAD + "Key sign challenge is missing parameters")
 
 
-def _proof_holds(body: dict[str, Any], key_set: keys.KeySet) -> bool:
+def proof_holds(body: dict[str, Any], key_set: keys.KeySet) -> bool:
     return protocol.registry_signed(
         _registry_keys(),
         body["client_nonce"],
@@ -108,9 +117,11 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
     try:
         key_set = keys.parse_key_set(body.get("pubkey"))
     except keys.KeySetError as problem:
-        return error(400, f"{REGISTER_BAD}couldn't parse the pubkey from the request: {problem}")
-    if not _proof_holds(body, key_set):
-        return error(
+        raise Refusal(
+            400, f"{REGISTER_BAD}couldn't parse the pubkey from the request: {problem}"
+        ) from None
+    if not proof_holds(body, key_set):
+        raise Refusal(
             403,
             REGISTER_DENIED + "Unable to verify the client's public key, or the registry's "
             "own signature of the challenge",
@@ -118,16 +129,16 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
     try:
         prefix = protocol.validate_prefix(str(body.get("prefix", "")))
     except protocol.PrefixError as problem:
-        return error(
+        raise Refusal(
             400,
             f"{REGISTER_BAD}requested namespace {body.get('prefix')} failed validation: {problem}",
-        )
+        ) from None
     site_name = str(body.get("site_name") or "").strip()
     existing = NamespaceRegistration.objects.filter(prefix=prefix).first()
     if existing is not None:
         stored = stored_key_set(existing)
         if stored is None or not stored.has_key(key_set.first()):
-            return error(
+            raise Refusal(
                 403, f"{REGISTER_DENIED}The prefix {prefix} is registered with another key"
             )
         return Answer(
@@ -141,7 +152,7 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
             if owned is None or not protocol.signed_by_any(
                 owned, body["client_nonce"], body["server_nonce"], body["client_signature"]
             ):
-                return error(
+                raise Refusal(
                     403,
                     f"{REGISTER_DENIED}unable to verify you own the registered server "
                     f'"{site_name}"',
@@ -149,20 +160,20 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
             server_id = owner.server_id  # a second service of one server (origin and cache)
     if not protocol.is_server_prefix(prefix) and settings.DIRECTOR_REQUIRE_KEY_CHAINING:
         if not _chaining_allows(prefix, key_set):
-            return error(
+            raise Refusal(
                 403,
                 REGISTER_DENIED + "Cannot register a namespace that is suffixed or prefixed by "
                 "an already-registered namespace unless the incoming public key matches a "
                 "registered key",
             )
     if not site_name:
-        return error(400, f"{REGISTER_BAD}Site Name is required")
+        raise Refusal(400, f"{REGISTER_BAD}Site Name is required")
     if protocol.is_server_prefix(prefix):
         clash = NamespaceRegistration.objects.filter(server_id=server_id).exclude(
             site_name=site_name
         )
         if not server_id or clash.exists():
-            return error(
+            raise Refusal(
                 409,
                 f'Server ID "{server_id}" already exists or is empty. Please try again with '
                 "another server ID",
@@ -207,7 +218,9 @@ def _chaining_allows(prefix: str, key_set: keys.KeySet) -> bool:
     """Key chaining (reference 1.4 step 6), by path components: when a namespace above
     this one is registered, the new first key must be one of its keys; else, when any
     below it is, one of theirs."""
-    namespaces = NamespaceRegistration.objects.exclude(kind__in=["origin", "cache"])
+    namespaces = NamespaceRegistration.objects.exclude(
+        kind__in=[RegistrationKind.ORIGIN, RegistrationKind.CACHE]
+    )
     supers = list(namespaces.filter(prefix__in=_ancestors(prefix)))
     subs = [] if supers else list(namespaces.filter(prefix__startswith=prefix + "/"))
     related = supers or subs
@@ -226,20 +239,20 @@ def _chaining_allows(prefix: str, key_set: keys.KeySet) -> bool:
 def check_exists(prefix: str, pubkey: str) -> Answer:
     """``checkNamespaceExists`` (1.2): is ``prefix`` registered, and with this key?"""
     if not prefix:
-        return error(400, "prefix is required")
+        raise Refusal(400, "prefix is required")
     if not pubkey:
-        return error(400, "pubkey is required")
+        raise Refusal(400, "pubkey is required")
     try:
         parsed = json.loads(pubkey)
     except ValueError:
-        return error(400, f"pubkey is not a valid JWK string: {pubkey}")
+        raise Refusal(400, f"pubkey is not a valid JWK string: {pubkey}") from None
     candidates = parsed.get("keys") if isinstance(parsed, dict) and "keys" in parsed else [parsed]
     if not isinstance(candidates, list) or len(candidates) != 1:
-        return error(400, f"pubkey is a jwks with multiple or zero key: {pubkey}")
+        raise Refusal(400, f"pubkey is a jwks with multiple or zero key: {pubkey}")
     try:
         given, _ = keys.parse_jwk(candidates[0])
     except keys.KeySetError:
-        return error(400, f"pubkey is not a valid JWK string: {pubkey}")
+        raise Refusal(400, f"pubkey is not a valid JWK string: {pubkey}") from None
     registration = NamespaceRegistration.objects.filter(prefix=prefix).first()
     if registration is None:
         return Answer(200, _exists(False, False, "Prefix was not found in database"))
@@ -262,10 +275,10 @@ def _exists(prefix_exists: bool, key_match: bool, message: str) -> dict[str, Any
 def check_approval(prefix: str) -> Answer:
     """``checkNamespaceStatus`` (1.9), with approval decided by type (``accepted``)."""
     if not prefix:
-        return error(400, "prefix is required")
+        raise Refusal(400, "prefix is required")
     registration = NamespaceRegistration.objects.filter(prefix=prefix).first()
     if registration is None:
-        return error(400, f"The namespace {prefix} does not exist in the registry")
+        raise Refusal(400, f"The namespace {prefix} does not exist in the registry")
     return Answer(200, {"approved": accepted(registration)})
 
 
@@ -300,14 +313,9 @@ def prefix_jwks(prefix: str) -> Answer:
     """``<prefix>/.well-known/issuer.jwks`` (1.10): 403 while approval is missing."""
     registration = NamespaceRegistration.objects.filter(prefix=prefix).first()
     if registration is None:
-        return error(404, f"namespace prefix '{prefix}', was not found")
+        raise Refusal(404, f"namespace prefix '{prefix}', was not found")
     if not accepted(registration):
-        kind = protocol.registration_kind(prefix)
-        message = {
-            "cache": "The cache has not been approved by federation administrator",
-            "origin": "The origin has not been approved by a federation administrator",
-        }.get(kind, "The namespace has not been approved by a federation administrator")
-        return error(403, message)
+        raise Refusal(403, UNAPPROVED[RegistrationKind(protocol.registration_kind(prefix))])
     stored = stored_key_set(registration)
     return Answer(200, stored.as_json() if stored else {"keys": []})
 
@@ -315,7 +323,7 @@ def prefix_jwks(prefix: str) -> Answer:
 def prefix_openid_configuration(prefix: str, base_url: str) -> Answer:
     """``<prefix>/.well-known/openid-configuration`` (1.10): where its keys are."""
     if not NamespaceRegistration.objects.filter(prefix=prefix).exists():
-        return error(
+        raise Refusal(
             404, f"The requested prefix {prefix} does not exist in the registry's database"
         )
     return Answer(
@@ -327,7 +335,7 @@ def server_record(prefix: str) -> Answer:
     """``server/<prefix>`` (1.6): the server's registry ID and name, before each ad."""
     registration = NamespaceRegistration.objects.filter(prefix=prefix).exclude(server_id="").first()
     if registration is None:
-        return error(404, "Server not found for the given prefix")
+        raise Refusal(404, "Server not found for the given prefix")
     services = list(
         NamespaceRegistration.objects.filter(server_id=registration.server_id).order_by("pk")
     )
@@ -339,8 +347,8 @@ def server_record(prefix: str) -> Answer:
         {
             "id": registration.server_id,
             "name": registration.site_name,
-            "is_origin": any(service.kind == "origin" for service in services),
-            "is_cache": any(service.kind == "cache" for service in services),
+            "is_origin": any(service.kind == RegistrationKind.ORIGIN for service in services),
+            "is_cache": any(service.kind == RegistrationKind.CACHE for service in services),
             "note": "",
             "registration": [registration_json(service) for service in services],
         },
@@ -374,89 +382,6 @@ def registration_json(registration: NamespaceRegistration) -> dict[str, Any]:
         },
         "custom_fields": {},
     }
-
-
-# --- POST /api/v1.0/registry/updateNamespacesPubKey (1.11) -----------------------------------
-
-
-def update_keys(body: dict[str, Any]) -> Answer:
-    """Key rotation: a challenge init (the registered keys of each prefix come back) or
-    a commit, proven with the current key and with a key already registered."""
-    prefixes = [str(prefix) for prefix in body.get("prefixes") or []]
-    if all(body.get(name) for name in CHALLENGE_FIELDS):
-        return _update_commit(body, prefixes)
-    if not body.get("client_nonce"):
-        return error(400, REGISTER_BAD + "Key sign challenge is missing parameters")
-    found = {
-        registration.prefix: registration.pubkey
-        for registration in NamespaceRegistration.objects.filter(prefix__in=prefixes)
-    }
-    missing = [prefix for prefix in prefixes if prefix not in found]
-    if missing:
-        return error(400, f"{REGISTER_BAD}the prefix {missing[0]} is not registered")
-    answer = protocol.challenge(issuer.signer().key, body["client_nonce"]).as_json()
-    return Answer(
-        200, {**answer, "registered_keys": {prefix: found[prefix] for prefix in prefixes}}
-    )
-
-
-def _update_commit(body: dict[str, Any], prefixes: list[str]) -> Answer:
-    try:
-        current = keys.parse_key_set(body.get("pubkey"))
-        new_set = keys.parse_key_set(body.get("all_pubkeys"))
-    except keys.KeySetError as problem:
-        return error(400, f"{REGISTER_BAD}{problem}")
-    if not prefixes:
-        return error(400, f"{REGISTER_BAD}no prefixes to update")
-    if not new_set.has_key(current.first()):
-        return error(400, f"{REGISTER_BAD}all_pubkeys must hold the key that signed the request")
-    if not _proof_holds(body, current):
-        return error(
-            403,
-            UPDATE_DENIED + "Unable to verify the client's public key, or the registry's own "
-            "signature of the challenge",
-        )
-    nonces = (body["client_nonce"], body["server_nonce"])
-    authz = str(body.get("key_update_authz_signature") or "")
-    matched = str(body.get("matched_key_id") or "")
-    messages = []
-    with transaction.atomic():
-        registrations = {
-            registration.prefix: registration
-            for registration in NamespaceRegistration.objects.select_for_update().filter(
-                prefix__in=prefixes
-            )
-        }
-        for prefix in prefixes:
-            registration = registrations.get(prefix)
-            if registration is None:
-                return error(400, f"{REGISTER_BAD}the prefix {prefix} is not registered")
-            stored = stored_key_set(registration)
-            key = stored.keys.get(matched) if stored is not None else None
-            if key is None:
-                return error(
-                    403,
-                    f"{UPDATE_DENIED}The client that tries to update prefix '{prefix}' cannot be "
-                    "authorized because it doesn't contain any public key matching the existing "
-                    "namespace's public key in db",
-                )
-            if not keys.verify_payload(key, "".join(nonces).encode(), authz):
-                return error(
-                    403,
-                    f"{UPDATE_DENIED}The client that tries to update prefix '{prefix}' cannot be "
-                    "authorized because it fails to pass the proof of possession verification",
-                )
-            assert stored is not None
-            if stored.thumbprints() == new_set.thumbprints():
-                messages.append(
-                    f"The public key of prefix {prefix} hasn't changed -- nothing to update!"
-                )
-                continue
-            registration.pubkey = json_bytes(new_set.as_json()).decode()
-            registration.save(update_fields=["pubkey", "kind", "updated_at"])
-            messages.append(f"Updated the public key of namespace {prefix}:")
-            logger.info("registry: the keys of %s were updated", prefix)
-    return Answer(200, {"message": " ".join(messages)})
 
 
 # --- approval (the admin's actions and ``manage.py approvenamespace``) ----------------------

@@ -14,10 +14,15 @@ def json_bytes(payload: object) -> bytes:
     return json.dumps(payload, separators=(",", ":"), ensure_ascii=False).encode()
 
 
+def error_json(message: str) -> dict[str, object]:
+    """``{"status":"error","msg":...}``: the one place the error body's members are named."""
+    return {"status": "error", "msg": message}
+
+
 def error_body(message: str) -> bytes:
-    """``{"status":"error","msg":...}``, the body of every director error, from Django
-    or from the WSGI server before Django (a bad request line, a request too long)."""
-    return json_bytes({"status": "error", "msg": message})
+    """``error_json`` as bytes: the body of every director error, from Django or from the
+    WSGI server before Django (a bad request line, a request too long)."""
+    return json_bytes(error_json(message))
 
 
 def federation_url(url: str) -> str:

@@ -16,6 +16,15 @@ EXPIRED_TOKEN_CHALLENGE = 'Bearer error="invalid_token", error_description="toke
 MAX_EXPIRY_GRACE = 10.0
 
 
+def bearer_token(authorization: str) -> str:
+    """The token of an ``Authorization: Bearer <token>`` header, without surrounding
+    blanks; '' when the header is absent, of another scheme, or holds no token.
+
+    The director's own API endpoints read their caller's token with this; the redirect
+    path forwards a client's header as it came (``client_token``, ``strip_bearer``)."""
+    return authorization[7:].strip() if authorization.startswith("Bearer ") else ""
+
+
 def client_token(authorization: str, query_authz: str) -> str:
     """The token from ``Authorization: Bearer`` or, failing that, the ``authz`` query."""
     if authorization:

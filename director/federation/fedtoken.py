@@ -1,0 +1,123 @@
+"""The federation issuer's answers to servers (reference pelican-trust 3.3-3.4):
+``getFedToken`` mints a federation token for a registered server, ``discoverServers``
+lists the routable origins and caches for Prometheus. Each returns what the API sends,
+or raises ``Refusal`` with Pelican's words."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+
+from django.conf import settings
+
+from director import registry as routing_registry
+from director.federation import advertise, issuer
+from director.trust import tokens
+from director.wire.errors import Refusal
+from director.wire.tokens import bearer_token
+from director.wire.types import ServerKind
+
+
+def _single(values: Sequence[str], *, missing: str, repeated: str) -> str:
+    """The one value of a query parameter (NUL made harmless), refused with ``missing``
+    when absent or empty and with ``repeated`` when given more than once."""
+    if len(values) > 1:
+        raise Refusal(403, repeated)
+    if not values or not values[0]:
+        raise Refusal(403, missing)
+    return values[0].replace("\x00", "\ufffd")
+
+
+def fed_token(
+    *,
+    hosts: Sequence[str],
+    server_types: Sequence[str],
+    authorization: str,
+    authz: str,
+    url: str,
+    base_url: str,
+) -> str:
+    """``getFedToken`` (reference 3.3): a federation token for the server ``host`` of
+    type ``sType``, proven with its advertise token (the Bearer header, else ``authz``).
+
+    ``url`` is the request's path and query as Pelican quotes it in its refusals.
+    """
+    about = "the 'host' url parameter"
+    host = _single(
+        hosts,
+        missing=f"no hostname found in {about}: {url}",
+        repeated=f"multiple hostnames found in {about}: {url}",
+    )
+    sender = f"host '{host}' generated request with"
+    about = "the 'sType' url parameter"
+    server_type = _single(
+        server_types,
+        missing=f"{sender} no server type found in {about}: {url}",
+        repeated=f"{sender} multiple server types in {about}: {url}",
+    )
+    try:
+        kind = ServerKind(server_type.lower())
+    except ValueError:
+        raise Refusal(
+            403,
+            f"{sender} invalid server type '{server_type}' as value of 'sType' url parameter: "
+            f"{url}",
+        ) from None
+    token = bearer_token(authorization) or authz.replace("\x00", "")
+    if not token:
+        raise Refusal(
+            403,
+            f"{sender} no authorization token in 'Authorization' header or 'authz' url parameter",
+        )
+    verdict = advertise.verify_membership(token, f"/{kind}s/{host}")
+    if verdict.problem:
+        # Pelican answers 500 here; a token that does not verify is the caller's doing.
+        raise Refusal(403, "Failed to verify advertise token")
+    if verdict.unapproved:
+        raise Refusal(403, f"Host '{host}' has not been approved by an administrator")
+    if not verdict.scoped:
+        raise Refusal(403, "The provided advertise token was rejected")
+    return issuer.signer().mint(
+        issuer=issuer.issuer_url(base_url),
+        subject=host,
+        audience=[tokens.WLCG_AUDIENCE_ANY],
+        scopes=[f"{tokens.STORAGE_READ}:/"],
+        lifetime=settings.DIRECTOR_FED_TOKEN_LIFETIME,
+    )
+
+
+def discovered_targets(authorization: str, base_url: str) -> list[dict[str, object]]:
+    """``discoverServers`` (reference 3.4): every routable server with a web URL, as a
+    Prometheus HTTP service discovery target, for a federation token with the
+    service-discovery scope."""
+    token = bearer_token(authorization)
+    if not token:
+        raise Refusal(403, "Authentication is required but no token is present.")
+    try:
+        issuer.verify_federation_token(token, issuer.issuer_url(base_url), tokens.SERVICE_DISCOVERY)
+    except tokens.TokenRejected as rejected:
+        raise Refusal(403, f"Failed to verify the token: {rejected}") from None
+    snapshot = routing_registry.current()
+    now = time.time()
+    targets: list[dict[str, object]] = []
+    for server in snapshot.servers.values():
+        if not server.web_url or not server.routable(now):
+            continue
+        web = server.web_url.split("://", 1)[-1].split("/", 1)[0]
+        default_port = "443" if server.web_url.startswith("https:") else "80"
+        host_port = web if ":" in web.rsplit("]", 1)[-1] else f"{web}:{default_port}"
+        targets.append(
+            {
+                "targets": [host_port],
+                "labels": {
+                    "server_auth_url": server.auth_url or server.url,
+                    "server_lat": f"{server.latitude or 0.0:.4f}",
+                    "server_long": f"{server.longitude or 0.0:.4f}",
+                    "server_name": server.name,
+                    "server_type": advertise.TYPE_NAMES[server.kind],
+                    "server_url": server.url,
+                    "server_web_url": server.web_url,
+                },
+            }
+        )
+    return targets
