@@ -12,14 +12,17 @@ monkey.patch_all()
 
 import os  # noqa: E402
 
+# Plain Python, no Django: this file is read before Django's settings are.
+from director.serving.shedding import DEFAULT_CONNECTIONS  # noqa: E402
+
 wsgi_app = "director_project.wsgi:application"
 # gevent, through pywsgi, with serve's connection handling (director_project/gunicorn_worker.py).
 worker_class = "director_project.gunicorn_worker.DirectorWorker"
 bind = os.environ.get("DIRECTOR_BIND", "127.0.0.1:8000")
 workers = int(os.environ.get("DIRECTOR_WORKERS", "2"))
-# Connection greenlets per worker: max in-flight requests (1000 by default) plus the
+# Connection greenlets per worker: max_inflight_requests' default plus the
 # reserve that still answers 429, health and metrics when all request slots are taken.
-worker_connections = int(os.environ.get("DIRECTOR_WORKER_CONNECTIONS", "1100"))
+worker_connections = int(os.environ.get("DIRECTOR_WORKER_CONNECTIONS", DEFAULT_CONNECTIONS))
 # For async workers this is a heartbeat: a worker whose loop is blocked this long is killed.
 timeout = 30
 graceful_timeout = 10

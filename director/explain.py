@@ -19,6 +19,7 @@ from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.registry_rows import registry_rows
 from director.snapshot import prefix_key
+from director.wire.types import ServerKind
 
 
 @dataclass
@@ -147,9 +148,9 @@ def explain(
             line.excluded = "namespace: serves no namespace that wins for this path"
         elif key in trace.excluded:
             line.excluded = trace.excluded[key]
-        elif view.kind.value == "origin" and not to_origin:
+        elif view.kind is ServerKind.ORIGIN and not to_origin:
             line.excluded = "origin: the object route sends clients to caches"
-        elif view.kind.value == "cache" and to_origin:
+        elif view.kind is ServerKind.CACHE and to_origin:
             line.excluded = "cache: the origin route sends clients to origins"
         else:
             line.excluded = "not chosen"

@@ -17,7 +17,7 @@ from statistics import median
 
 from director.geo import Coordinate, distance_miles
 from director.snapshot import Entry, NamespaceView, ServerView
-from director.wire.types import Capability, ServerStatus, SortMethod
+from director.wire.types import Capability, ServerKind, ServerStatus, SortMethod
 from director.wire.versions import FEATURE_MIN_VERSIONS, supports_feature
 
 # Links list and sorted-list cap (Pelican's serverResLimit / sourceServerAdsLimit).
@@ -245,7 +245,7 @@ def cache_support(cache: ServerView, features: Sequence[str]) -> bool | None:
     cannot tell, False when it lacks them."""
     if not features:
         return True
-    support = [supports_feature(name, "cache", cache.version) for name in features]
+    support = [supports_feature(name, ServerKind.CACHE, cache.version) for name in features]
     if True in support:
         return True
     return None if None in support else False

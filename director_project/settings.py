@@ -12,6 +12,7 @@ from pathlib import Path
 
 import django_stubs_ext
 
+from director.serving.shedding import CONNECTION_RESERVE
 from director_project.envconf import (
     database_from_url,
     env_bool,
@@ -214,7 +215,7 @@ DIRECTOR_DEFAULT_REGION = env_str("DIRECTOR_DEFAULT_REGION", "30,50,-125,-65")
 DIRECTOR_TRUSTED_PROXIES = env_list("DIRECTOR_TRUSTED_PROXIES")
 # Connections a `manage.py serve` process accepts beyond max in-flight requests, so that
 # it can still answer 429, /metrics and health when all request slots are taken.
-DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", 100, minimum=1)
+DIRECTOR_CONNECTION_RESERVE = env_int("DIRECTOR_CONNECTION_RESERVE", CONNECTION_RESERVE, minimum=1)
 # Connections beyond those that only read their request and answer 429 (Connection:
 # close); beyond these too, a connection is closed at once (director.serving.wsgiserver).
 DIRECTOR_OVERFLOW_CONNECTIONS = env_int("DIRECTOR_OVERFLOW_CONNECTIONS", 1000, minimum=1)

@@ -28,6 +28,7 @@ from director.demo.pelican import PelicanIdentity, load_or_create_key
 from director.federation.registry import decide
 from director.models import RegistrationStatus, RegistrationToken, Server
 from director.registry import registry_changed
+from director.wire.types import ServerKind
 
 logger = logging.getLogger(__name__)
 
@@ -39,10 +40,10 @@ AD_LIFETIME = dt.timedelta(minutes=10)
 ADVERTISE_INTERVAL = 60.0
 # (name, kind, latitude, longitude): places whose order from a client is easy to check.
 DEMO_SERVERS = (
-    ("demo-origin-madison", "origin", 43.0731, -89.4012),
-    ("demo-origin-lincoln", "origin", 40.8136, -96.7026),
-    ("demo-cache-chicago", "cache", 41.8781, -87.6298),
-    ("demo-cache-sandiego", "cache", 32.7157, -117.1611),
+    ("demo-origin-madison", ServerKind.ORIGIN, 43.0731, -89.4012),
+    ("demo-origin-lincoln", ServerKind.ORIGIN, 40.8136, -96.7026),
+    ("demo-cache-chicago", ServerKind.CACHE, 41.8781, -87.6298),
+    ("demo-cache-sandiego", ServerKind.CACHE, 32.7157, -117.1611),
 )
 DEMO_FILES = {
     "demo/hello.txt": b"Hello from the director demo federation!\n",
@@ -61,7 +62,7 @@ def write_demo_data(data_dir: Path) -> None:
 @dataclass
 class DemoServer:
     name: str
-    kind: str
+    kind: ServerKind
     latitude: float
     longitude: float
     server: FileServer
@@ -88,7 +89,7 @@ class DemoFederation:
         pelican = settings.DIRECTOR_PELICAN_REGISTRATION
         secrets_by_name, self.token_pks = ({}, []) if pelican else _issue_tokens()
         for name, kind, latitude, longitude in DEMO_SERVERS:
-            if kind == "origin":
+            if kind is ServerKind.ORIGIN:
                 server = FileServer(root=self.data_dir, name=name)
             else:
                 server = FileServer(name=name, upstream_director=self.director_url)
@@ -96,7 +97,7 @@ class DemoFederation:
                 name, kind, latitude, longitude, server.start(), secrets_by_name.get(name, "")
             )
             if pelican:
-                key_name = ORIGINS_KEY if kind == "origin" else name
+                key_name = ORIGINS_KEY if kind is ServerKind.ORIGIN else name
                 key = load_or_create_key(self.data_dir.parent / "demo-keys" / f"{key_name}.pem")
                 member.identity = PelicanIdentity(key, name, self.director_url)
             self.members.append(member)
@@ -144,14 +145,14 @@ class DemoFederation:
         for member in self.members:
             assert member.identity is not None
             prefixes = [member.registry_prefix]
-            if member.kind == "origin":
+            if member.kind is ServerKind.ORIGIN:
                 prefixes.append(DEMO_NAMESPACE)
             registered += [prefix for prefix in prefixes if member.identity.register(prefix)]
         decide(registered, RegistrationStatus.APPROVED, DEMO_APPROVER)
 
     def advertise_all(self) -> None:
         for member in self.members:
-            endpoint = "registerOrigin" if member.kind == "origin" else "registerCache"
+            endpoint = "registerOrigin" if member.kind is ServerKind.ORIGIN else "registerCache"
             bearer = (
                 member.identity.advertise_token(self.director_url)
                 if member.identity is not None

@@ -4,8 +4,12 @@ counter).
 
 The redirect path never reads these tables; ``director.registry`` turns them into an
 in-memory ``Snapshot`` whenever the change counter (``RegistryState``) moves.
+
+Kinds and statuses are Pelican's enums (``director.wire.types``), re-exported here; the
+fields' choices come from them (``wire_choices``).
 """
 
+from director.models.choices import wire_choices
 from director.models.registrations import (
     IssuerKey,
     NamespaceRegistration,
@@ -16,16 +20,18 @@ from director.models.servers import (
     CapabilityFields,
     Downtime,
     GeoIPOverride,
-    HealthStatus,
-    Kind,
     Namespace,
     Server,
     ServerQuerySet,
     Source,
-    Status,
 )
 from director.models.settings import DirectorAd, HealthTestLease, RegistryState, StatSettings
 from director.models.tokens import RegistrationToken, RegistrationTokenQuerySet, hash_token_secret
+from director.wire.types import HealthStatus, ServerKind, ServerStatus
+
+# The old name of the server kind's choices, still imported by director/api.py and
+# director/schemas.py (another slice of issue 18): the same enum, ServerKind.
+Kind = ServerKind
 
 __all__ = [
     "CapabilityFields",
@@ -44,9 +50,11 @@ __all__ = [
     "RegistrationTokenQuerySet",
     "RegistryState",
     "Server",
+    "ServerKind",
     "ServerQuerySet",
+    "ServerStatus",
     "Source",
     "StatSettings",
-    "Status",
     "hash_token_secret",
+    "wire_choices",
 ]

@@ -10,6 +10,7 @@ from __future__ import annotations
 from django.db import models
 
 from director.trust.registry import accepted, registration_kind
+from director.wire.types import ServerKind
 from director.wire.validation import MAX_NAME_LENGTH, MAX_NAMESPACE_LENGTH
 
 
@@ -20,8 +21,8 @@ class RegistrationStatus(models.TextChoices):
 
 
 class RegistrationKind(models.TextChoices):
-    ORIGIN = "origin", "Origin (/origins/<host:port>)"
-    CACHE = "cache", "Cache (/caches/<site>)"
+    ORIGIN = ServerKind.ORIGIN.value, "Origin (/origins/<host:port>)"
+    CACHE = ServerKind.CACHE.value, "Cache (/caches/<site>)"
     NAMESPACE = "namespace", "Namespace"
 
 

@@ -14,10 +14,16 @@ from django.db.models import Q
 from django.utils import timezone
 from pydantic import ValidationError as PydanticValidationError
 
+from director.models.choices import wire_choices
 from director.snapshot import DowntimeWindow, Unroutable, unroutable_reason
 from director.wire.ads import NamespaceAdIn, token_generation_json, token_issuer_json
-from director.wire.types import CAPABILITY_NAMES, Capability, ServerKind, ServerStatus
-from director.wire.types import HealthStatus as WireHealthStatus
+from director.wire.types import (
+    CAPABILITY_NAMES,
+    Capability,
+    HealthStatus,
+    ServerKind,
+    ServerStatus,
+)
 from director.wire.validation import (
     MAX_DOWNTIME_ID_LENGTH,
     MAX_NAME_LENGTH,
@@ -30,29 +36,12 @@ from director.wire.validation import (
     url_problem,
 )
 
-
-class Kind(models.TextChoices):
-    ORIGIN = ServerKind.ORIGIN.value, "origin"
-    CACHE = ServerKind.CACHE.value, "cache"
-
-
-class Status(models.TextChoices):
-    OK = ServerStatus.OK.value, "ok"
-    WARNING = ServerStatus.WARNING.value, "warning"
-    DEGRADED = ServerStatus.DEGRADED.value, "degraded"
-    CRITICAL = ServerStatus.CRITICAL.value, "critical"
-    SHUTTING_DOWN = ServerStatus.SHUTTING_DOWN.value, "shutting down"
-    UNKNOWN = ServerStatus.UNKNOWN.value, "unknown"
-
-
-class HealthStatus(models.TextChoices):
-    """Director health tests (reference 7.4), as Pelican shows them in ``healthStatus``."""
-
-    UNKNOWN = WireHealthStatus.UNKNOWN.value, "unknown"
-    INITIALIZING = WireHealthStatus.INITIALIZING.value, "initializing"
-    OK = WireHealthStatus.OK.value, "ok"
-    ERROR = WireHealthStatus.ERROR.value, "error"
-    DISABLED = WireHealthStatus.DISABLED.value, "disabled"
+# The admin lists statuses best first and unknown last; Pelican's order (ServerStatus's)
+# is worst first.
+STATUSES_BEST_FIRST = (
+    *reversed([status for status in ServerStatus if status is not ServerStatus.UNKNOWN]),
+    ServerStatus.UNKNOWN,
+)
 
 
 class Source(models.TextChoices):
@@ -116,7 +105,7 @@ class Server(CapabilityFields):
     # Unique per kind: an origin and a cache may share a name, as in Pelican, where each
     # registers under its own prefix (/origins/<name>, /caches/<name>).
     name = models.CharField(max_length=MAX_NAME_LENGTH)
-    kind = models.CharField(max_length=10, choices=Kind.choices)
+    kind = models.CharField(max_length=10, choices=wire_choices(ServerKind))
     data_url = models.CharField(
         "data URL",
         max_length=MAX_URL_LENGTH,
@@ -139,7 +128,9 @@ class Server(CapabilityFields):
     longitude = models.FloatField(
         null=True, blank=True, validators=[MinValueValidator(-180.0), MaxValueValidator(180.0)]
     )
-    status = models.CharField(max_length=20, choices=Status.choices, default=Status.UNKNOWN)
+    status = models.CharField(
+        max_length=20, choices=wire_choices(STATUSES_BEST_FIRST), default=ServerStatus.UNKNOWN
+    )
     version = models.CharField(max_length=MAX_VERSION_LENGTH, default="unknown")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
     enabled = models.BooleanField(
@@ -168,7 +159,7 @@ class Server(CapabilityFields):
     )
     status_weight_updated_at = models.DateTimeField(null=True, blank=True)
     health_status = models.CharField(
-        max_length=30, choices=HealthStatus.choices, default=HealthStatus.UNKNOWN
+        max_length=30, choices=wire_choices(HealthStatus), default=HealthStatus.UNKNOWN
     )
     health_message = models.CharField(max_length=500, blank=True)
     health_checked_at = models.DateTimeField(null=True, blank=True)
@@ -201,7 +192,7 @@ class Server(CapabilityFields):
         ordering = ["kind", "name"]
         constraints = [
             models.CheckConstraint(
-                condition=Q(kind__in=[Kind.ORIGIN, Kind.CACHE]), name="director_server_kind_valid"
+                condition=Q(kind__in=list(ServerKind)), name="director_server_kind_valid"
             ),
             # Name first: lookups by name alone (director_ui) use this index too.
             models.UniqueConstraint(

@@ -12,8 +12,9 @@ from django.core.validators import BaseValidator, MaxValueValidator, MinValueVal
 from django.db import connection, models, transaction
 from django.db.models import Q
 
+from director.models.choices import wire_choices
 from director.snapshot import DEFAULT_SETTINGS, SETTING_FIELDS, DirectorSettings
-from director.wire.types import SortMethod as WireSortMethod
+from director.wire.types import SortMethod
 
 logger = logging.getLogger(__name__)
 
@@ -55,15 +56,6 @@ class StatSettings(models.Model):
     Saved changes reach every running process within about a second.
     """
 
-    class SortMethod(models.TextChoices):
-        DISTANCE = WireSortMethod.DISTANCE.value, "distance"
-        DISTANCE_AND_LOAD = (
-            WireSortMethod.DISTANCE_AND_LOAD.value,
-            "distanceAndLoad (same as distance)",
-        )
-        RANDOM = WireSortMethod.RANDOM.value, "random"
-        ADAPTIVE = WireSortMethod.ADAPTIVE.value, "adaptive"
-
     stat_timeout = _float("stat_timeout")
     stat_concurrency_limit = _count("stat_concurrency_limit")
     stat_max_wait = _float("stat_max_wait")
@@ -76,7 +68,11 @@ class StatSettings(models.Model):
     assume_presence_at_single_origin = _flag("assume_presence_at_single_origin")
     max_stat_responses = _count("max_stat_responses")
     sort_method = models.CharField(
-        max_length=20, choices=SortMethod.choices, default=DEFAULT_SETTINGS.sort_method.value
+        max_length=20,
+        choices=wire_choices(
+            SortMethod, {SortMethod.DISTANCE_AND_LOAD: "distanceAndLoad (same as distance)"}
+        ),
+        default=DEFAULT_SETTINGS.sort_method.value,
     )
     startup_grace = _float("startup_grace")
     filter_caches_in_error_state = _flag("filter_caches_in_error_state")
@@ -160,7 +156,7 @@ class StatSettings(models.Model):
             item.name: getattr(self, item.name) for item in dataclasses.fields(DirectorSettings)
         }
         try:
-            values["sort_method"] = WireSortMethod(self.sort_method)
+            values["sort_method"] = SortMethod(self.sort_method)
         except ValueError:  # only raw SQL can store a value outside the choices
             logger.warning(
                 "sort_method %r is not known; %s is used",

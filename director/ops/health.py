@@ -11,6 +11,7 @@ from director.serving.health import Health, Verdict
 from director.serving.loopmonitor import monitor
 from director.serving.shedding import shedder
 from director.snapshot import server_labels
+from director.wire.gotime import go_time
 
 OVERLOAD_INFLIGHT_FRACTION = 0.9
 OVERLOAD_LOOP_LAG = 1.0
@@ -40,9 +41,7 @@ def assess(max_inflight: int) -> Health:
         )
     unreachable = database.health.unreachable_since
     since = (
-        dt.datetime.fromtimestamp(unreachable, dt.UTC).isoformat().replace("+00:00", "Z")
-        if unreachable is not None
-        else None
+        go_time(dt.datetime.fromtimestamp(unreachable, dt.UTC)) if unreachable is not None else None
     )
     if reasons:
         status = Verdict.OVERLOADED

@@ -52,6 +52,7 @@ from director.serving.traffic import Buckets
 from director.snapshot import DirectorSettings, ServerKey, ServerView
 from director.trust import tokens
 from director.wire import healthfiles
+from director.wire.gotime import go_rfc3339
 from director.wire.paths import go_path_escape
 from director.wire.types import ServerKind
 
@@ -186,7 +187,7 @@ def report_body(
 ) -> dict[str, object]:
     """Pelican's report (``server_structs.DirectorTestResult``)."""
     if passed:
-        text = f"Director test cycle succeeded at {at.astimezone(dt.UTC):%Y-%m-%dT%H:%M:%SZ}"
+        text = f"Director test cycle succeeded at {go_rfc3339(at)}"
     else:
         text = f"Director file transfer test cycle failed for server: {server.url} {message}"
     return {

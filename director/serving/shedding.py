@@ -43,12 +43,18 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
+from director.snapshot import DEFAULT_SETTINGS
 from director.wire.documents import error_body
 
 HEALTH_PATH = "/api/v1.0/health"
 METRICS_PATH = "/metrics"
 # Never shed, nor limited by max_inflight_requests: they say what the overload is.
 UNSHED_PATHS = frozenset({HEALTH_PATH, METRICS_PATH})
+# Connection greenlets a process keeps beyond max_inflight_requests, so that it can still
+# answer 429, health and metrics when every request slot is taken (the default of
+# DIRECTOR_CONNECTION_RESERVE for serve; gunicorn's worker_connections adds it too).
+CONNECTION_RESERVE = 100
+DEFAULT_CONNECTIONS = DEFAULT_SETTINGS.max_inflight_requests + CONNECTION_RESERVE
 RETRY_AFTER = "1"
 # The WSGI environ key under which the server passes on each request's queueing delay
 # (seconds): a request's deadline counts from when it arrived, not from when it is served.
@@ -60,9 +66,10 @@ class LoadShedder:
     """The one per process: ``observe`` is fed each request's queueing delay;
     ``shedding`` says whether to refuse the next one."""
 
-    target: float = 0.015  # seconds; see DirectorSettings.shed_queue_target
-    interval: float = 0.05  # seconds; see DirectorSettings.shed_queue_interval
-    deadline: float = 2.5  # seconds; a request's own (DirectorSettings.redirect_timeout)
+    # Seconds, until ``configure`` passes the settings' current values.
+    target: float = DEFAULT_SETTINGS.shed_queue_target
+    interval: float = DEFAULT_SETTINGS.shed_queue_interval
+    deadline: float = DEFAULT_SETTINGS.redirect_timeout  # a request's own
     enabled: bool = True
     clock: Callable[[], float] = time.monotonic
     congested: bool = False  # see ``shedding``

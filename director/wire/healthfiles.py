@@ -7,10 +7,11 @@ Plain Python. Origins receive ``director-test-<time>.txt`` by PUT; caches fetch
 from __future__ import annotations
 
 import datetime as dt
-import re
 from dataclasses import dataclass
 from email.utils import format_datetime
 from xml.sax.saxutils import escape
+
+from director.wire.gotime import go_rfc3339, parse_go_rfc3339
 
 MONITORING_NAMESPACE = "/pelican/monitoring"  # the federation's own, served by the director
 MONITORING_PREFIX = MONITORING_NAMESPACE + "/"
@@ -31,46 +32,13 @@ class TestFile:
     created_at: dt.datetime
 
 
-def rfc3339(moment: dt.datetime) -> str:
-    return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def origin_test_path(now: dt.datetime) -> str:
-    return f"{TEST_DIRECTORY}/director-test-{rfc3339(now)}.txt"
+    return f"{TEST_DIRECTORY}/director-test-{go_rfc3339(now)}.txt"
 
 
 def cache_test_path(director_name: str, now: dt.datetime) -> str:
     day = now.astimezone(dt.UTC).strftime("%Y-%m-%d")
-    return f"{TEST_DIRECTORY}/{director_name}/{day}/director-test-{rfc3339(now)}.txt"
-
-
-# Go's time.Parse with RFC 3339's layout, as Pelican reads the time in a test file's name
-# (no fraction: the name's first "." starts its extension).
-_GO_RFC3339 = re.compile(r"(\d{4})-(\d{2})-(\d{2})T(\d{1,2}):(\d{2}):(\d{2})(Z|[+-]\d{2}:\d{2})")
-
-
-def _go_rfc3339(stamp: str) -> dt.datetime | None:
-    match = _GO_RFC3339.fullmatch(stamp)
-    if match is None:
-        return None
-    year, month, day, hour, minute, second, zone = match.groups()
-    try:
-        offset = dt.timedelta()
-        if zone != "Z":
-            sign = -1 if zone[0] == "-" else 1
-            offset = sign * dt.timedelta(hours=int(zone[1:3]), minutes=int(zone[4:6]))
-        moment = dt.datetime(
-            int(year),
-            int(month),
-            int(day),
-            int(hour),
-            int(minute),
-            int(second),
-            tzinfo=dt.timezone(offset),
-        )
-        return moment.astimezone(dt.UTC)  # year 1 or 9999 with an offset overflows
-    except (ValueError, OverflowError):
-        return None
+    return f"{TEST_DIRECTORY}/{director_name}/{day}/director-test-{go_rfc3339(now)}.txt"
 
 
 def check_test_file(path: str) -> TestFile | str:
@@ -98,7 +66,7 @@ def check_test_file(path: str) -> TestFile | str:
             break
     else:
         return f"File name does not have a valid prefix: {name}"
-    created = _go_rfc3339(stamp)
+    created = parse_go_rfc3339(stamp)
     if created is None:
         return (
             f"Invalid timestamp in file name: '{stamp}'. Should conform to "
