@@ -12,71 +12,58 @@ Servers are listed in the answer's order, then the rest by kind and name.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-
 from director import redirects, registry
 from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.registry_rows import registry_rows
+from director.schemas import WireOut
 from director.snapshot import prefix_key
 from director.wire.types import ServerKind
 
+# The document, declared once: ``explain`` builds it, the console's API serves it (with
+# the worker that answered: ``director.console.schemas.ExplainOut``) and documents it in
+# the OpenAPI, and ``manage.py explain`` prints it (``--json``) or reads it back from a
+# running director. Key order and nulls are the JSON's (the console's script reads it).
 
-@dataclass
-class ServerLine:
+
+class ExplainClientOut(WireOut):
+    ip: str
+    latitude: float
+    longitude: float
+    source: str
+
+
+class ExplainWeightsOut(WireOut):
+    distance: float
+    ioLoad: float
+    status: float
+    availability: float
+    total: float
+
+
+class ExplainServerOut(WireOut):
     name: str
     kind: str
     url: str
-    distance_km: float | None = None
-    weights: dict[str, float] | None = None
-    stat: str = ""
-    rank: int | None = None
-    excluded: str = ""
+    distanceKm: float | None
+    weights: ExplainWeightsOut | None
+    stat: str
+    rank: int | None
+    excluded: str
 
 
-@dataclass
-class Explanation:
+class ExplanationOut(WireOut):
+    """Why a client would be sent where: the answer, then every server of the registry."""
+
     path: str
     route: str
-    client: Coordinate
-    client_ip: str
-    method: str
+    client: ExplainClientOut
+    sortMethod: str
     namespace: str
     status: int
     location: str
     message: str
-    servers: list[ServerLine] = field(default_factory=list)
-
-    def as_json(self) -> dict[str, object]:
-        """The console's ExplainOut without its worker (``director.console.schemas``)."""
-        return {
-            "path": self.path,
-            "route": self.route,
-            "client": {
-                "ip": self.client_ip,
-                "latitude": self.client.latitude,
-                "longitude": self.client.longitude,
-                "source": str(self.client.source),
-            },
-            "sortMethod": self.method,
-            "namespace": self.namespace,
-            "status": self.status,
-            "location": self.location,
-            "message": self.message,
-            "servers": [
-                {
-                    "name": line.name,
-                    "kind": line.kind,
-                    "url": line.url,
-                    "distanceKm": line.distance_km,
-                    "weights": line.weights,
-                    "stat": line.stat,
-                    "rank": line.rank,
-                    "excluded": line.excluded,
-                }
-                for line in self.servers
-            ],
-        }
+    servers: list[ExplainServerOut]
 
 
 def explain(
@@ -86,7 +73,7 @@ def explain(
     coordinate: Coordinate | None = None,
     to_origin: bool = False,
     token: str = "",
-) -> Explanation:
+) -> ExplanationOut:
     snapshot = registry.current()
     if coordinate is not None:
         client = coordinate
@@ -103,61 +90,77 @@ def explain(
     # and its start-up grace says nothing about the serving director's.
     decision = redirects.decide(request, snapshot, startup_grace=False)
     trace, result, now = decision.trace, decision.result, request.now
-    explanation = Explanation(
-        path=path,
-        route="origin" if to_origin else "object",
-        client=client,
-        client_ip=client_ip,
-        method=snapshot.settings.sort_method,
-        namespace=trace.namespace,
-        status=result.status,
-        location=result.location,
-        message=result.message,
-    )
     matched = {
         entry.server.key
         for entry in snapshot.by_prefix.get(prefix_key(trace.namespace), ())
         if trace.namespace
     }
+    servers = []
     for server in registry_rows(now):  # in (kind, name) order
-        line = ServerLine(server.name, server.kind, server.data_url.rstrip("/"))
         key = (server.kind, server.name)
         view = snapshot.servers.get(key)
         weights = trace.weights.get(key)
-        if weights is not None:
-            line.weights = {
-                "distance": round(weights.distance, 6),
-                "ioLoad": weights.io_load,
-                "status": round(weights.status, 6),
-                "availability": weights.availability,
-                "total": round(weights.total, 6),
-            }
-            if weights.distance_miles is not None:
-                line.distance_km = round(weights.distance_miles * MILES_TO_KM, 1)
-        if key in decision.stat_results:
-            line.stat = decision.stat_results[key].outcome.value
+        distance_km = None
+        if weights is not None and weights.distance_miles is not None:
+            distance_km = round(weights.distance_miles * MILES_TO_KM, 1)
+        stat = decision.stat_results[key].outcome.value if key in decision.stat_results else ""
         unroutable = view.unroutable_reason(now) if view is not None else None
-        if key in trace.chosen:
-            line.rank = trace.chosen.index(key) + 1
+        rank = trace.chosen.index(key) + 1 if key in trace.chosen else None
+        if rank is not None:
+            excluded = ""
         elif view is None:
             # Not in the snapshot: disabled or lapsed (or saved a moment ago).
-            line.excluded = server.unroutable(now) or "not in the routing snapshot yet"
+            excluded = server.unroutable(now) or "not in the routing snapshot yet"
         elif unroutable is not None:
-            line.excluded = unroutable.value
+            excluded = unroutable.value
         elif key not in matched:
-            line.excluded = "namespace: serves no namespace that wins for this path"
+            excluded = "namespace: serves no namespace that wins for this path"
         elif key in trace.excluded:
-            line.excluded = trace.excluded[key]
+            excluded = trace.excluded[key]
         elif view.kind is ServerKind.ORIGIN and not to_origin:
-            line.excluded = "origin: the object route sends clients to caches"
+            excluded = "origin: the object route sends clients to caches"
         elif view.kind is ServerKind.CACHE and to_origin:
-            line.excluded = "cache: the origin route sends clients to origins"
+            excluded = "cache: the origin route sends clients to origins"
         else:
-            line.excluded = "not chosen"
-        explanation.servers.append(line)
+            excluded = "not chosen"
+        servers.append(
+            ExplainServerOut(
+                name=server.name,
+                kind=server.kind,
+                url=server.data_url.rstrip("/"),
+                distanceKm=distance_km,
+                weights=None
+                if weights is None
+                else ExplainWeightsOut(
+                    distance=round(weights.distance, 6),
+                    ioLoad=weights.io_load,
+                    status=round(weights.status, 6),
+                    availability=weights.availability,
+                    total=round(weights.total, 6),
+                ),
+                stat=stat,
+                rank=rank,
+                excluded=excluded,
+            )
+        )
     # The answer's order, then the rest (kind, name): as stat and statpools list them.
-    explanation.servers.sort(key=lambda line: (line.rank is None, line.rank or 0))
-    return explanation
+    servers.sort(key=lambda line: (line.rank is None, line.rank or 0))
+    return ExplanationOut(
+        path=path,
+        route="origin" if to_origin else "object",
+        client=ExplainClientOut(
+            ip=client_ip,
+            latitude=client.latitude,
+            longitude=client.longitude,
+            source=str(client.source),
+        ),
+        sortMethod=snapshot.settings.sort_method,
+        namespace=trace.namespace,
+        status=result.status,
+        location=result.location,
+        message=result.message,
+        servers=servers,
+    )
 
 
 def parse_coordinate(text: str) -> Coordinate:

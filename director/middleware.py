@@ -7,6 +7,10 @@
    sends redirect requests straight to their view (the admin's middleware is not theirs).
 3. Adds ``Server: pelican/<version>`` (clients tell a director from a proxy by it) and a
    Content-Length, drops the body of a HEAD answer, and records the duration by route.
+
+What it knows of a path (its label, whether it needs the registry database, so is served
+within the database's budget, how it is handed on) is the path's row in
+``director_project.routes``, the table the urlconf is built from.
 """
 
 from __future__ import annotations
@@ -21,57 +25,13 @@ from director import registry, views
 from director.ops.metrics import INFLIGHT
 from director.responses import SERVER_HEADER, PelicanResponse, error_response
 from director.serving import database
-from director.serving.shedding import METRICS_PATH, UNSHED_PATHS
 from director.serving.traffic import traffic
-
-DIRECTOR_PREFIX = "/api/v1.0/director/"
-CONSOLE_PREFIX = "/view/"
-UNLIMITED_PATHS = UNSHED_PATHS
-REDIRECT_ROUTES = (
-    ("/api/v1.0/director/object", views.object_redirect),
-    ("/api/v1.0/director/origin", views.origin_redirect),
-)
-# Paths that belong to the urlconf's own routes; every other path is a root-path redirect.
-NON_SHORTCUT_PREFIXES = ("/api/", "/admin/", "/static/", "/.well-known/", CONSOLE_PREFIX)
-# The routes that read or write the registry database (the rest read the snapshot):
-# served within the database's budget and deadline (director.serving.database).
-DATABASE_PREFIXES = (
-    "/admin/",
-    "/api/v1.0/director/registerOrigin",
-    "/api/v1.0/director/registerCache",
-    "/api/v1.0/director_ui/servers",
-    "/api/v1.0/director_ui/namespaces",
-    "/api/v1.0/director_ui/downtimes",
-    # the Pelican registry and the federation issuer's keys (director.federation)
-    "/api/v1.0/registry",
-    "/api/v1.0/director/getFedToken",
-    "/api/v1.0/director/discoverServers",
-    "/.well-known/issuer.jwks",
-    "/api/v1.0/console/",
-    CONSOLE_PREFIX,
-)
+from director_project.routes import DIRECTOR_API, Route, route_for
 
 
 def needs_database(path: str) -> bool:
-    return path.startswith(DATABASE_PREFIXES) or path in ("/admin", "/view")
-
-
-def route_label(path: str) -> str:
-    if path.startswith("/api/v1.0/director/object"):
-        return "object"
-    if path.startswith("/api/v1.0/director/origin"):
-        return "origin"
-    if path.startswith("/api/v1.0/console/"):
-        return "console"
-    if path.startswith(("/api/", "/.well-known/")):
-        return "api" if path not in UNLIMITED_PATHS else "health"
-    if path == METRICS_PATH:
-        return "metrics"
-    if path.startswith(("/admin/", "/static/")):
-        return "admin"
-    if path.startswith(CONSOLE_PREFIX) or path == "/view":
-        return "console"
-    return "shortcut"
+    """Whether ``path`` reads or writes the registry database (its route says)."""
+    return route_for(path).database
 
 
 def database_unavailable(request: HttpRequest, message: str) -> HttpResponse:
@@ -92,11 +52,12 @@ class FrontDoorMiddleware:
     def __call__(self, request: HttpRequest) -> HttpResponse:
         started = time.perf_counter()
         path = request.path_info
-        if path in UNLIMITED_PATHS:
+        route = route_for(path)
+        if route.unlimited:
             response = self.get_response(request)
-        elif needs_database(path):
+        elif route.database:
             response = database.serve_with_deadline(
-                lambda: self._serve(request, path),
+                lambda: self._serve(request, path, route),
                 settings.DIRECTOR_DB_REQUEST_TIMEOUT,
                 lambda message: database_unavailable(request, message),
             )
@@ -111,7 +72,7 @@ class FrontDoorMiddleware:
             else:
                 INFLIGHT.count += 1
                 try:
-                    response = self._serve(request, path)
+                    response = self._serve(request, path, route)
                 finally:
                     INFLIGHT.count -= 1
         if "Server" not in response:
@@ -121,7 +82,7 @@ class FrontDoorMiddleware:
         if request.method == "HEAD" and not response.streaming:
             response.content = b""  # headers (Content-Length included) as for GET, no body
         traffic.answered(
-            route_label(path),
+            route.label,
             response.status_code,
             time.perf_counter() - started,
             getattr(response, "destination", ""),
@@ -129,18 +90,17 @@ class FrontDoorMiddleware:
         )
         return response
 
-    def _serve(self, request: HttpRequest, path: str) -> HttpResponse:
-        if request.method == "OPTIONS" and path.startswith(DIRECTOR_PREFIX):
+    def _serve(self, request: HttpRequest, path: str, route: Route) -> HttpResponse:
+        if request.method == "OPTIONS" and path.startswith(DIRECTOR_API):
             return PelicanResponse(status=200)
         # Redirects need none of the admin's middleware (sessions, CSRF, auth, messages)
-        # nor the URL resolver: they go straight to their view. Same routes as the urlconf.
-        for prefix, view in REDIRECT_ROUTES:
-            if path.startswith(prefix):
-                rest = path[len(prefix) :]
-                if not rest:
-                    return view(request, None)
-                if rest[0] == "/":
-                    return view(request, rest)
-        if path not in (METRICS_PATH, "/view") and not path.startswith(NON_SHORTCUT_PREFIXES):
+        # nor the URL resolver: they go straight to their view, as the urlconf would.
+        if route.direct:
+            rest = path[len(route.path) :]
+            if not rest:
+                return route.view(request, None)  # type: ignore[no-any-return]
+            if rest[0] == "/":
+                return route.view(request, rest)  # type: ignore[no-any-return]
+        if route.shortcut:
             return views.root_shortcut(request, path[1:])
         return self.get_response(request)

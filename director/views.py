@@ -31,6 +31,19 @@ from director.wire.paths import PathError, clean_path
 from director.wire.types import ORIGIN_METHODS
 
 OBJECT_METHODS = ("GET", "HEAD")
+HEALTH_TEST_METHODS = ("GET", "HEAD", "PROPFIND")
+
+
+def allow_line(*methods: str) -> tuple[str, str]:
+    """The ``Allow`` header line of a 405, as Pelican writes it: the methods in order."""
+    return ("Allow", ", ".join(methods))
+
+
+# The front door answers OPTIONS under /api/v1.0/director/ (CORS), so the redirect
+# endpoints list it; Pelican's health-test endpoint does not.
+OBJECT_ALLOW = allow_line(*OBJECT_METHODS, "OPTIONS")
+ORIGIN_ALLOW = allow_line(*ORIGIN_METHODS, "OPTIONS")
+HEALTH_TEST_ALLOW = allow_line(*HEALTH_TEST_METHODS)
 
 
 def request_id_for(request: HttpRequest) -> str:
@@ -147,7 +160,7 @@ def object_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
             405,
             f"The object endpoint takes GET and HEAD, not {request.method}; use "
             f"/api/v1.0/director/origin/ for other methods. Request ID: {request_id_for(request)}",
-            header_lines=[("Allow", "GET, HEAD, OPTIONS")],
+            header_lines=[OBJECT_ALLOW],
         )
     return redirect(request, path, to_origin=False)
 
@@ -161,7 +174,7 @@ def origin_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
             405,
             f"The origin endpoint does not take {request.method}. "
             f"Request ID: {request_id_for(request)}",
-            header_lines=[("Allow", "GET, HEAD, PUT, DELETE, PROPFIND, COPY, OPTIONS")],
+            header_lines=[ORIGIN_ALLOW],
         )
     return redirect(request, path, to_origin=True)
 
@@ -286,11 +299,11 @@ def note_request_exception(
 def health_test_file(request: HttpRequest, path: str = "") -> HttpResponse:
     """``GET|HEAD|PROPFIND /api/v1.0/director/healthTest/<path>`` (reference 7.3)."""
     request_id = request_id_for(request)
-    if request.method not in ("GET", "HEAD", "PROPFIND"):
+    if request.method not in HEALTH_TEST_METHODS:
         return error_response(
             405,
             f"The health-test endpoint takes GET, HEAD and PROPFIND. Request ID: {request_id}",
-            header_lines=[("Allow", "GET, HEAD, PROPFIND")],
+            header_lines=[HEALTH_TEST_ALLOW],
         )
     try:
         cleaned = clean_path(path or "")

@@ -280,6 +280,18 @@ def test_explain_answers_in_the_live_process_as_a_redirect_does(client, federati
     assert explained["status"] == 307
     assert explained["location"] == redirect["Location"]
     assert explained["servers"][0]["rank"] == 1
+    assert list(explained) == [
+        "worker",
+        "path",
+        "route",
+        "client",
+        "sortMethod",
+        "namespace",
+        "status",
+        "location",
+        "message",
+        "servers",
+    ]
     names = [server["name"] for server in explained["servers"]]
     assert set(names) == {"origin-a", "origin-off", "cache-down", "cache-b"}
     reasons = {server["name"]: server["excluded"] for server in explained["servers"]}

@@ -265,6 +265,23 @@ def test_json_output_holds_the_client_the_answer_and_every_server(federation):
         assert servers[name]["rank"] is None
         assert servers[name]["excluded"] == reason
     assert servers["failing"]["weights"] is None
+    assert list(document) == [*EXPLANATION_KEYS, "asked"]
+    assert list(document["client"]) == ["ip", "latitude", "longitude", "source"]
+    assert list(servers["madison"]) == list(servers["failing"]) == list(SERVER_KEYS)
+
+
+EXPLANATION_KEYS = (
+    "path",
+    "route",
+    "client",
+    "sortMethod",
+    "namespace",
+    "status",
+    "location",
+    "message",
+    "servers",
+)
+SERVER_KEYS = ("name", "kind", "url", "distanceKm", "weights", "stat", "rank", "excluded")
 
 
 def test_a_client_address_inside_an_override_is_placed_by_the_override(federation):

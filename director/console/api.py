@@ -189,4 +189,4 @@ def explain_path(
     explanation = explain(
         cleaned, client_ip=client_ip, coordinate=declared, to_origin=origin, token=token
     )
-    return ExplainOut.model_validate({**explanation.as_json(), "worker": data.worker()})
+    return ExplainOut(**dict(explanation), worker=data.worker())

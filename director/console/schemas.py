@@ -9,6 +9,7 @@ import datetime as dt
 from pydantic import Field
 
 from director.console.rows import COLOURS, ServerRow, detail_url
+from director.explain import ExplanationOut
 from director.schemas import GoTime, HealthOut, WireOut
 
 Colour = str  # one of rows.COLOURS (documented in the field descriptions)
@@ -240,42 +241,11 @@ class MapOut(WireOut):
     unlocated: list[str]
 
 
-class ExplainClientOut(WireOut):
-    ip: str
-    latitude: float
-    longitude: float
-    source: str
-
-
-class ExplainWeightsOut(WireOut):
-    distance: float
-    ioLoad: float
-    status: float
-    availability: float
-    total: float
-
-
-class ExplainServerOut(WireOut):
-    name: str
-    kind: str
-    url: str
-    distanceKm: float | None
-    weights: ExplainWeightsOut | None
-    stat: str
-    rank: int | None
-    excluded: str
-
-
-class ExplainOut(WireOut):
-    """``explain`` in the live process: the same decision as a redirect for that client."""
-
+class _AnsweredBy(WireOut):
     worker: WorkerOut
-    path: str
-    route: str
-    client: ExplainClientOut
-    sortMethod: str
-    namespace: str
-    status: int
-    location: str
-    message: str
-    servers: list[ExplainServerOut]
+
+
+# _AnsweredBy last among the bases so that pydantic, which collects fields from the most
+# basic class up, puts ``worker`` first, as the console's JSON always had it.
+class ExplainOut(ExplanationOut, _AnsweredBy):
+    """``explain`` in the live process: the same decision as a redirect for that client."""

@@ -43,7 +43,8 @@ CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
 
 
 READ_METHODS = frozenset({"GET", "HEAD"})
-ORIGIN_METHODS = frozenset({"GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY"})
+# A tuple: its order is the origin endpoint's Allow line (director.views).
+ORIGIN_METHODS = ("GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY")
 
 
 def verb_requirement(method: str, depth: str | None) -> tuple[str, tuple[Capability, ...]]:

@@ -16,8 +16,9 @@ from urllib.parse import urlencode, urlsplit
 
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandError, CommandParser
+from pydantic import ValidationError
 
-from director.explain import explain, parse_coordinate
+from director.explain import ExplanationOut, explain, parse_coordinate
 from director.geo import parse_address
 from director.management.arguments import object_path
 from director.management.table import DEFAULT_DIRECTOR, NO_REDIRECT, get_json, render
@@ -66,15 +67,15 @@ class Command(BaseCommand):
                 coordinate = parse_coordinate(options["coordinate"])
             except ValueError as error:
                 raise CommandError(f"--coordinate: {error}", returncode=2) from None
-        document: dict[str, Any] | None = None
+        asked: tuple[ExplanationOut, str] | None = None
         if not options["local"]:
             named = options["director"]
             base = (named or settings.DIRECTOR_EXTERNAL_URL or DEFAULT_DIRECTOR).rstrip("/")
             parts = urlsplit(base)
             if parts.scheme not in ("http", "https") or not parts.netloc:
                 raise CommandError(f"--director must be an http(s) URL, not {base!r}", returncode=2)
-            document = self._ask(base, path, options, fallback=named is None)
-        if document is None:
+            asked = self._ask(base, path, options, fallback=named is None)
+        if asked is None:
             explanation = explain(
                 path,
                 client_ip=client_ip,
@@ -82,18 +83,21 @@ class Command(BaseCommand):
                 to_origin=options["origin"],
                 token=options["token"],
             )
-            document = {**explanation.as_json(), "asked": "this process"}
+            asked = explanation, "this process"
+        explanation, where = asked
         if options["json"]:
+            document = {**explanation.model_dump(mode="json"), "asked": where}
             self.stdout.write(json.dumps(document, indent=2))
         else:
-            self.stdout.write(render_explanation(document))
-        if document["status"] not in (200, 307):
+            self.stdout.write(render_explanation(explanation, where))
+        if explanation.status not in (200, 307):
             self.stdout.flush()
             sys.exit(NO_REDIRECT)
 
     def _ask(
         self, base: str, path: str, options: dict[str, Any], *, fallback: bool
-    ) -> dict[str, Any] | None:
+    ) -> tuple[ExplanationOut, str] | None:
+        """The running director's explanation and who answered it; None to explain here."""
         query = {
             "path": path,
             "client_ip": options["client_ip"],
@@ -117,42 +121,47 @@ class Command(BaseCommand):
                 raise CommandError(str(error), returncode=2) from None
             raise
         worker = document.pop("worker", {})
-        document["asked"] = f"{base} (process {worker.get('pid')} on {worker.get('host')})"
-        return document
+        try:
+            explanation = ExplanationOut.model_validate(document)
+        except ValidationError as error:
+            raise CommandError(
+                f"{base} answered an explanation this command cannot read: {error}"
+            ) from None
+        return explanation, f"{base} (process {worker.get('pid')} on {worker.get('host')})"
 
 
-def render_explanation(document: dict[str, Any]) -> str:
-    """The explain table (``director.management.table``), from the JSON either way."""
-    client = document["client"]
+def render_explanation(explanation: ExplanationOut, asked: str) -> str:
+    """The explain table (``director.management.table``), wherever it was explained."""
+    client = explanation.client
     lines = [
-        f"path:      {document['path']} ({document['route']} route)",
-        f"namespace: {document['namespace'] or '(none)'}",
-        f"client:    {client['latitude']:.4f},{client['longitude']:.4f} ({client['source']})"
-        + (f" ip {client['ip']}" if client["ip"] else ""),
-        f"sort:      {document['sortMethod']}",
-        f"asked:     {document['asked']}",
+        f"path:      {explanation.path} ({explanation.route} route)",
+        f"namespace: {explanation.namespace or '(none)'}",
+        f"client:    {client.latitude:.4f},{client.longitude:.4f} ({client.source})"
+        + (f" ip {client.ip}" if client.ip else ""),
+        f"sort:      {explanation.sortMethod}",
+        f"asked:     {asked}",
         "",
     ]
     rows = []
-    for server in document["servers"]:
-        weights = server["weights"] or {}
+    for server in explanation.servers:
+        weights = server.weights
         rows.append(
             [
-                server["name"],
-                server["kind"],
-                server["distanceKm"],
-                weights.get("distance"),
-                weights.get("status"),
-                weights.get("availability"),
-                weights.get("total"),
-                server["stat"],
-                f"#{server['rank']}" if server["rank"] else server["excluded"],
+                server.name,
+                server.kind,
+                server.distanceKm,
+                weights.distance if weights else None,
+                weights.status if weights else None,
+                weights.availability if weights else None,
+                weights.total if weights else None,
+                server.stat,
+                f"#{server.rank}" if server.rank else server.excluded,
             ]
         )
     lines.append(render(COLUMNS, rows))
     lines.append("")
-    if document["status"] == 307:
-        lines.append(f"answer: 307 Location: {document['location']}")
+    if explanation.status == 307:
+        lines.append(f"answer: 307 Location: {explanation.location}")
     else:
-        lines.append(f"answer: {document['status']} {document['message']}")
+        lines.append(f"answer: {explanation.status} {explanation.message}")
     return "\n".join(lines)
