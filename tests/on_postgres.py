@@ -21,6 +21,10 @@ ADMIN_URL = os.environ.get("DIRECTOR_TEST_POSTGRES", "postgres://postgres@127.0.
 # admin, the change counter and its deltas, and the processes that share one database.
 FILES = [
     "tests/test_registration.py",
+    "tests/test_registration_tokens.py",
+    "tests/test_registration_bad_ads.py",
+    "tests/test_registration_readvertisement.py",
+    "tests/test_registration_expiry.py",
     "tests/test_admin.py",
     "tests/test_admin_truth.py",
     "tests/test_console.py",
