@@ -17,12 +17,14 @@ from netaddr import IPSet
 from processes import PUBLIC_CAPS
 
 from director import registry
+from director.demo.fileserver import FileServer
 from director.models import Namespace, Server, Source, StatSettings
 from director.presence import presence_of
 from director.presence import stat_config as stat_config_for
 from director.selection import Presence
 from director.snapshot import DEFAULT_SETTINGS, NamespaceView, ServerView
 from director.stat import Outcome, PoolState, StatConfig, StatEngine, StatResult, StatTarget
+from director.wire import healthfiles
 
 ORIGIN_UA = "pelican-origin/7.20.0"
 CACHE_UA = "pelican-cache/7.20.0"
@@ -409,3 +411,12 @@ def by_name(keyed: Mapping[tuple[str, str], Any]) -> dict[str, Any]:
 def server_names(keys: Iterable[tuple[str, str]]) -> list[str]:
     """The names of server keys, in their order."""
     return [name for _, name in keys]
+
+
+# --- the director's health tests (tests/test_healthtests*.py) -----------------------------------
+
+TEST_BODY = healthfiles.TEST_TEXT.encode()
+
+
+def stored_test_objects(server: FileServer) -> list[str]:
+    return [path for path in server.objects if path.startswith(healthfiles.TEST_DIRECTORY)]

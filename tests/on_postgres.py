@@ -36,6 +36,8 @@ FILES = [
     "tests/test_routability.py",
     "tests/test_downtimes.py",
     "tests/test_healthtests.py",
+    "tests/test_healthtests_files.py",
+    "tests/test_healthtests_rounds.py",
     "tests/test_settings_defaults.py",
     "tests/test_database_budget.py",
     "tests/test_explain.py",
