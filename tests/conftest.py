@@ -8,6 +8,7 @@ Tests that talk to ``live_director`` need committed data: the fixture pulls in
 from __future__ import annotations
 
 import gc
+import json
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -21,6 +22,7 @@ from gevent.event import Event
 from gevent.pool import Pool
 from gevent.pywsgi import WSGIServer
 from helpers import CACHE_UA, CITY_RECORDS, ORIGIN_UA, configure_director, make_ad, write_mmdb
+from openapi_support import JSONDict
 from processes import origin_server, postgres_url, spawn  # noqa: F401  (fixtures)
 
 from director import geo, locate, registry
@@ -28,6 +30,7 @@ from director.demo.fileserver import FileServer
 from director.federation import issuer
 from director.geo import OnceLog
 from director.models import RegistrationToken, StatSettings
+from director_project.api import api
 
 
 def pytest_collection_finish(session: pytest.Session) -> None:
@@ -96,6 +99,13 @@ def locate_settings(settings) -> Iterator[object]:
     clear()
     yield settings
     clear()
+
+
+@pytest.fixture(scope="module")
+def document() -> JSONDict:
+    """The OpenAPI document as /api/openapi.json serves it (status codes as strings)."""
+    parsed: JSONDict = json.loads(json.dumps(api.get_openapi_schema()))
+    return parsed
 
 
 @pytest.fixture
