@@ -316,7 +316,7 @@ def test_an_edit_of_an_advertised_server_cannot_change_its_data_url(admin_client
     assert (server.data_url, server.enabled) == ("http://127.0.0.1:9001", False)
 
 
-# The header-safety checks of advertisements (test_registration.py) hold for admin edits.
+# The header-safety checks of advertisements (test_registration_bad_ads.py) hold for admin edits.
 def test_a_namespace_edited_in_the_admin_gets_the_same_checks(db):
     server = Server.objects.create(name="o", kind="origin", data_url="http://127.0.0.1:1")
     namespace = Namespace(
