@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from director.models import Downtime, Kind, Namespace, Server
+from director.models import Downtime, Namespace, Server
 from director.serving.health import Health, Verdict
 from director.snapshot import NamespaceView
 from director.stat import PoolState
@@ -31,6 +31,7 @@ from director.wire.ads import (
 from director.wire.types import (
     WIRE_CAPABILITY_KEYS,
     Capability,
+    ServerKind,
     TokenGeneration,
     TokenIssuer,
 )
@@ -353,7 +354,7 @@ class ServerBaseOut(WireOut):
             "brokerUrl": server.broker_url,
             "url": server.data_url,
             "webUrl": server.web_url,
-            "type": "Origin" if server.kind == Kind.ORIGIN else "Cache",
+            "type": "Origin" if server.kind == ServerKind.ORIGIN else "Cache",
             "coordinate": CoordinateOut(
                 Lat=server.latitude or 0.0,
                 Long=server.longitude or 0.0,
