@@ -28,6 +28,7 @@ from director.wire.ads import (
     token_issuer_json,
     token_issuers_from_json,
 )
+from director.wire.gotime import go_time
 from director.wire.types import (
     WIRE_CAPABILITY_KEYS,
     Capability,
@@ -35,12 +36,6 @@ from director.wire.types import (
     TokenGeneration,
     TokenIssuer,
 )
-
-
-def go_time(value: dt.datetime) -> str:
-    """An aware UTC datetime as RFC 3339 with ``Z``, as Go's ``time.Time`` writes it."""
-    return value.isoformat().replace("+00:00", "Z")
-
 
 GoTime = Annotated[
     dt.datetime,
