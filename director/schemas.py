@@ -30,6 +30,7 @@ from director.wire.ads import (
 )
 from director.wire.gotime import go_time
 from director.wire.types import (
+    SERVER_TYPE_NAMES,
     WIRE_CAPABILITY_KEYS,
     Capability,
     ServerKind,
@@ -349,7 +350,7 @@ class ServerBaseOut(WireOut):
             "brokerUrl": server.broker_url,
             "url": server.data_url,
             "webUrl": server.web_url,
-            "type": "Origin" if server.kind == ServerKind.ORIGIN else "Cache",
+            "type": SERVER_TYPE_NAMES[ServerKind(server.kind)],
             "coordinate": CoordinateOut(
                 Lat=server.latitude or 0.0,
                 Long=server.longitude or 0.0,

@@ -80,6 +80,11 @@ class ServerKind(enum.StrEnum):
     CACHE = "cache"
 
 
+# Pelican's name of each server type: the UI API's ``type``, service discovery's
+# ``server_type`` label, and the advertisement refusals' first word.
+SERVER_TYPE_NAMES: dict[ServerKind, str] = {ServerKind.ORIGIN: "Origin", ServerKind.CACHE: "Cache"}
+
+
 class ServerStatus(enum.StrEnum):
     """Advertised health, ordered as Pelican orders it (shutting down is worst)."""
 
