@@ -28,10 +28,9 @@ from director.wire.documents import discovery_bytes, discovery_document, json_by
 from director.wire.headers import ROOT_OPTIONS_ALLOW, monitoring_redirect_headers, redirect_body
 from director.wire.healthfiles import MONITORING_PREFIX
 from director.wire.paths import PathError, clean_path
-from director.wire.types import ORIGIN_METHODS
+from director.wire.types import ORIGIN_METHODS, READ_METHODS
 
-OBJECT_METHODS = ("GET", "HEAD")
-HEALTH_TEST_METHODS = ("GET", "HEAD", "PROPFIND")
+HEALTH_TEST_METHODS = (*READ_METHODS, "PROPFIND")
 
 
 def allow_line(*methods: str) -> tuple[str, str]:
@@ -41,7 +40,7 @@ def allow_line(*methods: str) -> tuple[str, str]:
 
 # The front door answers OPTIONS under /api/v1.0/director/ (CORS), so the redirect
 # endpoints list it; Pelican's health-test endpoint does not.
-OBJECT_ALLOW = allow_line(*OBJECT_METHODS, "OPTIONS")
+OBJECT_ALLOW = allow_line(*READ_METHODS, "OPTIONS")
 ORIGIN_ALLOW = allow_line(*ORIGIN_METHODS, "OPTIONS")
 HEALTH_TEST_ALLOW = allow_line(*HEALTH_TEST_METHODS)
 
@@ -155,7 +154,7 @@ def render_result(
 @xframe_options_exempt
 def object_redirect(request: HttpRequest, path: str | None = None) -> HttpResponse:
     """``GET|HEAD /api/v1.0/director/object/<path>``: redirect to caches."""
-    if request.method not in OBJECT_METHODS:
+    if request.method not in READ_METHODS:
         return error_response(
             405,
             f"The object endpoint takes GET and HEAD, not {request.method}; use "
@@ -208,7 +207,7 @@ def root_shortcut(request: HttpRequest, path: str = "") -> HttpResponse:
         return redirect(request, full_path, to_origin=True)
     forced = _host_forces(request)
     if forced:
-        if forced == "cache" and method not in OBJECT_METHODS:
+        if forced == "cache" and method not in READ_METHODS:
             return error_response(
                 405,
                 f"Cache redirects take GET and HEAD, not {method}. "
@@ -217,7 +216,7 @@ def root_shortcut(request: HttpRequest, path: str = "") -> HttpResponse:
         return redirect(request, full_path, to_origin=forced == "origin")
     if method == "PROPFIND" or "directread" in dict(_query_pairs(request)):
         return redirect(request, full_path, to_origin=True)
-    if method in OBJECT_METHODS:
+    if method in READ_METHODS:
         return redirect(
             request, full_path, to_origin=settings.DIRECTOR_DEFAULT_RESPONSE == "origin"
         )

@@ -42,9 +42,9 @@ CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
 )
 
 
-READ_METHODS = frozenset({"GET", "HEAD"})
-# A tuple: its order is the origin endpoint's Allow line (director.views).
-ORIGIN_METHODS = ("GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY")
+# Tuples: their order is the object and origin endpoints' Allow lines (director.views).
+READ_METHODS = ("GET", "HEAD")
+ORIGIN_METHODS = (*READ_METHODS, "PUT", "DELETE", "PROPFIND", "COPY")
 
 
 def verb_requirement(method: str, depth: str | None) -> tuple[str, tuple[Capability, ...]]:
