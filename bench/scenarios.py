@@ -29,13 +29,14 @@ from bench.harness import (
 )
 from bench.loadgen import LoadResult, OpenLoop
 from bench.registry_scale import registry_scale
+from director.serving.shedding import DEFAULT_CONNECTIONS
+from director.snapshot import DEFAULT_SETTINGS
 
-STAT_TIMEOUT = 2.0
-LIMIT = 100
-MAX_WAITERS = 10
-DEADLINE = 2.5
-MAX_INFLIGHT = 1000
-CONNECTION_RESERVE = 100
+# The director's defaults, which every scenario runs with (BASE_SETTINGS changes none).
+STAT_TIMEOUT = DEFAULT_SETTINGS.stat_timeout
+LIMIT = DEFAULT_SETTINGS.stat_concurrency_limit
+MAX_WAITERS = DEFAULT_SETTINGS.stat_max_waiters
+DEADLINE = DEFAULT_SETTINGS.redirect_timeout
 OVERFLOW_CONNECTIONS = 1000  # DIRECTOR_OVERFLOW_CONNECTIONS
 HOUSEKEEPING = 50  # main, hub, watcher, loop monitor, health tests (<= 20), scrape...
 BASE_SETTINGS: dict[str, Any] = {
@@ -49,8 +50,7 @@ UNIQUE_LUA = REPO / "bench" / "unique.lua"
 
 def greenlet_bound(servers: int) -> int:
     return (
-        MAX_INFLIGHT
-        + CONNECTION_RESERVE
+        DEFAULT_CONNECTIONS  # max_inflight_requests + the connection reserve
         + OVERFLOW_CONNECTIONS
         + servers * (LIMIT + MAX_WAITERS)
         + HOUSEKEEPING

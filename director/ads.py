@@ -28,7 +28,7 @@ from director.serving.loopmonitor import yield_to_io
 from director.wire.ads import AdvertisementIn, token_generation_json, token_issuer_json
 from director.wire.errors import Refusal
 from director.wire.healthfiles import supports_self_test
-from director.wire.types import HealthStatus, ServerKind, ServerStatus
+from director.wire.types import SERVER_TYPE_NAMES, HealthStatus, ServerKind, ServerStatus
 from director.wire.validation import normalise_server_url, registry_prefix_kind
 from director.wire.versions import MIN_ADVERTISE_VERSIONS, user_agent_problem, user_agent_version
 
@@ -85,10 +85,10 @@ def parse_status(raw: str) -> ServerStatus:
         return ServerStatus.UNKNOWN
 
 
-def check_token(kind: str, token: models.RegistrationToken, registry_prefix: str) -> None:
+def check_token(kind: ServerKind, token: models.RegistrationToken, registry_prefix: str) -> None:
     """Refuse the ad unless ``token`` (the live token the bearer secret named) may send it."""
     # Pelican's words (registerServerAd) for a prefix that is missing or not of this kind.
-    server_type = kind.title()
+    server_type = SERVER_TYPE_NAMES[kind]
     if not registry_prefix:
         raise Refusal(
             403,
@@ -108,7 +108,7 @@ def check_token(kind: str, token: models.RegistrationToken, registry_prefix: str
 
 
 def record_advertisement(
-    kind: str,
+    kind: ServerKind,
     ad: AdvertisementIn,
     *,
     token: models.RegistrationToken | None,
@@ -196,7 +196,7 @@ def ad_fingerprint(kind: str, ad: AdvertisementIn, version: str) -> str:
 
 
 def _store(
-    kind: str,
+    kind: ServerKind,
     ad: AdvertisementIn,
     token: models.RegistrationToken | None,
     user_agent: str,
@@ -325,7 +325,7 @@ def _replace_downtimes(server: models.Server, wanted: list[models.Downtime]) -> 
 
 def _apply_ad(
     server: models.Server,
-    kind: str,
+    kind: ServerKind,
     ad: AdvertisementIn,
     version: str,
     received_at: dt.datetime,

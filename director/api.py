@@ -27,7 +27,7 @@ from director.ads import record_advertisement
 from director.federation.advertise import verify_advertisement
 from director.federation.schemas import ApprovalErrorOut
 from director.locate import external_url
-from director.models import Downtime, Kind, RegistrationToken, Server, Source
+from director.models import Downtime, RegistrationToken, Server, Source
 from director.ops.directors import live_directors, this_director
 from director.ops.health import assess
 from director.schemas import (
@@ -285,7 +285,9 @@ def _listed_servers() -> QuerySet[Server]:
 def _one_server(name: str) -> Server:
     """The server of that name; the origin when an origin and a cache share it."""
     server = min(
-        _listed_servers().filter(name=name), key=lambda row: row.kind != Kind.ORIGIN, default=None
+        _listed_servers().filter(name=name),
+        key=lambda row: row.kind != ServerKind.ORIGIN,
+        default=None,
     )
     if server is None:
         raise Refusal(404, f"No server named {name!r}")
@@ -300,7 +302,7 @@ def _one_server(name: str) -> Server:
 def ui_servers(request: HttpRequest, server_type: str | None = None) -> list[ServerOut]:
     servers = _listed_servers()
     if server_type:  # absent or empty: no filter
-        if server_type.lower() not in (Kind.ORIGIN, Kind.CACHE):
+        if server_type.lower() not in (ServerKind.ORIGIN, ServerKind.CACHE):
             raise Refusal(400, f"server_type must be 'origin' or 'cache', not {server_type!r}")
         servers = servers.filter(kind=server_type.lower())
     now = timezone.now()
@@ -364,7 +366,8 @@ def ui_namespaces(request: HttpRequest) -> list[NamespaceSummaryOut]:
             entry = merged.get(namespace.path)
             if entry is None:
                 entry = merged[namespace.path] = NamespaceSummaryOut.from_row(namespace)
-            (entry.origins if server.kind == Kind.ORIGIN else entry.caches).append(server.name)
+            names = entry.origins if server.kind == ServerKind.ORIGIN else entry.caches
+            names.append(server.name)
     return [merged[path] for path in sorted(merged)]
 
 

@@ -9,12 +9,14 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
+from director.wire.types import ServerKind
+
 
 def check_director_settings(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
     messages: list[checks.CheckMessage] = []
-    if settings.DIRECTOR_DEFAULT_RESPONSE not in ("cache", "origin"):
+    if settings.DIRECTOR_DEFAULT_RESPONSE not in tuple(ServerKind):
         messages.append(
             checks.Error(
                 f"DIRECTOR_DEFAULT_RESPONSE={settings.DIRECTOR_DEFAULT_RESPONSE!r} is not valid.",

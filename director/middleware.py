@@ -85,7 +85,7 @@ class FrontDoorMiddleware:
             route.label,
             response.status_code,
             time.perf_counter() - started,
-            getattr(response, "destination", ""),
+            getattr(response, "destination", None),
             getattr(response, "first_server", None),
         )
         return response

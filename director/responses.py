@@ -16,6 +16,7 @@ from director.snapshot import ServerKey
 from director.wire.documents import error_body, json_bytes
 from director.wire.errors import Refusal
 from director.wire.headers import CORS_HEADERS
+from director.wire.types import ServerKind
 
 SERVER_HEADER = f"pelican/{__version__}"
 JSON_CONTENT_TYPE = "application/json; charset=utf-8"
@@ -26,9 +27,9 @@ _CORS_STORE = _SERVER_STORE | {name.lower(): (name, value) for name, value in CO
 
 
 class PelicanResponse(HttpResponse):
-    # What the front door counts (director.serving.traffic): where a redirect answer sends
-    # clients ("cache" or "origin") and its first server's (kind, name).
-    destination = ""
+    # What the front door counts (director.serving.traffic): the kind of server a redirect
+    # answer sends clients to, and its first server's (kind, name).
+    destination: ServerKind | None = None
     first_server: ServerKey | None = None
 
     def __init__(

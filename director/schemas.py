@@ -17,7 +17,7 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, PlainSerializer, WithJsonSchema
 
-from director.models import Downtime, Kind, Namespace, Server
+from director.models import Downtime, Namespace, Server
 from director.serving.health import Health, Verdict
 from director.snapshot import NamespaceView
 from director.stat import PoolState
@@ -28,18 +28,15 @@ from director.wire.ads import (
     token_issuer_json,
     token_issuers_from_json,
 )
+from director.wire.gotime import go_time
 from director.wire.types import (
+    SERVER_TYPE_NAMES,
     WIRE_CAPABILITY_KEYS,
     Capability,
+    ServerKind,
     TokenGeneration,
     TokenIssuer,
 )
-
-
-def go_time(value: dt.datetime) -> str:
-    """An aware UTC datetime as RFC 3339 with ``Z``, as Go's ``time.Time`` writes it."""
-    return value.isoformat().replace("+00:00", "Z")
-
 
 GoTime = Annotated[
     dt.datetime,
@@ -353,7 +350,7 @@ class ServerBaseOut(WireOut):
             "brokerUrl": server.broker_url,
             "url": server.data_url,
             "webUrl": server.web_url,
-            "type": "Origin" if server.kind == Kind.ORIGIN else "Cache",
+            "type": SERVER_TYPE_NAMES[ServerKind(server.kind)],
             "coordinate": CoordinateOut(
                 Lat=server.latitude or 0.0,
                 Long=server.longitude or 0.0,

@@ -28,10 +28,9 @@ from director.wire.documents import discovery_bytes, discovery_document, json_by
 from director.wire.headers import ROOT_OPTIONS_ALLOW, monitoring_redirect_headers, redirect_body
 from director.wire.healthfiles import MONITORING_PREFIX
 from director.wire.paths import PathError, clean_path
-from director.wire.types import ORIGIN_METHODS
+from director.wire.types import ORIGIN_METHODS, READ_METHODS, ServerKind
 
-OBJECT_METHODS = ("GET", "HEAD")
-HEALTH_TEST_METHODS = ("GET", "HEAD", "PROPFIND")
+HEALTH_TEST_METHODS = (*READ_METHODS, "PROPFIND")
 
 
 def allow_line(*methods: str) -> tuple[str, str]:
@@ -41,7 +40,7 @@ def allow_line(*methods: str) -> tuple[str, str]:
 
 # The front door answers OPTIONS under /api/v1.0/director/ (CORS), so the redirect
 # endpoints list it; Pelican's health-test endpoint does not.
-OBJECT_ALLOW = allow_line(*OBJECT_METHODS, "OPTIONS")
+OBJECT_ALLOW = allow_line(*READ_METHODS, "OPTIONS")
 ORIGIN_ALLOW = allow_line(*ORIGIN_METHODS, "OPTIONS")
 HEALTH_TEST_ALLOW = allow_line(*HEALTH_TEST_METHODS)
 
@@ -101,7 +100,9 @@ def redirect(request: HttpRequest, raw_path: str | None, *, to_origin: bool) -> 
     else:
         response = render_result(request, redirect_request, result)
     # For the front door's count (director.serving.traffic): one attribute write each.
-    response.destination = result.destination or ("origin" if to_origin else "cache")
+    response.destination = result.destination or (
+        ServerKind.ORIGIN if to_origin else ServerKind.CACHE
+    )
     if result.servers:
         response.first_server = result.servers[0].key
     return response
@@ -155,7 +156,7 @@ def render_result(
 @xframe_options_exempt
 def object_redirect(request: HttpRequest, path: str | None = None) -> HttpResponse:
     """``GET|HEAD /api/v1.0/director/object/<path>``: redirect to caches."""
-    if request.method not in OBJECT_METHODS:
+    if request.method not in READ_METHODS:
         return error_response(
             405,
             f"The object endpoint takes GET and HEAD, not {request.method}; use "
@@ -179,17 +180,17 @@ def origin_redirect(request: HttpRequest, path: str | None = None) -> HttpRespon
     return redirect(request, path, to_origin=True)
 
 
-def _host_forces(request: HttpRequest) -> str:
+def _host_forces(request: HttpRequest) -> ServerKind | None:
     """Virtual-host routing (reference 1.3 rule 5): X-Forwarded-Host when a request has
     it, from any client, as Pelican (whose Go server takes ``Host`` out of the headers it
     reads): behind a proxy ``Host`` is the proxy's, and the choice is one a client can
     make anyway by asking the origin or object endpoint; else ``Host``."""
     host = first_forwarded(request, "HTTP_X_FORWARDED_HOST") or request.META.get("HTTP_HOST", "")
     if host and host in settings.DIRECTOR_ORIGIN_RESPONSE_HOSTNAMES:
-        return "origin"
+        return ServerKind.ORIGIN
     if host and host in settings.DIRECTOR_CACHE_RESPONSE_HOSTNAMES:
-        return "cache"
-    return ""
+        return ServerKind.CACHE
+    return None
 
 
 @csrf_exempt
@@ -207,19 +208,19 @@ def root_shortcut(request: HttpRequest, path: str = "") -> HttpResponse:
     if method in ("PUT", "DELETE", "COPY"):
         return redirect(request, full_path, to_origin=True)
     forced = _host_forces(request)
-    if forced:
-        if forced == "cache" and method not in OBJECT_METHODS:
+    if forced is not None:
+        if forced is ServerKind.CACHE and method not in READ_METHODS:
             return error_response(
                 405,
                 f"Cache redirects take GET and HEAD, not {method}. "
                 f"Request ID: {request_id_for(request)}",
             )
-        return redirect(request, full_path, to_origin=forced == "origin")
+        return redirect(request, full_path, to_origin=forced is ServerKind.ORIGIN)
     if method == "PROPFIND" or "directread" in dict(_query_pairs(request)):
         return redirect(request, full_path, to_origin=True)
-    if method in OBJECT_METHODS:
+    if method in READ_METHODS:
         return redirect(
-            request, full_path, to_origin=settings.DIRECTOR_DEFAULT_RESPONSE == "origin"
+            request, full_path, to_origin=settings.DIRECTOR_DEFAULT_RESPONSE == ServerKind.ORIGIN
         )
     return error_response(404, f"No route for {method} {full_path}", cors=False)
 

@@ -2,7 +2,7 @@
 (``director.middleware``) knows of a path before any view runs.
 
 A row gives a path (a prefix, or the whole path), its view, its label in the metrics and
-the console's traffic (``director.serving.traffic``), whether it reads or writes the
+the console's traffic (``director.serving.traffic.RouteLabel``), whether it reads or writes the
 registry database (then it is served within the database's budget and deadline:
 ``director.serving.database``), and how the front door hands it on. Health and metrics
 are never shed nor limited in flight: that fact is ``director.serving.shedding``'s
@@ -38,6 +38,7 @@ from django.views.generic import RedirectView
 from director import views
 from director.federation.views import issuer_jwks, openid_configuration
 from director.serving.shedding import HEALTH_PATH, METRICS_PATH, UNSHED_PATHS
+from director.serving.traffic import RouteLabel
 from director_project.api import api
 
 # Pelican's API; the front door answers OPTIONS anywhere under it (CORS).
@@ -56,7 +57,7 @@ class Match(Enum):
 @dataclass(frozen=True)
 class Route:
     path: str
-    label: str
+    label: RouteLabel
     match: Match = Match.PREFIX
     view: Any = None  # a view, or include()'s (urlconf, app, namespace); None: see 2.
     database: bool = False
@@ -87,37 +88,56 @@ class Route:
         return cast("URLPattern | URLResolver", pattern)
 
 
-ROOT = Route("/", "shortcut", Match.REST, views.root_shortcut, shortcut=True)
+ROOT = Route("/", RouteLabel.SHORTCUT, Match.REST, views.root_shortcut, shortcut=True)
 ROUTES = (
-    Route(DIRECTOR_API + "object", "object", Match.SUBPATH, views.object_redirect, direct=True),
-    Route(DIRECTOR_API + "origin", "origin", Match.SUBPATH, views.origin_redirect, direct=True),
-    Route(DIRECTOR_API + "healthTest", "api", Match.SUBPATH, views.health_test_file),
-    Route("/api/", "api", view=api.urls),
-    Route(DIRECTOR_API + "registerOrigin", "api", database=True),
-    Route(DIRECTOR_API + "registerCache", "api", database=True),
-    Route("/api/v1.0/director_ui/servers", "api", database=True),
-    Route("/api/v1.0/director_ui/namespaces", "api", database=True),
-    Route("/api/v1.0/director_ui/downtimes", "api", database=True),
+    Route(
+        DIRECTOR_API + "object",
+        RouteLabel.OBJECT,
+        Match.SUBPATH,
+        views.object_redirect,
+        direct=True,
+    ),
+    Route(
+        DIRECTOR_API + "origin",
+        RouteLabel.ORIGIN,
+        Match.SUBPATH,
+        views.origin_redirect,
+        direct=True,
+    ),
+    Route(DIRECTOR_API + "healthTest", RouteLabel.API, Match.SUBPATH, views.health_test_file),
+    Route("/api/", RouteLabel.API, view=api.urls),
+    Route(DIRECTOR_API + "registerOrigin", RouteLabel.API, database=True),
+    Route(DIRECTOR_API + "registerCache", RouteLabel.API, database=True),
+    Route("/api/v1.0/director_ui/servers", RouteLabel.API, database=True),
+    Route("/api/v1.0/director_ui/namespaces", RouteLabel.API, database=True),
+    Route("/api/v1.0/director_ui/downtimes", RouteLabel.API, database=True),
     # the Pelican registry and the federation issuer's keys (director.federation)
-    Route("/api/v1.0/registry", "api", database=True),
-    Route(DIRECTOR_API + "getFedToken", "api", database=True),
-    Route(DIRECTOR_API + "discoverServers", "api", database=True),
-    Route("/api/v1.0/console/", "console", database=True),
-    Route(HEALTH_PATH, "health", Match.EXACT),
-    Route(METRICS_PATH, "metrics", Match.EXACT, views.metrics),
-    Route("/.well-known/", "api"),  # the root shortcut's 404 for the others
-    Route("/.well-known/pelican-configuration", "api", Match.EXACT, views.pelican_configuration),
+    Route("/api/v1.0/registry", RouteLabel.API, database=True),
+    Route(DIRECTOR_API + "getFedToken", RouteLabel.API, database=True),
+    Route(DIRECTOR_API + "discoverServers", RouteLabel.API, database=True),
+    Route("/api/v1.0/console/", RouteLabel.CONSOLE, database=True),
+    Route(HEALTH_PATH, RouteLabel.HEALTH, Match.EXACT),
+    Route(METRICS_PATH, RouteLabel.METRICS, Match.EXACT, views.metrics),
+    Route("/.well-known/", RouteLabel.API),  # the root shortcut's 404 for the others
+    Route(
+        "/.well-known/pelican-configuration",
+        RouteLabel.API,
+        Match.EXACT,
+        views.pelican_configuration,
+    ),
     # A prefix for the front door (any path under it within the database budget), a
     # whole path for the urlconf (path() of a view).
-    Route("/.well-known/issuer.jwks", "api", view=issuer_jwks, database=True),
-    Route("/.well-known/openid-configuration", "api", Match.EXACT, openid_configuration),
-    Route("/admin/", "admin", view=admin.site.urls, database=True),
+    Route("/.well-known/issuer.jwks", RouteLabel.API, view=issuer_jwks, database=True),
+    Route("/.well-known/openid-configuration", RouteLabel.API, Match.EXACT, openid_configuration),
+    Route("/admin/", RouteLabel.ADMIN, view=admin.site.urls, database=True),
     # "/admin" is not the admin's: the root shortcut answers it, within the database budget.
-    Route("/admin", "shortcut", Match.EXACT, database=True, shortcut=True),
-    Route("/view/", "console", view=include("director.console.urls"), database=True),
-    Route("/view", "console", Match.EXACT, RedirectView.as_view(url="/view/"), database=True),
+    Route("/admin", RouteLabel.SHORTCUT, Match.EXACT, database=True, shortcut=True),
+    Route("/view/", RouteLabel.CONSOLE, view=include("director.console.urls"), database=True),
+    Route(
+        "/view", RouteLabel.CONSOLE, Match.EXACT, RedirectView.as_view(url="/view/"), database=True
+    ),
     # Admin assets straight from the app directories (no collectstatic step to forget).
-    Route("/static/", "admin", Match.REST, serve_static, view_kwargs={"insecure": True}),
+    Route("/static/", RouteLabel.ADMIN, Match.REST, serve_static, view_kwargs={"insecure": True}),
     ROOT,
 )
 # Longest first: the first that matches is the most specific.

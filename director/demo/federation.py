@@ -28,6 +28,7 @@ from director.demo.pelican import PelicanIdentity, load_or_create_key
 from director.federation.registry import decide
 from director.models import RegistrationStatus, RegistrationToken, Server
 from director.registry import registry_changed
+from director.serving.supervisor import SupervisedLoop
 from director.wire.types import ServerKind
 
 logger = logging.getLogger(__name__)
@@ -82,7 +83,9 @@ class DemoFederation:
     data_dir: Path
     members: list[DemoServer] = field(default_factory=list)
     token_pks: list[int] = field(default_factory=list)
-    _advertiser: gevent.Greenlet | None = None
+    _advertiser: SupervisedLoop = field(
+        default_factory=lambda: SupervisedLoop("demo-advertiser", logger, label="demo advertiser")
+    )
 
     def start(self) -> DemoFederation:
         write_demo_data(self.data_dir)
@@ -104,11 +107,7 @@ class DemoFederation:
         if pelican:
             self.register_all()
         self.advertise_all()
-        self._advertiser = gevent.spawn(self._readvertise)
-        self._advertiser.name = "demo-advertiser"
-        self._advertiser.link_exception(
-            lambda g: logger.error("demo advertiser died: %r", g.exception)
-        )
+        self._advertiser.start(self._readvertise)
         return self
 
     def ad_for(self, member: DemoServer) -> dict[str, object]:
@@ -180,8 +179,7 @@ class DemoFederation:
             self.advertise_all()
 
     def stop(self) -> None:
-        if self._advertiser is not None:
-            self._advertiser.kill(timeout=2)
+        self._advertiser.stop()
         for member in self.members:
             member.server.stop(timeout=0.5)
         # Let the demo servers leave routing now rather than in ten minutes, and revoke

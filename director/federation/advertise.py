@@ -25,11 +25,9 @@ from director.trust import keys, tokens
 from director.trust import registry as protocol
 from director.wire.documents import error_json
 from director.wire.errors import ApprovalRefusal, Refusal
-from director.wire.types import ServerKind
+from director.wire.types import SERVER_TYPE_NAMES, ServerKind
 
 PARSED_KEY_SETS: LRUCache[str, keys.KeySet | None] = LRUCache(maxsize=10_000)
-# Pelican's name of each server type in its messages and service discovery's labels.
-TYPE_NAMES = {ServerKind.ORIGIN: "Origin", ServerKind.CACHE: "Cache"}
 MISSING_SCOPE = "Authorization token verification failed. Token missing required scope"
 
 
@@ -148,7 +146,7 @@ def verify_advertisement(
 ) -> str:
     """The verified registry prefix of an ad; else raises Refusal (ApprovalRefusal for want
     of approval) with Pelican's answer (reference pelican-trust 2.4 rows 7-14)."""
-    type_name = TYPE_NAMES[kind]
+    type_name = SERVER_TYPE_NAMES[kind]
     prefix = registry_prefix.rstrip("/")
     if not prefix:
         raise Refusal(

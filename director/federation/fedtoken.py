@@ -15,7 +15,7 @@ from director.federation import advertise, issuer
 from director.trust import tokens
 from director.wire.errors import Refusal
 from director.wire.tokens import bearer_token
-from director.wire.types import ServerKind
+from director.wire.types import SERVER_TYPE_NAMES, ServerKind
 
 
 def _single(values: Sequence[str], *, missing: str, repeated: str) -> str:
@@ -114,7 +114,7 @@ def discovered_targets(authorization: str, base_url: str) -> list[dict[str, obje
                     "server_lat": f"{server.latitude or 0.0:.4f}",
                     "server_long": f"{server.longitude or 0.0:.4f}",
                     "server_name": server.name,
-                    "server_type": advertise.TYPE_NAMES[server.kind],
+                    "server_type": SERVER_TYPE_NAMES[server.kind],
                     "server_url": server.url,
                     "server_web_url": server.web_url,
                 },

@@ -28,6 +28,7 @@ from director.trust import keys
 from director.trust import registry as protocol
 from director.wire.documents import json_bytes
 from director.wire.errors import Refusal
+from director.wire.gotime import GO_ZERO_TIME, go_time
 
 logger = logging.getLogger(__name__)
 
@@ -356,9 +357,9 @@ def server_record(prefix: str) -> Answer:
 
 
 def _go_time(value: dt.datetime | None) -> str:
-    if value is None:
-        return "0001-01-01T00:00:00Z"
-    return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    """A JSON ``time.Time``; Go's zero time for one never set (``approved_at`` of a
+    registration not approved yet)."""
+    return go_time(value) if value is not None else GO_ZERO_TIME
 
 
 def registration_json(registration: NamespaceRegistration) -> dict[str, Any]:

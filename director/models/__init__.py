@@ -29,10 +29,6 @@ from director.models.settings import DirectorAd, HealthTestLease, RegistryState,
 from director.models.tokens import RegistrationToken, RegistrationTokenQuerySet, hash_token_secret
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
-# The old name of the server kind's choices, still imported by director/api.py and
-# director/schemas.py (another slice of issue 18): the same enum, ServerKind.
-Kind = ServerKind
-
 __all__ = [
     "CapabilityFields",
     "DirectorAd",
@@ -41,7 +37,6 @@ __all__ = [
     "HealthStatus",
     "HealthTestLease",
     "IssuerKey",
-    "Kind",
     "Namespace",
     "NamespaceRegistration",
     "RegistrationKind",

@@ -155,13 +155,13 @@ def decide(
     if to_origin:
         chosen = capable[:SERVER_LIMIT]
         trace.exclude(capable[SERVER_LIMIT:], f"beyond the first {SERVER_LIMIT}")
-        destination = "origin"
+        destination = ServerKind.ORIGIN
     else:
         usable = order_caches(
             request, snapshot, supported, namespace, token, availability, rng, trace
         )
         usable += unknown  # Pelican's order: those that may lack a required feature last
-        destination = "cache"
+        destination = ServerKind.CACHE
         if usable:
             chosen = usable[:SERVER_LIMIT]
             trace.exclude(usable[SERVER_LIMIT:], f"beyond the first {SERVER_LIMIT}")
@@ -178,7 +178,7 @@ def decide(
                     f"'DirectReads' capability found for {request.path}.",
                 )
             chosen = fallback[:1]
-            destination = "origin"
+            destination = ServerKind.ORIGIN
     trace.chosen = [entry.server.key for entry in chosen]
 
     # 6. Token and headers.
@@ -197,7 +197,7 @@ def _redirect(
     namespace: NamespaceView,
     namespace_path: str,
     collections_url: str,
-    destination: str,
+    destination: ServerKind,
 ) -> RedirectResult:
     escaped_path = go_path_escape(request.path)
     urls = [fmt.object_url(entry.server, entry.namespace, escaped_path) for entry in chosen]

@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 from director.geo import Coordinate
 from director.selection import Presence
 from director.snapshot import NamespaceView, ServerView
+from director.wire.types import ServerKind
 
 # The seam: (ordered candidates, path, namespace, client token, deadline) -> presence by
 # server name. Servers missing from the answer count as UNKNOWN.
@@ -60,7 +61,7 @@ class RedirectResult:
     headers: list[tuple[str, str]] = field(default_factory=list)
     servers: list[ServerView] = field(default_factory=list)
     namespace: str = ""
-    destination: str = ""  # "cache" or "origin", for metrics
+    destination: ServerKind | None = None  # the kind of the servers sent to, for metrics
 
     @property
     def is_error(self) -> bool:

@@ -1,6 +1,6 @@
 """The owner of a long-lived background greenlet: the one way this process runs a loop
 that lives as long as it does (the registry watcher, the loop monitor, the traffic
-sampler, the health tests, the director's own ad).
+sampler, the health tests, the director's own ad, the demo's re-advertiser).
 
 What supervision means here (STYLE.md 3): one greenlet per owner, started at most once,
 named (``gevent.util.format_run_info`` lists it by that name), its death logged by its

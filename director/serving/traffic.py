@@ -22,6 +22,7 @@ The numbers are this process's own: under gunicorn each worker counts what it an
 
 from __future__ import annotations
 
+import enum
 import logging
 import os
 import time
@@ -34,6 +35,7 @@ import gevent
 
 from director.serving.supervisor import SupervisedLoop
 from director.snapshot import ServerKey
+from director.wire.types import ServerKind
 
 logger = logging.getLogger(__name__)
 
@@ -47,10 +49,26 @@ SERVER_SLOTS = 60  # 1 min slots: one hour
 # Request duration buckets (seconds): redirects answer in ~1-10 ms, a stat-bound one within
 # redirect_timeout (2.5 s), a database-bound one within DIRECTOR_DB_REQUEST_TIMEOUT (10 s).
 DURATION_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+
+
+class RouteLabel(enum.StrEnum):
+    """What answered a request: the ``route`` label of ``/metrics`` and the console's
+    traffic, one per row of the route table (``director_project.routes``)."""
+
+    OBJECT = "object"  # Pelican's object endpoint: cache redirects
+    ORIGIN = "origin"  # Pelican's origin endpoint: origin redirects
+    SHORTCUT = "shortcut"  # the root-path shortcut (either)
+    API = "api"
+    CONSOLE = "console"
+    ADMIN = "admin"
+    HEALTH = "health"
+    METRICS = "metrics"
+
+
 # Routes whose answers are redirect answers (counted by status code and destination).
-REDIRECT_ROUTES = frozenset({"object", "origin", "shortcut"})
+REDIRECT_ROUTES = frozenset({RouteLabel.OBJECT, RouteLabel.ORIGIN, RouteLabel.SHORTCUT})
 # An answer that names no destination (a 429 at the front door, a 405) has its route's.
-ROUTE_DESTINATIONS = {"object": "cache", "origin": "origin"}
+ROUTE_DESTINATIONS = {RouteLabel.OBJECT: ServerKind.CACHE, RouteLabel.ORIGIN: ServerKind.ORIGIN}
 # Stat outcomes, by what they say about the server (the console's four colours).
 STAT_CLASSES = {
     "present": "present",
@@ -154,7 +172,7 @@ class ServerHistory:
 
 @dataclass
 class PoolCounts:
-    """What ``Traffic.sample`` reads of one stat pool (``director.stat.engine.PoolState``)."""
+    """What ``Traffic.sample`` reads of one stat pool (``director.stat.PoolState``)."""
 
     key: ServerKey
     outcomes: Mapping[str, int]
@@ -190,15 +208,17 @@ class Traffic:
     # -- the request path: one call per answer ------------------------------------------------
     def answered(
         self,
-        route: str,
+        route: RouteLabel,
         status: int,
         seconds: float,
-        destination: str = "",
+        destination: ServerKind | None = None,
         server: ServerKey | None = None,
     ) -> None:
-        """Count one answer of ``route`` (``server``: where a redirect sent the client)."""
+        """Count one answer of ``route`` (``destination``: the kind of server a redirect
+        answer sent the client to; ``server``: which one)."""
         if route in REDIRECT_ROUTES:
-            key = (route, destination or ROUTE_DESTINATIONS.get(route, "unknown"), status)
+            kind = destination or ROUTE_DESTINATIONS.get(route)
+            key = (route, kind or "unknown", status)  # a shortcut answer that names none
             self.answers[key] = self.answers.get(key, 0) + 1
             if server:
                 self.server_redirects[server] = self.server_redirects.get(server, 0) + 1

@@ -17,9 +17,11 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from director.trust.keys import KeySet, sign_payload, verify_payload
+from director.wire.types import ServerKind
 
 ORIGIN_PREFIX = "/origins/"
 CACHE_PREFIX = "/caches/"
+NAMESPACE = "namespace"  # the registration kind of a prefix that is not a server's
 NONCE_BYTES = 32
 
 
@@ -40,12 +42,12 @@ def is_server_prefix(prefix: str) -> bool:
 
 
 def registration_kind(prefix: str) -> str:
-    """'cache', 'origin' or 'namespace'."""
+    """A server kind (``ServerKind``, by the prefix's first segment), else ``NAMESPACE``."""
     if is_cache_prefix(prefix):
-        return "cache"
+        return ServerKind.CACHE
     if is_origin_prefix(prefix):
-        return "origin"
-    return "namespace"
+        return ServerKind.ORIGIN
+    return NAMESPACE
 
 
 def accepted(prefix: str, status: str, *, require_origin: bool, require_cache: bool) -> bool:
@@ -54,7 +56,7 @@ def accepted(prefix: str, status: str, *, require_origin: bool, require_cache: b
     namespaces by the origin flag). The one rule, for every caller."""
     if status == "denied":
         return False
-    required = require_cache if registration_kind(prefix) == "cache" else require_origin
+    required = require_cache if registration_kind(prefix) == ServerKind.CACHE else require_origin
     return status == "approved" or not required
 
 

@@ -16,6 +16,10 @@ def go_rfc3339(moment: dt.datetime) -> str:
     return moment.astimezone(dt.UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
+# Go's zero ``time.Time`` in JSON: what Pelican writes for a moment never set.
+GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
 def go_time(moment: dt.datetime) -> str:
     """An aware moment as a JSON ``time.Time``, in UTC: ``2006-01-02T15:04:05.123456Z``
     (no fraction when its microseconds are 0)."""

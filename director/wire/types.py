@@ -42,9 +42,9 @@ CAPABILITY_NAMES: tuple[tuple[str, Capability], ...] = (
 )
 
 
-READ_METHODS = frozenset({"GET", "HEAD"})
-# A tuple: its order is the origin endpoint's Allow line (director.views).
-ORIGIN_METHODS = ("GET", "HEAD", "PUT", "DELETE", "PROPFIND", "COPY")
+# Tuples: their order is the object and origin endpoints' Allow lines (director.views).
+READ_METHODS = ("GET", "HEAD")
+ORIGIN_METHODS = (*READ_METHODS, "PUT", "DELETE", "PROPFIND", "COPY")
 
 
 def verb_requirement(method: str, depth: str | None) -> tuple[str, tuple[Capability, ...]]:
@@ -78,6 +78,11 @@ def capability_names(verb_caps: tuple[Capability, ...], query_caps: Capability) 
 class ServerKind(enum.StrEnum):
     ORIGIN = "origin"
     CACHE = "cache"
+
+
+# Pelican's name of each server type: the UI API's ``type``, service discovery's
+# ``server_type`` label, and the advertisement refusals' first word.
+SERVER_TYPE_NAMES: dict[ServerKind, str] = {ServerKind.ORIGIN: "Origin", ServerKind.CACHE: "Cache"}
 
 
 class ServerStatus(enum.StrEnum):

@@ -5,8 +5,10 @@ from __future__ import annotations
 import re
 from urllib.parse import urlsplit
 
+from director.wire.types import ServerKind
+
 _REGISTRY_PREFIX = re.compile(r"/(origins|caches)/([^/\s]+)")
-KIND_BY_PREFIX = {"origins": "origin", "caches": "cache"}
+KIND_BY_PREFIX = {"origins": ServerKind.ORIGIN, "caches": ServerKind.CACHE}
 
 
 MAX_URL_LENGTH = 1000
@@ -100,7 +102,7 @@ def namespace_path_checks(path: str) -> str:
     return ""
 
 
-def registry_prefix_kind(prefix: str) -> str | None:
-    """'origin' for /origins/<site>, 'cache' for /caches/<site>, else None."""
+def registry_prefix_kind(prefix: str) -> ServerKind | None:
+    """ORIGIN for /origins/<site>, CACHE for /caches/<site>, else None."""
     match = _REGISTRY_PREFIX.fullmatch(prefix or "")
     return KIND_BY_PREFIX[match.group(1)] if match else None

@@ -4,18 +4,20 @@ from __future__ import annotations
 
 import re
 
+from director.wire.types import ServerKind
+
 # pelican-<letters>/<n>.<n>.<n>, nothing else: a suffix makes it unparseable.
 _USER_AGENT = re.compile(r"pelican-([A-Za-z]+)/(\d+)\.(\d+)\.(\d+)")
 MAX_USER_AGENT_LENGTH = 50
 
+# By the service a User-Agent names: "client", or a server kind.
+MIN_ADVERTISE_VERSIONS: dict[str, tuple[int, int, int]] = {
+    ServerKind.ORIGIN: (7, 9, 0),
+    ServerKind.CACHE: (7, 8, 2),
+}
 MIN_REDIRECT_VERSIONS: dict[str, tuple[int, int, int]] = {
     "client": (7, 0, 0),
-    "origin": (7, 9, 0),
-    "cache": (7, 8, 2),
-}
-MIN_ADVERTISE_VERSIONS: dict[str, tuple[int, int, int]] = {
-    "origin": (7, 9, 0),
-    "cache": (7, 8, 2),
+    **MIN_ADVERTISE_VERSIONS,
 }
 
 
@@ -52,7 +54,7 @@ def user_agent_version(user_agent: str) -> str:
 # Pelican's server features (features/resources/feature-version-compatibility.yaml): the
 # first Pelican version of each server kind that has it, and no upper bound.
 FEATURE_MIN_VERSIONS: dict[str, dict[str, tuple[int, ...]]] = {
-    "CacheAuthz": {"origin": (7, 16), "cache": (7, 16)},
+    "CacheAuthz": {ServerKind.ORIGIN: (7, 16), ServerKind.CACHE: (7, 16)},
 }
 # hashicorp/go-version's grammar (what Pelican parses an ad's version with): an optional
 # "v", numeric segments, a pre-release and build metadata, which do not count.

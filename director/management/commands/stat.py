@@ -13,6 +13,7 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from director import presence, redirects, registry
 from director.management.arguments import object_path
 from director.management.table import NO_REDIRECT, in_answer_order, render
+from director.serving.traffic import RouteLabel
 from director.snapshot import ServerKey, Snapshot
 from director.stat import Outcome, StatEngine, StatResult
 
@@ -67,10 +68,10 @@ class Command(BaseCommand):
         )
         redirects = {
             route: _would_redirect(snapshot, path, options["token"], results, route)
-            for route in ("object", "origin")
+            for route in (RouteLabel.OBJECT, RouteLabel.ORIGIN)
         }
         # The object route's answer, then the origin route's, then the rest (kind, name).
-        answered = [name for route in ("object", "origin") for name in redirects[route]["servers"]]
+        answered = [name for redirect in redirects.values() for name in redirect["servers"]]
         rows = in_answer_order(
             [_row(server.name, server.kind.value, results[server.key]) for server in servers],
             list(dict.fromkeys(answered)),
@@ -119,13 +120,13 @@ def _would_redirect(
     path: str,
     token: str,
     results: dict[ServerKey, StatResult],
-    route: str,
+    route: RouteLabel,
 ) -> dict[str, Any]:
     """What ``GET /api/v1.0/director/<route><path>`` would answer given these results."""
     request = redirects.new_request(
         snapshot,
         path,
-        to_origin=route == "origin",
+        to_origin=route is RouteLabel.ORIGIN,
         authorization=f"Bearer {token}" if token else "",
     )
     result = redirects.decide(request, snapshot, known_results=results, startup_grace=False).result
