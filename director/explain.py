@@ -17,6 +17,7 @@ from director.geo import MILES_TO_KM, Coordinate, LocationSource
 from director.locate import locator
 from director.registry_rows import registry_rows
 from director.schemas import WireOut
+from director.serving.traffic import RouteLabel
 from director.snapshot import prefix_key
 from director.wire.types import ServerKind
 
@@ -147,7 +148,7 @@ def explain(
     servers.sort(key=lambda line: (line.rank is None, line.rank or 0))
     return ExplanationOut(
         path=path,
-        route="origin" if to_origin else "object",
+        route=RouteLabel.ORIGIN if to_origin else RouteLabel.OBJECT,
         client=ExplainClientOut(
             ip=client_ip,
             latitude=client.latitude,
