@@ -55,6 +55,12 @@ SETTINGS = {
     "ejection_max_time": 300.0,
     "health_test_timeout": 1.0,
     "assume_presence_at_single_origin": False,
+    # A page load is a burst of a dozen requests (the page, its script, its style, the
+    # admin's icons): on a loaded 2-core machine their queue can stand over the shedding
+    # target long enough to count as congested, and part of them got 429 (seen once, an
+    # admin icon, while four other test runs shared the machine). These tests are about
+    # what the pages show; shedding has its own tests (tests/test_shedding.py).
+    "shed_queue_target": 0.0,
 }
 MADISON, LINCOLN, CHICAGO = (43.07, -89.40), (40.81, -96.70), (41.88, -87.63)
 MADISON_CACHE = (45.50, -87.00)  # apart from the origin of its name: each marker is clickable
