@@ -31,6 +31,7 @@ FILES = [
     "tests/test_api.py",
     "tests/test_api_limits.py",
     "tests/test_openapi.py",
+    "tests/test_openapi_document.py",
     "tests/test_registry_changes.py",
     "tests/test_registry_deltas.py",
     "tests/test_routability.py",
