@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 # Pelican re-bases the expiry on our clock when the sender's clock is off by more.
 CLOCK_SKEW_TOLERANCE = dt.timedelta(milliseconds=100)
 GO_ZERO_TIME_YEAR = 1
-MAX_AD_LIFETIME = dt.timedelta(days=7)  # an expiry further out is cut to this
+# A re-based lifetime is first cut to this, so that far-apart dates cannot overflow.
+MAX_AD_LIFETIME = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
     """The ad's expiry on our clock (reference 1.6 step 11, 3.7).
 
     No expiry: received + DIRECTOR_AD_TTL. A sender clock off by more than 100 ms: the
-    expiry is re-based to received + (expiry - now).
+    expiry is re-based to received + (expiry - now). Either way an ad lives at most
+    DIRECTOR_AD_TTL (Pelican: up to 7 days): a server whose registration is withdrawn
+    while the director cannot say so (another director, a lost change) leaves routing
+    by then.
     """
+    ttl = received_at + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
     if ad.expiry is None or _is_go_zero(ad.expiry):
-        return received_at + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
+        return ttl
     expiry = _aware(ad.expiry)
     if ad.now is not None and not _is_go_zero(ad.now):
         sender_now = _aware(ad.now)
@@ -71,7 +76,7 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
             # long before the sender's now is simply expired).
             lifetime = expiry - sender_now
             expiry = received_at + max(-MAX_AD_LIFETIME, min(lifetime, MAX_AD_LIFETIME))
-    return min(expiry, received_at + MAX_AD_LIFETIME)
+    return min(expiry, ttl)
 
 
 def parse_status(raw: str) -> ServerStatus:
