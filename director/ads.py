@@ -112,6 +112,36 @@ def check_token(kind: ServerKind, token: models.RegistrationToken, registry_pref
         raise Refusal(403, f"The token is not a live registration token for {registry_prefix}")
 
 
+def check_auth_mode(
+    server: models.Server | None, kind: ServerKind, ad: AdvertisementIn, mode: models.AuthMode
+) -> None:
+    """A server keeps the authentication mode of its first ad (no cross-mode takeover):
+    refuse the ad when ``server`` (the row of its name, locked) or, for a new name,
+    another server of its registry prefix came in the other way."""
+    if server is not None:
+        held = server.auth_mode
+        holder = ad.name
+    else:
+        found = (
+            models.Server.objects.filter(
+                kind=kind, source=models.Source.ADVERTISED, registry_prefix=ad.registry_prefix
+            )
+            .exclude(auth_mode="")
+            .exclude(auth_mode=mode)
+            .values_list("name", "auth_mode")
+            .first()
+        )
+        holder, held = found if found is not None else (ad.name, "")
+    if held and held != mode:
+        raise Refusal(
+            403,
+            f"Server {holder!r} ({ad.registry_prefix}) advertises with "
+            f"{models.AuthMode(held).label}, the way of its first advertisement; it cannot be "
+            f"advertised with {mode.label}. An administrator can release it by deleting the "
+            "server in the director's admin",
+        )
+
+
 def record_advertisement(
     kind: ServerKind,
     ad: AdvertisementIn,
@@ -131,6 +161,9 @@ def record_advertisement(
         raise Refusal(500, f"Incompatible versions detected: {problem}")
     if token is not None:
         check_token(kind, token, ad.registry_prefix)
+    else:
+        # Stored as verified (without a trailing slash): the registration it stands on.
+        ad = ad.model_copy(update={"registry_prefix": ad.registry_prefix.rstrip("/")})
     expires_at = effective_expiry(ad, received_at)
     if expires_at <= received_at:
         raise Refusal(400, f"The advertisement expired at {expires_at.isoformat()}")
@@ -175,6 +208,7 @@ def record_advertisement(
 TOKEN_USE_RESOLUTION = dt.timedelta(minutes=10)
 # What a renewal writes: the one row of the server.
 RENEWAL_FIELDS = [
+    "auth_mode",  # already this one but on a server advertised before modes were recorded
     "expires_at",
     "last_advertised_at",
     "status_weight",
@@ -218,6 +252,7 @@ def _store(
     """
     version = ad.version or user_agent_version(user_agent) or "unknown"
     fingerprint = ad_fingerprint(kind, ad, version)
+    mode = models.AuthMode.TOKEN if token is not None else models.AuthMode.PELICAN
     time_constant = registry.current().settings.status_ewma_time_constant
     # The rows are prepared before the transaction, with the loop given a turn before and
     # after (1,000 namespaces: ~5 ms each side), so the work inside it is the writes
@@ -239,8 +274,10 @@ def _store(
                     f"Server {ad.name!r} is registered under {server.registry_prefix}, "
                     f"not {ad.registry_prefix}",
                 )
-        else:
+        check_auth_mode(server, kind, ad, mode)
+        if server is None:
             server = models.Server(name=ad.name, source=models.Source.ADVERTISED, kind=kind)
+        server.auth_mode = mode
         if not created and server.ad_fingerprint == fingerprint:
             _renew(server, parse_status(ad.status), received_at, expires_at, time_constant)
             server.change_seq = change_generation(renewal=server)
