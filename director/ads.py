@@ -37,7 +37,8 @@ logger = logging.getLogger(__name__)
 # Pelican re-bases the expiry on our clock when the sender's clock is off by more.
 CLOCK_SKEW_TOLERANCE = dt.timedelta(milliseconds=100)
 GO_ZERO_TIME_YEAR = 1
-MAX_AD_LIFETIME = dt.timedelta(days=7)  # an expiry further out is cut to this
+# A re-based lifetime is first cut to this, so that far-apart dates cannot overflow.
+MAX_AD_LIFETIME = dt.timedelta(days=7)
 
 
 @dataclass(frozen=True)
@@ -58,10 +59,14 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
     """The ad's expiry on our clock (reference 1.6 step 11, 3.7).
 
     No expiry: received + DIRECTOR_AD_TTL. A sender clock off by more than 100 ms: the
-    expiry is re-based to received + (expiry - now).
+    expiry is re-based to received + (expiry - now). Either way an ad lives at most
+    DIRECTOR_AD_TTL (Pelican: up to 7 days): a server whose registration is withdrawn
+    while the director cannot say so (another director, a lost change) leaves routing
+    by then.
     """
+    ttl = received_at + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
     if ad.expiry is None or _is_go_zero(ad.expiry):
-        return received_at + dt.timedelta(seconds=settings.DIRECTOR_AD_TTL)
+        return ttl
     expiry = _aware(ad.expiry)
     if ad.now is not None and not _is_go_zero(ad.now):
         sender_now = _aware(ad.now)
@@ -71,7 +76,7 @@ def effective_expiry(ad: AdvertisementIn, received_at: dt.datetime) -> dt.dateti
             # long before the sender's now is simply expired).
             lifetime = expiry - sender_now
             expiry = received_at + max(-MAX_AD_LIFETIME, min(lifetime, MAX_AD_LIFETIME))
-    return min(expiry, received_at + MAX_AD_LIFETIME)
+    return min(expiry, ttl)
 
 
 def parse_status(raw: str) -> ServerStatus:
@@ -107,6 +112,36 @@ def check_token(kind: ServerKind, token: models.RegistrationToken, registry_pref
         raise Refusal(403, f"The token is not a live registration token for {registry_prefix}")
 
 
+def check_auth_mode(
+    server: models.Server | None, kind: ServerKind, ad: AdvertisementIn, mode: models.AuthMode
+) -> None:
+    """A server keeps the authentication mode of its first ad (no cross-mode takeover):
+    refuse the ad when ``server`` (the row of its name, locked) or, for a new name,
+    another server of its registry prefix came in the other way."""
+    if server is not None:
+        held = server.auth_mode
+        holder = ad.name
+    else:
+        found = (
+            models.Server.objects.filter(
+                kind=kind, source=models.Source.ADVERTISED, registry_prefix=ad.registry_prefix
+            )
+            .exclude(auth_mode="")
+            .exclude(auth_mode=mode)
+            .values_list("name", "auth_mode")
+            .first()
+        )
+        holder, held = found if found is not None else (ad.name, "")
+    if held and held != mode:
+        raise Refusal(
+            403,
+            f"Server {holder!r} ({ad.registry_prefix}) advertises with "
+            f"{models.AuthMode(held).label}, the way of its first advertisement; it cannot be "
+            f"advertised with {mode.label}. An administrator can release it by deleting the "
+            "server in the director's admin",
+        )
+
+
 def record_advertisement(
     kind: ServerKind,
     ad: AdvertisementIn,
@@ -126,6 +161,9 @@ def record_advertisement(
         raise Refusal(500, f"Incompatible versions detected: {problem}")
     if token is not None:
         check_token(kind, token, ad.registry_prefix)
+    else:
+        # Stored as verified (without a trailing slash): the registration it stands on.
+        ad = ad.model_copy(update={"registry_prefix": ad.registry_prefix.rstrip("/")})
     expires_at = effective_expiry(ad, received_at)
     if expires_at <= received_at:
         raise Refusal(400, f"The advertisement expired at {expires_at.isoformat()}")
@@ -170,6 +208,7 @@ def record_advertisement(
 TOKEN_USE_RESOLUTION = dt.timedelta(minutes=10)
 # What a renewal writes: the one row of the server.
 RENEWAL_FIELDS = [
+    "auth_mode",  # already this one but on a server advertised before modes were recorded
     "expires_at",
     "last_advertised_at",
     "status_weight",
@@ -213,6 +252,7 @@ def _store(
     """
     version = ad.version or user_agent_version(user_agent) or "unknown"
     fingerprint = ad_fingerprint(kind, ad, version)
+    mode = models.AuthMode.TOKEN if token is not None else models.AuthMode.PELICAN
     time_constant = registry.current().settings.status_ewma_time_constant
     # The rows are prepared before the transaction, with the loop given a turn before and
     # after (1,000 namespaces: ~5 ms each side), so the work inside it is the writes
@@ -234,8 +274,10 @@ def _store(
                     f"Server {ad.name!r} is registered under {server.registry_prefix}, "
                     f"not {ad.registry_prefix}",
                 )
-        else:
+        check_auth_mode(server, kind, ad, mode)
+        if server is None:
             server = models.Server(name=ad.name, source=models.Source.ADVERTISED, kind=kind)
+        server.auth_mode = mode
         if not created and server.ad_fingerprint == fingerprint:
             _renew(server, parse_status(ad.status), received_at, expires_at, time_constant)
             server.change_seq = change_generation(renewal=server)

@@ -7,11 +7,14 @@ from __future__ import annotations
 from typing import Any
 
 from django.contrib import admin, messages
+from django.db import transaction
 from django.db.models import Case, QuerySet, When
+from django.forms import ModelForm
 from django.http import HttpRequest
 
 from director.admin.base import log_changes
-from director.federation.registry import decide
+from director.federation import standing
+from director.federation.registry import decide, stored_key_set
 from director.models import IssuerKey, NamespaceRegistration, RegistrationStatus
 
 
@@ -57,6 +60,44 @@ class NamespaceRegistrationAdmin(admin.ModelAdmin[NamespaceRegistration]):
         """Pending registrations first: they wait for a decision."""
         pending_first = Case(When(status=RegistrationStatus.PENDING, then=0), default=1)
         return [pending_first.asc(), "prefix"]
+
+    def save_model(
+        self,
+        request: HttpRequest,
+        obj: NamespaceRegistration,
+        form: ModelForm[NamespaceRegistration],
+        change: bool,
+    ) -> None:
+        """An edit that moves the prefix or removes a key takes effect at once: the
+        servers advertised under the old prefix or key leave routing now."""
+        with transaction.atomic():
+            before = (
+                NamespaceRegistration.objects.select_for_update().filter(pk=obj.pk).first()
+                if change
+                else None
+            )
+            super().save_model(request, obj, form, change)
+            if before is None:
+                return
+            if before.prefix != obj.prefix:
+                standing.registrations_withdrawn(
+                    [before.prefix], f"their registration was moved to {obj.prefix} in the admin"
+                )
+            elif before.pubkey != obj.pubkey:
+                standing.keys_replaced(obj.prefix, stored_key_set(before), stored_key_set(obj))
+
+    def delete_model(self, request: HttpRequest, obj: NamespaceRegistration) -> None:
+        with transaction.atomic():
+            super().delete_model(request, obj)
+            standing.registrations_withdrawn([obj.prefix], "their registration was deleted")
+
+    def delete_queryset(
+        self, request: HttpRequest, queryset: QuerySet[NamespaceRegistration]
+    ) -> None:
+        with transaction.atomic():
+            prefixes = list(queryset.values_list("prefix", flat=True))
+            super().delete_queryset(request, queryset)
+            standing.registrations_withdrawn(prefixes, "their registration was deleted")
 
     @admin.action(description="Approve the selected registrations")
     def approve(self, request: HttpRequest, queryset: QuerySet[NamespaceRegistration]) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
 from django.contrib import admin, messages
@@ -225,6 +226,16 @@ class ServerAdmin(RegistryAdmin[Server]):
         admin.ModelAdmin.save_model(self, request, obj, form, change)
         # A renamed server (or a new kind) leaves its old key in every snapshot: rebuild.
         registry_changed([obj.pk], full=before != (obj.kind, obj.name))
+
+    def get_deleted_objects(
+        self, objs: Sequence[Server] | QuerySet[Server], request: HttpRequest
+    ) -> tuple[list[Any], dict[str, int], set[str], list[Any]]:
+        """A server's namespaces and downtimes go with it, its advertised ones included
+        (read-only on their own pages): deleting an advertised server also releases the
+        authentication mode it keeps (``director.ads.check_auth_mode``)."""
+        deleted, counts, perms_needed, protected = super().get_deleted_objects(objs, request)
+        parts = {str(Namespace._meta.verbose_name), str(Downtime._meta.verbose_name)}
+        return deleted, counts, perms_needed - parts, protected
 
     @admin.display(description="namespaces", ordering="_namespace_count")
     def namespace_count(self, obj: Server) -> int:

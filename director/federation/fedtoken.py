@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from director import registry as routing_registry
-from director.federation import advertise, issuer
+from director.federation import advertise, issuer, standing
 from director.trust import tokens
 from director.wire.errors import Refusal
 from director.wire.tokens import bearer_token
@@ -69,7 +69,9 @@ def fed_token(
             403,
             f"{sender} no authorization token in 'Authorization' header or 'authz' url parameter",
         )
-    verdict = advertise.verify_membership(token, f"/{kind}s/{host}")
+    prefix = f"/{kind}s/{host}"
+    # Checked now, at minting: the registration's status and keys as they are this moment.
+    verdict = advertise.verify_membership(token, prefix)
     if verdict.problem:
         # Pelican answers 500 here; a token that does not verify is the caller's doing.
         raise Refusal(403, "Failed to verify advertise token")
@@ -77,6 +79,13 @@ def fed_token(
         raise Refusal(403, f"Host '{host}' has not been approved by an administrator")
     if not verdict.scoped:
         raise Refusal(403, "The provided advertise token was rejected")
+    if standing.token_server_holds(prefix):
+        raise Refusal(
+            403,
+            f"Host '{host}' advertises with a registration token of this director: a key "
+            f"registered for {prefix} cannot obtain tokens in its name. An administrator can "
+            "release it by deleting the server in the director's admin",
+        )
     return issuer.signer().mint(
         issuer=issuer.issuer_url(base_url),
         subject=host,
@@ -99,9 +108,15 @@ def discovered_targets(authorization: str, base_url: str) -> list[dict[str, obje
         raise Refusal(403, f"Failed to verify the token: {rejected}") from None
     snapshot = routing_registry.current()
     now = time.time()
+    listed = [
+        server for server in snapshot.servers.values() if server.web_url and server.routable(now)
+    ]
+    # One query: servers whose registration was withdrawn are left out even before
+    # every process's snapshot has followed the change.
+    withdrawn = standing.unaccepted(server.key for server in listed)
     targets: list[dict[str, object]] = []
-    for server in snapshot.servers.values():
-        if not server.web_url or not server.routable(now):
+    for server in listed:
+        if server.key in withdrawn:
             continue
         web = server.web_url.split("://", 1)[-1].split("/", 1)[0]
         default_port = "443" if server.web_url.startswith("https:") else "80"

@@ -12,7 +12,7 @@ from typing import Any
 
 from django.db import transaction
 
-from director.federation import issuer
+from director.federation import issuer, standing
 from director.federation.registry import (
     CHALLENGE_FIELDS,
     REGISTER_BAD,
@@ -131,6 +131,7 @@ def _update_one(
         )
     if stored.thumbprints() == new_set.thumbprints():
         return f"The public key of prefix {prefix} hasn't changed -- nothing to update!"
+    standing.keys_replaced(prefix, stored, new_set)  # the removed keys' ads expire now
     registration.pubkey = json_bytes(new_set.as_json()).decode()
     registration.save(update_fields=["pubkey", "kind", "updated_at"])
     logger.info("registry: the keys of %s were updated", prefix)

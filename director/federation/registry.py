@@ -22,7 +22,7 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from director.federation import issuer
+from director.federation import issuer, standing
 from director.models import NamespaceRegistration, RegistrationKind, RegistrationStatus
 from director.trust import keys
 from director.trust import registry as protocol
@@ -389,9 +389,13 @@ def registration_json(registration: NamespaceRegistration) -> dict[str, Any]:
 
 
 def decide(prefixes: Sequence[str], status: RegistrationStatus, by: str) -> int:
-    """Approve or deny registrations; each decision is logged. Returns how many changed."""
+    """Approve or deny registrations; each decision is logged. Returns how many changed.
+
+    A denial takes effect at once: the servers advertised under the denied prefixes
+    leave routing now (``standing.registrations_withdrawn``), not when their ads expire."""
     now = timezone.now()
     changed = 0
+    denied: list[str] = []
     with transaction.atomic():
         for registration in NamespaceRegistration.objects.select_for_update().filter(
             prefix__in=list(prefixes)
@@ -406,4 +410,9 @@ def decide(prefixes: Sequence[str], status: RegistrationStatus, by: str) -> int:
                 "registry: %s %s by %s", registration.prefix, status.label.lower(), by or "?"
             )
             changed += 1
+            if status == RegistrationStatus.DENIED:
+                denied.append(registration.prefix)
+        if denied:
+            why = f"their registration was denied by {by or '?'}"
+            standing.registrations_withdrawn(denied, why)
     return changed

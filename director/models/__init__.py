@@ -17,6 +17,7 @@ from director.models.registrations import (
     RegistrationStatus,
 )
 from director.models.servers import (
+    AuthMode,
     CapabilityFields,
     Downtime,
     GeoIPOverride,
@@ -30,6 +31,7 @@ from director.models.tokens import RegistrationToken, RegistrationTokenQuerySet,
 from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
 __all__ = [
+    "AuthMode",
     "CapabilityFields",
     "DirectorAd",
     "Downtime",

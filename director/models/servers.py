@@ -49,6 +49,14 @@ class Source(models.TextChoices):
     ADMIN = "admin", "defined in admin"
 
 
+class AuthMode(models.TextChoices):
+    """How an advertised server's ads are authenticated. A server keeps the mode of its
+    first ad: the other mode may not advertise it until an administrator deletes it."""
+
+    TOKEN = "token", "a registration token of this director"
+    PELICAN = "pelican", "an advertise token signed with a key registered for its prefix"
+
+
 class CapabilityFields(models.Model):
     """The six Pelican capabilities as admin checkboxes, shared by servers and namespaces."""
 
@@ -133,6 +141,15 @@ class Server(CapabilityFields):
     )
     version = models.CharField(max_length=MAX_VERSION_LENGTH, default="unknown")
     source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
+    auth_mode = models.CharField(
+        "advertised with",
+        max_length=10,
+        choices=AuthMode.choices,
+        blank=True,
+        editable=False,
+        help_text="How its ads are authenticated: the mode of its first ad, kept until the "
+        "server is deleted; empty for servers defined in the admin.",
+    )
     enabled = models.BooleanField(
         default=True, help_text="A disabled server is left out of all routing."
     )

@@ -45,7 +45,7 @@ from gevent.pool import Pool
 from requests.adapters import HTTPAdapter
 
 from director import __version__, registry
-from director.federation import issuer
+from director.federation import issuer, standing
 from director.models import HealthStatus, HealthTestLease, Server
 from director.serving.supervisor import SupervisedLoop
 from director.serving.traffic import Buckets
@@ -271,10 +271,20 @@ class HealthTester:
             return
         now = time.monotonic()
         wall = time.time()
-        for key, server in snapshot.servers.items():
-            if not server.health_tests or not server.routable(wall) or key in self._running:
-                continue
-            if now - self._last_started.get(key, float("-inf")) < settings.health_test_interval:
+        due = [
+            (key, server)
+            for key, server in snapshot.servers.items()
+            if server.health_tests
+            and server.routable(wall)
+            and key not in self._running
+            and now - self._last_started.get(key, float("-inf")) >= settings.health_test_interval
+        ]
+        # One query a round, at the moment of testing: a server whose registration is
+        # denied or deleted gets no test and no token, whatever the snapshot says.
+        withdrawn = standing.unaccepted(key for key, _ in due) if due else set()
+        for key, server in due:
+            if key in withdrawn:
+                self._last_started[key] = now  # asked again an interval later, not every tick
                 continue
             if self._pool.full():
                 break
