@@ -27,6 +27,9 @@ worker_connections = int(os.environ.get("DIRECTOR_WORKER_CONNECTIONS", DEFAULT_C
 timeout = 30
 graceful_timeout = 10
 control_socket_disable = True
+# No access log unless asked (--access-logfile). Its lines never hold a token of the query
+# (authz, access_token: director.serving.logsafe, through the worker's handler); the
+# default format logs no request header: do not add %({authorization}i)s.
 accesslog = None
 
 

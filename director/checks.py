@@ -58,6 +58,48 @@ def check_director_settings(
     return messages
 
 
+def check_issuer_keys(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The federation issuer's stored keys can be read (director.federation.keystore):
+    the passphrase settings, then each encrypted key. Skipped while the database cannot
+    be read (not migrated yet, or down: reported elsewhere)."""
+    from django.db import DatabaseError, connection
+
+    from director.federation import keystore
+
+    hint = (
+        f"Give the passphrase the keys were encrypted with in {keystore.SETTING} or "
+        f"{keystore.FILE_SETTING} (one of them); see the README, Keys at rest."
+    )
+    try:
+        secret = keystore.passphrase()
+    except keystore.KeyStoreError as error:
+        return [checks.Error(error.problem + ".", hint=hint, id="director.E061")]
+    messages: list[checks.CheckMessage] = []
+    if secret is not None and len(secret) < keystore.SHORT_PASSPHRASE:
+        messages.append(
+            checks.Warning(
+                f"The issuer key passphrase is shorter than {keystore.SHORT_PASSPHRASE} "
+                "characters: a stolen backup's keys could be guessed.",
+                hint="Use a random one, e.g. `openssl rand -base64 32`.",
+                id="director.W061",
+            )
+        )
+    opened_here = connection.connection is None
+    try:
+        unreadable = keystore.problems()
+    except DatabaseError:
+        return messages
+    finally:
+        if opened_here:
+            connection.close()
+    messages.extend(
+        checks.Error(problem + ".", hint=hint, id="director.E062") for problem in unreadable
+    )
+    return messages
+
+
 def check_deployment(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -76,3 +118,4 @@ def check_deployment(
 def register() -> None:
     checks.register(check_director_settings, "director")
     checks.register(check_deployment, "director", deploy=True)
+    checks.register(check_issuer_keys, "director")

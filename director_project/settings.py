@@ -240,6 +240,11 @@ DIRECTOR_REQUIRE_CACHE_APPROVAL = env_bool("DIRECTOR_REQUIRE_CACHE_APPROVAL", Tr
 DIRECTOR_REQUIRE_KEY_CHAINING = env_bool("DIRECTOR_REQUIRE_KEY_CHAINING", True)
 # Lifetime of the tokens getFedToken mints (Pelican's Director.FedTokenLifetime).
 DIRECTOR_FED_TOKEN_LIFETIME = env_float("DIRECTOR_FED_TOKEN_LIFETIME", 900.0, minimum=60.0)
+# The federation issuer's private keys are stored encrypted with this passphrase, given
+# in the environment or (better: not in the process's environment) in a file; empty:
+# stored in plaintext (director.federation.keystore; checks director.E061/E062/W061).
+DIRECTOR_ISSUER_KEY_PASSPHRASE = env_str("DIRECTOR_ISSUER_KEY_PASSPHRASE", "")
+DIRECTOR_ISSUER_KEY_PASSPHRASE_FILE = env_str("DIRECTOR_ISSUER_KEY_PASSPHRASE_FILE", "")
 # Named in the approval_error answer (Pelican's Director.SupportContactEmail / Url).
 DIRECTOR_SUPPORT_CONTACT_EMAIL = env_str("DIRECTOR_SUPPORT_CONTACT_EMAIL", "")
 DIRECTOR_SUPPORT_CONTACT_URL = env_str("DIRECTOR_SUPPORT_CONTACT_URL", "")

@@ -22,6 +22,7 @@ from django.conf import settings
 from django.db import transaction
 from django.utils import timezone
 
+from director.federation import keystore
 from director.models import IssuerKey
 from director.trust import keys, tokens
 from director.wire.documents import federation_url
@@ -91,10 +92,11 @@ def longest_automatic_lifetime() -> float:
 
 
 def create_key(activates_at: dt.datetime) -> IssuerKey:
+    """A new key, stored encrypted when a passphrase is configured (``keystore``)."""
     private = keys.generate_private_key()
     return IssuerKey.objects.create(
         kid=keys.public_jwk(private)["kid"],
-        private_pem=keys.private_key_pem(private),
+        private_pem=keystore.seal(private),
         activates_at=activates_at,
     )
 
@@ -126,7 +128,7 @@ def forget() -> None:
 def _private_key(row: IssuerKey) -> ec.EllipticCurvePrivateKey:
     key = _private.get(row.kid)
     if key is None:
-        key = _private[row.kid] = keys.load_private_key(row.private_pem)
+        key = _private[row.kid] = keystore.unseal(row.private_pem, row.kid)
     return key
 
 

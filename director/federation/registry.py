@@ -363,7 +363,10 @@ def _go_time(value: dt.datetime | None) -> str:
 
 
 def registration_json(registration: NamespaceRegistration) -> dict[str, Any]:
-    """Pelican's Registration shape, without the identity (nothing of a person here)."""
+    """Pelican's Registration shape, with nothing of a person: no identity, and
+    ``approver_id`` empty as for a registration not approved yet (the approving
+    administrator's user name would name whom the per-user-name login lockout locks out;
+    ``status`` and ``approved_at`` still say that and when it was approved)."""
     return {
         "id": registration.pk,
         "prefix": registration.prefix,
@@ -376,7 +379,7 @@ def registration_json(registration: NamespaceRegistration) -> dict[str, Any]:
             "institution": registration.institution,
             "security_contact_user_id": "",
             "status": PELICAN_STATUS.get(RegistrationStatus(registration.status), "Unknown"),
-            "approver_id": registration.approved_by,
+            "approver_id": "",
             "approved_at": _go_time(registration.approved_at),
             "created_at": _go_time(registration.created_at),
             "updated_at": _go_time(registration.updated_at),

@@ -17,6 +17,7 @@ import gevent
 from gevent.pool import Pool
 from gevent.pywsgi import MAX_REQUEST_LINE, WSGIHandler, WSGIServer
 
+from director.serving.logsafe import redact_tokens, redacted_environ
 from director.serving.shedding import REQUEST_WAIT_ENVIRON, RETRY_AFTER, UNSHED_PATHS, shedder
 from director.serving.tls import TLSHandshakeDeadline
 from director.wire.documents import error_body
@@ -126,13 +127,17 @@ class ConnectionLimits:
        not the whole);
     3. each write is sent at once (TCP_NODELAY): a response goes out as headers then body,
        and with Nagle the body would wait for the client's delayed ACK, ~40 ms per
-       keep-alive request.
+       keep-alive request;
+    4. what it logs about a request (its access log line, under ``serve`` or gunicorn,
+       and the server's error lines) holds no token of the query (logsafe.redact_tokens).
     """
 
     keepalive_timeout = 5.0
     header_timeout = HEADER_TIMEOUT
     socket: Any
     rfile: Any
+    requestline: Any
+    environ: Any
     _header_deadline: gevent.Timeout | None = None
     refuse_connection = False  # set on a connection over the server's limit
     pending_refusal = ""  # why the request being read is to be refused ("": serve it)
@@ -245,7 +250,7 @@ class ConnectionLimits:
     def handle_one_response(self) -> None:
         """The checks made before the application sees a request: the cheapest place
         left once the request is parsed."""
-        environ: dict[str, Any] = self.environ  # type: ignore[attr-defined]
+        environ: dict[str, Any] = self.environ
         path = environ.get("PATH_INFO", "")
         if not path_is_utf8(path):
             self._answer_before_app(*wsgi_error_response(400, NOT_UTF8), close=True)
@@ -306,6 +311,23 @@ class ConnectionLimits:
             self.write(body)  # type: ignore[attr-defined]
         except OSError:
             self.close_connection = True
+
+    def log_request(self) -> None:
+        """The access log line with the query's tokens redacted: pywsgi's reads the
+        request line, gunicorn's (its worker's handler) the environ's URLs."""
+        self.requestline = redact_tokens(self.requestline or "")
+        environ = getattr(self, "environ", None)
+        if environ:
+            self.environ = redacted_environ(environ)
+        super().log_request()  # type: ignore[misc]
+
+    def log_error(self, msg: str, *args: Any) -> None:
+        """pywsgi's error line (a malformed request quotes its request line), redacted."""
+        try:
+            message = msg % args if args else msg
+        except (TypeError, ValueError):
+            message = f"{msg!r} {args!r}"
+        super().log_error(redact_tokens(message))  # type: ignore[misc]
 
     def _stop_header_deadline(self) -> None:
         if self._header_deadline is not None:
