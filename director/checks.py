@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 from typing import Any
 
 from django.apps import AppConfig
@@ -86,6 +87,8 @@ def check_issuer_keys(
                 id="director.W061",
             )
         )
+    if _sqlite_file_missing(connection.settings_dict):
+        return messages  # nothing stored yet, and a check must not create the file
     opened_here = connection.connection is None
     try:
         unreadable = keystore.problems()
@@ -98,6 +101,16 @@ def check_issuer_keys(
         checks.Error(problem + ".", hint=hint, id="director.E062") for problem in unreadable
     )
     return messages
+
+
+def _sqlite_file_missing(database: dict[str, Any]) -> bool:
+    name = str(database.get("NAME") or "")
+    return (
+        str(database.get("ENGINE", "")).endswith("sqlite3")
+        and name != ":memory:"
+        and not name.startswith("file:")
+        and not Path(name).exists()
+    )
 
 
 def check_deployment(
