@@ -11,10 +11,12 @@ fields' choices come from them (``wire_choices``).
 
 from director.models.choices import wire_choices
 from director.models.registrations import (
+    ChallengePurpose,
     IssuerKey,
     NamespaceRegistration,
     RegistrationKind,
     RegistrationStatus,
+    RegistryChallenge,
 )
 from director.models.servers import (
     CapabilityFields,
@@ -31,6 +33,7 @@ from director.wire.types import HealthStatus, ServerKind, ServerStatus
 
 __all__ = [
     "CapabilityFields",
+    "ChallengePurpose",
     "DirectorAd",
     "Downtime",
     "GeoIPOverride",
@@ -43,6 +46,7 @@ __all__ = [
     "RegistrationStatus",
     "RegistrationToken",
     "RegistrationTokenQuerySet",
+    "RegistryChallenge",
     "RegistryState",
     "Server",
     "ServerKind",
