@@ -56,6 +56,39 @@ def check_director_settings(
                 id="director.E004",
             )
         )
+    messages.extend(_registry_lifetimes())
+    return messages
+
+
+# A server polling its record every minute refreshes last_seen_at every 10 minutes
+# (director.federation.registry.LAST_SEEN_RESOLUTION): a shorter inactivity timeout
+# would expire servers that are alive.
+LAST_SEEN_SLACK = 660.0
+
+
+def _registry_lifetimes() -> list[checks.CheckMessage]:
+    messages: list[checks.CheckMessage] = []
+    timeout = settings.DIRECTOR_INACTIVE_REGISTRATION_TIMEOUT
+    if timeout < LAST_SEEN_SLACK:
+        messages.append(
+            checks.Error(
+                f"DIRECTOR_INACTIVE_REGISTRATION_TIMEOUT={timeout:g} would expire pending "
+                "servers that still ask for their server record (it is recorded to 10 "
+                "minutes).",
+                hint=f"Use at least {LAST_SEEN_SLACK:g} seconds; Pelican's default is 1200.",
+                id="director.E011",
+            )
+        )
+    lifetime = settings.DIRECTOR_REGISTRY_CHALLENGE_SECONDS
+    if lifetime > 3600:
+        messages.append(
+            checks.Warning(
+                f"DIRECTOR_REGISTRY_CHALLENGE_SECONDS={lifetime:g}: a registry challenge "
+                "lives over an hour.",
+                hint="A Pelican server commits within seconds of its init; the default is 300.",
+                id="director.W011",
+            )
+        )
     return messages
 
 

@@ -238,6 +238,24 @@ DIRECTOR_REQUIRE_CACHE_APPROVAL = env_bool("DIRECTOR_REQUIRE_CACHE_APPROVAL", Tr
 # Pelican's Registry.RequireKeyChaining: a namespace inside or around a registered one
 # needs one of that registration's keys.
 DIRECTOR_REQUIRE_KEY_CHAINING = env_bool("DIRECTOR_REQUIRE_KEY_CHAINING", True)
+# Seconds a registry challenge (the server nonce of a registration's or a key update's
+# init) may be used in, once; and how many challenges one client address may ask for a
+# minute (per process).
+DIRECTOR_REGISTRY_CHALLENGE_SECONDS = env_float(
+    "DIRECTOR_REGISTRY_CHALLENGE_SECONDS", 300.0, minimum=10.0
+)
+DIRECTOR_REGISTRY_CHALLENGES_PER_MINUTE = env_int(
+    "DIRECTOR_REGISTRY_CHALLENGES_PER_MINUTE", 600, minimum=1
+)
+# Pelican's Registry.InactiveRegistrationTimeout (20 min) and its check interval (5 min):
+# with both approval flags on, a server whose registrations are all pending and which has
+# not asked for its server record this long is deleted, with its pending namespaces.
+DIRECTOR_INACTIVE_REGISTRATION_TIMEOUT = env_float(
+    "DIRECTOR_INACTIVE_REGISTRATION_TIMEOUT", 1200.0, minimum=60.0
+)
+DIRECTOR_INACTIVE_REGISTRATION_CHECK_INTERVAL = env_float(
+    "DIRECTOR_INACTIVE_REGISTRATION_CHECK_INTERVAL", 300.0, minimum=1.0
+)
 # Lifetime of the tokens getFedToken mints (Pelican's Director.FedTokenLifetime).
 DIRECTOR_FED_TOKEN_LIFETIME = env_float("DIRECTOR_FED_TOKEN_LIFETIME", 900.0, minimum=60.0)
 # The federation issuer's private keys are stored encrypted with this passphrase, given

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import time
 from collections.abc import Callable
+from unittest.mock import patch
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,7 +17,7 @@ from helpers import make_ad
 from openapi_support import Case, Env
 from pelican_peer import nonce, public_jwk, server_id, sign_hex
 
-from director.federation import issuer
+from director.federation import challenges, issuer
 from director.federation.registry import decide
 from director.models import RegistrationStatus
 
@@ -121,6 +122,18 @@ def key_update_init(env: Env) -> HttpResponse:
     return post_json(env, f"{REGISTRY}/updateNamespacesPubKey", body)
 
 
+def challenges_capped(path: str) -> Callable[[Env], HttpResponse]:
+    """A challenge init while the table of unused challenges is full: 429."""
+
+    def send(env: Env) -> HttpResponse:
+        key = joined(env, "site-c", "/capped")
+        body = {"client_nonce": nonce(), "pubkey": {"keys": [public_jwk(key)]}}
+        with patch.object(challenges, "MAX_OUTSTANDING", 0):
+            return post_json(env, path, {**body, "prefixes": ["/capped"]})
+
+    return send
+
+
 def fed_token_for_a_cache(env: Env) -> HttpResponse:
     key = joined(env, "cache-f", "/caches/cache-f")
     return env.client.get(
@@ -181,6 +194,7 @@ def registry_cases() -> list[Case]:
             ),
         ),
         post(REGISTRY, 409, "a server ID in use", server_id_in_use),
+        post(REGISTRY, 429, "too many challenges", challenges_capped(REGISTRY)),
         post(
             exists,
             200,
@@ -191,6 +205,7 @@ def registry_cases() -> list[Case]:
         post(update, 200, "a challenge", key_update_init),
         post(update, 400, "no nonce", lambda env: post_json(env, update, {})),
         post(update, 403, "a key not registered", forged_key_update),
+        post(update, 429, "too many challenges", challenges_capped(update)),
         post(complete, 200, "", lambda env: post_json(env, complete, {"prefixes": ["/x"]})),
         post(complete, 400, "a bad body", lambda env: post_json(env, complete, {"prefixes": 1})),
     ]

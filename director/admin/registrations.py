@@ -11,11 +11,25 @@ from django.db import transaction
 from django.db.models import Case, QuerySet, When
 from django.forms import ModelForm
 from django.http import HttpRequest
+from django.utils.html import format_html, format_html_join
+from django.utils.safestring import SafeString, mark_safe
 
 from director.admin.base import log_changes
-from director.federation import standing
+from director.federation import chaining, standing
 from director.federation.registry import decide, stored_key_set
-from director.models import IssuerKey, NamespaceRegistration, RegistrationStatus
+from director.models import (
+    IssuerKey,
+    NamespaceRegistration,
+    RegistrationKind,
+    RegistrationStatus,
+)
+
+
+def _described(registration: NamespaceRegistration) -> str:
+    return (
+        f"{registration.prefix} ({registration.get_status_display().lower()}, site "
+        f"{registration.site_name or '?'})"
+    )
 
 
 def _decide(
@@ -35,6 +49,7 @@ class NamespaceRegistrationAdmin(admin.ModelAdmin[NamespaceRegistration]):
     search_fields = ("prefix", "site_name", "server_id")
     readonly_fields = (
         "kind",
+        "nesting",
         "status",
         "approved_by",
         "approved_at",
@@ -46,13 +61,14 @@ class NamespaceRegistrationAdmin(admin.ModelAdmin[NamespaceRegistration]):
     fields = (
         "prefix",
         "kind",
+        "nesting",
         "status",
         "site_name",
         "server_id",
         "institution",
         "description",
         "pubkey",
-        *readonly_fields[2:],
+        *readonly_fields[3:],
     )
     actions = ["approve", "deny"]
 
@@ -98,6 +114,28 @@ class NamespaceRegistrationAdmin(admin.ModelAdmin[NamespaceRegistration]):
             prefixes = list(queryset.values_list("prefix", flat=True))
             super().delete_queryset(request, queryset)
             standing.registrations_withdrawn(prefixes, "their registration was deleted")
+
+    @admin.display(description="Nests in / around")
+    def nesting(self, registration: NamespaceRegistration) -> SafeString | str:
+        """What approving this prefix would put it inside (the nearest enclosing
+        registration) and around (the top-level registrations inside it), and a
+        registration token that serves it: an administrator sees whose namespace it is."""
+        if not registration.prefix:
+            return "-"
+        lines = []
+        owner = chaining.token_owner(registration.prefix)
+        if owner:
+            lines.append(format_html("Served by {}", owner))
+        if registration.kind == RegistrationKind.NAMESPACE:
+            found = chaining.nesting(registration.prefix)
+            if found.enclosing is not None:
+                lines.append(format_html("Inside {}", _described(found.enclosing)))
+            if found.inside:
+                around = format_html_join(", ", "{}", ((_described(r),) for r in found.inside))
+                lines.append(format_html("Around {}", around))
+        if not lines:
+            return "Nothing registered inside or around it"
+        return format_html_join(mark_safe("<br>"), "{}", ((line,) for line in lines))
 
     @admin.action(description="Approve the selected registrations")
     def approve(self, request: HttpRequest, queryset: QuerySet[NamespaceRegistration]) -> None:

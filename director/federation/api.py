@@ -86,6 +86,7 @@ def _client_address(request: HttpRequest) -> str:
         403: ErrorOut,
         404: ErrorOut,
         409: ErrorOut,
+        429: ErrorOut,
     },
 )
 @registry_served
@@ -136,11 +137,17 @@ def check_complete(request: HttpRequest, body: PrefixesIn) -> Status[Any]:
 @registry_router.post(
     "/updateNamespacesPubKey",
     summary="Replace the keys of registered prefixes (proven with a registered key)",
-    response={200: KeyUpdateChallengeOut | MessageOut, 400: ErrorOut, 403: ErrorOut, 404: ErrorOut},
+    response={
+        200: KeyUpdateChallengeOut | MessageOut,
+        400: ErrorOut,
+        403: ErrorOut,
+        404: ErrorOut,
+        429: ErrorOut,
+    },
 )
 @registry_served
 def update_namespaces_pubkey(request: HttpRequest, body: KeyUpdateIn) -> Status[Any]:
-    return _answer(keyupdates.update_keys(body.model_dump()))
+    return _answer(keyupdates.update_keys(body.model_dump(), _client_address(request)))
 
 
 @registry_router.get(

@@ -1,7 +1,9 @@
 """Key rotation (reference pelican-trust 1.11, ``POST /api/v1.0/registry/updateNamespacesPubKey``):
 a registered prefix's keys are replaced by a sender proving it holds the current key and
 a key already registered for each prefix. Unlike Pelican, every prefix named is checked
-and updated (Pelican: the first only), and the new set must hold the signing key.
+and updated (Pelican: the first only), the new set must hold the signing key, and the
+challenge is good for one commit within a few minutes (``challenges``): a captured update
+cannot be sent again with other keys.
 """
 
 from __future__ import annotations
@@ -12,7 +14,7 @@ from typing import Any
 
 from django.db import transaction
 
-from director.federation import issuer, standing
+from director.federation import challenges, standing
 from director.federation.registry import (
     CHALLENGE_FIELDS,
     REGISTER_BAD,
@@ -20,9 +22,8 @@ from director.federation.registry import (
     proof_holds,
     stored_key_set,
 )
-from director.models import NamespaceRegistration
+from director.models import ChallengePurpose, NamespaceRegistration
 from director.trust import keys
-from director.trust import registry as protocol
 from director.wire.documents import json_bytes
 from director.wire.errors import Refusal
 
@@ -32,7 +33,7 @@ logger = logging.getLogger("director.federation.registry")
 UPDATE_DENIED = "You don't have permission to update the registered public key of the prefix: "
 
 
-def update_keys(body: dict[str, Any]) -> Answer:
+def update_keys(body: dict[str, Any], client_address: str = "") -> Answer:
     """Key rotation: a challenge init (the registered keys of each prefix come back) or
     a commit, proven with the current key and with a key already registered."""
     prefixes = [str(prefix) for prefix in body.get("prefixes") or []]
@@ -47,7 +48,9 @@ def update_keys(body: dict[str, Any]) -> Answer:
     missing = [prefix for prefix in prefixes if prefix not in found]
     if missing:
         raise Refusal(400, f"{REGISTER_BAD}the prefix {missing[0]} is not registered")
-    answer = protocol.challenge(issuer.signer().key, body["client_nonce"]).as_json()
+    answer = challenges.issue(
+        str(body["client_nonce"]), ChallengePurpose.KEY_UPDATE, client_address
+    )
     return Answer(
         200, {**answer, "registered_keys": {prefix: found[prefix] for prefix in prefixes}}
     )
@@ -77,6 +80,7 @@ def _update_commit(body: dict[str, Any], prefixes: list[str]) -> Answer:
     messages = []
     refusal: Refusal | None = None
     with transaction.atomic():
+        challenges.take(body, ChallengePurpose.KEY_UPDATE, UPDATE_DENIED)
         registrations = {
             registration.prefix: registration
             for registration in NamespaceRegistration.objects.select_for_update().filter(

@@ -3,9 +3,11 @@ at start-up and before each advertisement, answered from ``NamespaceRegistration
 
 Each function takes the parsed request body and returns an ``Answer`` (a success's status
 and the JSON body Pelican's registry gives) or raises ``Refusal`` with Pelican's error;
-key updates are in ``keyupdates``. Differences from Pelican, each listed in the README: a
-failed proof of key possession is 403 (Pelican: 500), an existing prefix sent with another
-key is 403 (Pelican: 200 "already registered").
+key updates are in ``keyupdates``, single-use challenges in ``challenges``, key chaining
+and registration tokens' prefixes in ``chaining``. Differences from Pelican, each listed
+in the README: a failed proof of key possession is 403 (Pelican: 500), an existing prefix
+sent with another key is 403 (Pelican: 200 "already registered") unless it was denied (a
+new registration then replaces it), a challenge is good for one commit.
 """
 
 from __future__ import annotations
@@ -22,8 +24,13 @@ from django.conf import settings
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from director.federation import issuer, standing
-from director.models import NamespaceRegistration, RegistrationKind, RegistrationStatus
+from director.federation import chaining, challenges, inactive, issuer, standing
+from director.models import (
+    ChallengePurpose,
+    NamespaceRegistration,
+    RegistrationKind,
+    RegistrationStatus,
+)
 from director.trust import keys
 from director.trust import registry as protocol
 from director.wire.documents import json_bytes
@@ -98,7 +105,13 @@ def register(body: dict[str, Any], client_address: str = "") -> Answer:
     if all(body.get(name) for name in CHALLENGE_FIELDS):
         return _commit(body, client_address)
     if body.get("client_nonce"):
-        return Answer(200, protocol.challenge(issuer.signer().key, body["client_nonce"]).as_json())
+        inactive.expire_inactive()
+        return Answer(
+            200,
+            challenges.issue(
+                str(body["client_nonce"]), ChallengePurpose.REGISTRATION, client_address
+            ),
+        )
     raise Refusal(400, REGISTER_BAD + "Key sign challenge is missing parameters")
 
 
@@ -115,6 +128,8 @@ def proof_holds(body: dict[str, Any], key_set: keys.KeySet) -> bool:
 
 
 def _commit(body: dict[str, Any], client_address: str) -> Answer:
+    """A registration's commit: the proof, then, in one transaction, the challenge taken
+    (it stays taken whatever the answer) and the registration checked and stored."""
     try:
         key_set = keys.parse_key_set(body.get("pubkey"))
     except keys.KeySetError as problem:
@@ -134,22 +149,48 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
             400,
             f"{REGISTER_BAD}requested namespace {body.get('prefix')} failed validation: {problem}",
         ) from None
+    refusal: Refusal | None = None
+    with transaction.atomic():
+        challenges.take(body, ChallengePurpose.REGISTRATION, REGISTER_DENIED)
+        try:
+            answer = _register(prefix, key_set, body, client_address)
+        except Refusal as refused:
+            refusal = refused  # raised once the challenge is taken for good
+    if refusal is not None:
+        raise refusal
+    return answer
+
+
+def _register(
+    prefix: str, key_set: keys.KeySet, body: dict[str, Any], client_address: str
+) -> Answer:
     site_name = str(body.get("site_name") or "").strip()
     existing = NamespaceRegistration.objects.filter(prefix=prefix).first()
+    replaced: NamespaceRegistration | None = None
     if existing is not None:
         stored = stored_key_set(existing)
-        if stored is None or not stored.has_key(key_set.first()):
+        if stored is not None and stored.has_key(key_set.first()):
+            return Answer(
+                200,
+                {"message": f"The prefix {prefix} is already registered -- nothing else to do!"},
+            )
+        if existing.status != RegistrationStatus.DENIED:
             raise Refusal(
                 403, f"{REGISTER_DENIED}The prefix {prefix} is registered with another key"
             )
-        return Answer(
-            200, {"message": f"The prefix {prefix} is already registered -- nothing else to do!"}
+        replaced = existing  # a denial refused that key, it does not keep the prefix
+    owner = chaining.token_owner(prefix)
+    if owner is not None:
+        raise Refusal(
+            403,
+            f"{REGISTER_DENIED}{prefix} is, or is inside or around, a prefix of {owner}: "
+            "it advertises with this director's registration tokens, not Pelican's keys",
         )
     server_id = str(body.get("server_id") or "")
     if protocol.is_server_prefix(prefix) and site_name:
-        owner = _server_registration(site_name)
-        if owner is not None:
-            owned = stored_key_set(owner)
+        server = _server_registration(site_name)
+        if server is not None:
+            owned = stored_key_set(server)
             if owned is None or not protocol.signed_by_any(
                 owned, body["client_nonce"], body["server_nonce"], body["client_signature"]
             ):
@@ -158,39 +199,40 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
                     f"{REGISTER_DENIED}unable to verify you own the registered server "
                     f'"{site_name}"',
                 )
-            server_id = owner.server_id  # a second service of one server (origin and cache)
+            server_id = server.server_id  # a second service of one server (origin and cache)
     if not protocol.is_server_prefix(prefix) and settings.DIRECTOR_REQUIRE_KEY_CHAINING:
-        if not _chaining_allows(prefix, key_set):
-            raise Refusal(
-                403,
-                REGISTER_DENIED + "Cannot register a namespace that is suffixed or prefixed by "
-                "an already-registered namespace unless the incoming public key matches a "
-                "registered key",
-            )
+        if not chaining.chaining_allows(prefix, key_set):
+            raise Refusal(403, REGISTER_DENIED + chaining.CHAINING_REFUSED)
     if not site_name:
         raise Refusal(400, f"{REGISTER_BAD}Site Name is required")
     if protocol.is_server_prefix(prefix):
         clash = NamespaceRegistration.objects.filter(server_id=server_id).exclude(
             site_name=site_name
         )
+        if replaced is not None:
+            clash = clash.exclude(pk=replaced.pk)
         if not server_id or clash.exists():
             raise Refusal(
                 409,
                 f'Server ID "{server_id}" already exists or is empty. Please try again with '
                 "another server ID",
             )
+    description = (
+        "This is a namespace registration from Pelican CLI or an automated "
+        "registration. Certain fields may not be populated"
+    )
     try:
         with transaction.atomic():
+            if replaced is not None:
+                description += _replacement_note(replaced)
+                replaced.delete()
             NamespaceRegistration.objects.create(
                 prefix=prefix,
                 pubkey=json_bytes(key_set.as_json()).decode(),
                 status=RegistrationStatus.PENDING,  # whatever the request says
                 site_name=site_name,
                 server_id=server_id if protocol.is_server_prefix(prefix) else "",
-                description=(
-                    "This is a namespace registration from Pelican CLI or an automated "
-                    "registration. Certain fields may not be populated"
-                ),
+                description=description,
                 registered_from=client_address[:64],
             )
     except IntegrityError:
@@ -201,36 +243,28 @@ def _commit(body: dict[str, Any], client_address: str) -> Answer:
     return Answer(201, {"message": f"Prefix {prefix} successfully registered"})
 
 
+def _replacement_note(replaced: NamespaceRegistration) -> str:
+    """The history of a denied registration a new one replaces, kept in its description."""
+    logger.info(
+        "registry: the denied registration of %s (site %s) is replaced by a new one",
+        replaced.prefix,
+        replaced.site_name,
+    )
+    return (
+        f"\n\nReplaces a denied registration of {replaced.prefix} (site "
+        f"{replaced.site_name or '?'}, from {replaced.registered_from or '?'}, registered "
+        f"{replaced.created_at:%Y-%m-%d %H:%M:%S} UTC) made with other keys: {replaced.pubkey}"
+    )
+
+
 def _server_registration(site_name: str) -> NamespaceRegistration | None:
+    """The server that owns ``site_name``: its first registration not denied."""
     return (
         NamespaceRegistration.objects.filter(site_name=site_name)
         .exclude(server_id="")
+        .exclude(status=RegistrationStatus.DENIED)
         .order_by("pk")
         .first()
-    )
-
-
-def _ancestors(prefix: str) -> list[str]:
-    parts = prefix.strip("/").split("/")
-    return ["/" + "/".join(parts[:length]) for length in range(1, len(parts))]
-
-
-def _chaining_allows(prefix: str, key_set: keys.KeySet) -> bool:
-    """Key chaining (reference 1.4 step 6), by path components: when a namespace above
-    this one is registered, the new first key must be one of its keys; else, when any
-    below it is, one of theirs."""
-    namespaces = NamespaceRegistration.objects.exclude(
-        kind__in=[RegistrationKind.ORIGIN, RegistrationKind.CACHE]
-    )
-    supers = list(namespaces.filter(prefix__in=_ancestors(prefix)))
-    subs = [] if supers else list(namespaces.filter(prefix__startswith=prefix + "/"))
-    related = supers or subs
-    if not related:
-        return True
-    first = key_set.first()
-    return any(
-        (stored := stored_key_set(registration)) is not None and stored.has_key(first)
-        for registration in related
     )
 
 

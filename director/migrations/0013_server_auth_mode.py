@@ -19,7 +19,7 @@ def guess_modes(apps, schema_editor):
 
 class Migration(migrations.Migration):
     dependencies = [
-        ("director", "0011_server_name_per_kind"),
+        ("director", "0012_registry_challenges"),
     ]
 
     operations = [

@@ -11,10 +11,12 @@ fields' choices come from them (``wire_choices``).
 
 from director.models.choices import wire_choices
 from director.models.registrations import (
+    ChallengePurpose,
     IssuerKey,
     NamespaceRegistration,
     RegistrationKind,
     RegistrationStatus,
+    RegistryChallenge,
 )
 from director.models.servers import (
     AuthMode,
@@ -33,6 +35,7 @@ from director.wire.types import HealthStatus, ServerKind, ServerStatus
 __all__ = [
     "AuthMode",
     "CapabilityFields",
+    "ChallengePurpose",
     "DirectorAd",
     "Downtime",
     "GeoIPOverride",
@@ -45,6 +48,7 @@ __all__ = [
     "RegistrationStatus",
     "RegistrationToken",
     "RegistrationTokenQuerySet",
+    "RegistryChallenge",
     "RegistryState",
     "Server",
     "ServerKind",

@@ -81,6 +81,29 @@ class NamespaceRegistration(models.Model):
         )
 
 
+class ChallengePurpose(models.TextChoices):
+    REGISTRATION = "registration", "Registration"
+    KEY_UPDATE = "key_update", "Key update"
+
+
+class RegistryChallenge(models.Model):
+    """A server nonce the registry handed out (a registration's or a key update's challenge
+    init), until the commit that uses it takes it or it lapses
+    (``DIRECTOR_REGISTRY_CHALLENGE_SECONDS``): each is good for one commit, of its purpose,
+    for the client nonce it was issued for (``director.federation.challenges``)."""
+
+    server_nonce = models.CharField(max_length=64, unique=True)
+    client_nonce = models.CharField(max_length=64)
+    purpose = models.CharField(max_length=16, choices=ChallengePurpose.choices)
+    issued_at = models.DateTimeField(db_index=True)
+
+    class Meta:
+        ordering = ["issued_at"]
+
+    def __str__(self) -> str:
+        return f"{self.get_purpose_display()} challenge issued {self.issued_at:%Y-%m-%d %H:%M:%S}"
+
+
 class IssuerKey(models.Model):
     """A signing key of the federation issuer (this director).
 

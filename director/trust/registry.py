@@ -2,18 +2,25 @@
 key-possession challenge (key chaining and approval, which read the registrations, are
 ``director.federation.registry``'s).
 
-The challenge is stateless as Pelican's, with one difference that Pelican's clients do
-not see (they echo the registry's fields): the registry's signature covers
-``client_nonce + server_nonce``, not the client nonce alone, so a commit must carry the
-server nonce that this registry issued.
+Two differences from Pelican that its clients do not see (they echo the registry's
+fields): the registry's signature covers ``client_nonce + server_nonce``, not the client
+nonce alone, and the client nonce must be what Pelican's clients send (64 hex
+characters), so what the registry's key signs is always 128 hex characters, never the
+signing input of a JWT (which holds a ``.``). The registry stores each server nonce and
+takes it once (``director.federation.challenges``); ``ChallengeBudget`` bounds how many
+one address may ask for.
 """
 
 from __future__ import annotations
 
+import re
 import secrets
+import time
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 
 import jwt
+from cachetools import TTLCache
 from cryptography.hazmat.primitives.asymmetric import ec
 
 from director.trust.keys import KeySet, sign_payload, verify_payload
@@ -23,6 +30,7 @@ ORIGIN_PREFIX = "/origins/"
 CACHE_PREFIX = "/caches/"
 NAMESPACE = "namespace"  # the registration kind of a prefix that is not a server's
 NONCE_BYTES = 32
+NONCE = re.compile(r"[0-9a-fA-F]{64}")
 
 
 class PrefixError(ValueError):
@@ -100,6 +108,43 @@ def new_nonce() -> str:
     return secrets.token_hex(NONCE_BYTES)
 
 
+def is_nonce(value: str) -> bool:
+    """True for a nonce as Pelican's clients make them: 64 hex characters."""
+    return NONCE.fullmatch(value) is not None
+
+
+class ChallengeBudget:
+    """At most ``per_minute`` challenges per client address in each minute from its first,
+    for at most ``addresses`` addresses at once (the least recently seen are forgotten
+    first: a flood from many addresses is bounded by the stored challenges' cap instead).
+    ``clock`` is seconds (``time.monotonic`` unless a test moves it)."""
+
+    WINDOW = 60.0
+
+    def __init__(
+        self,
+        per_minute: int,
+        addresses: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.per_minute = per_minute
+        self.clock = clock
+        self._windows: TTLCache[str, tuple[float, int]] = TTLCache(
+            maxsize=addresses, ttl=self.WINDOW, timer=clock
+        )
+
+    def take(self, address: str) -> bool:
+        """Count one challenge for ``address``; False when its minute's budget is spent."""
+        now = self.clock()
+        started, used = self._windows.get(address, (now, 0))
+        if now - started >= self.WINDOW:
+            started, used = now, 0
+        if used >= self.per_minute:
+            return False
+        self._windows[address] = (started, used + 1)
+        return True
+
+
 @dataclass(frozen=True)
 class Challenge:
     server_nonce: str
@@ -117,7 +162,10 @@ class Challenge:
 
 
 def challenge(registry_key: ec.EllipticCurvePrivateKey, client_nonce: str) -> Challenge:
-    """The answer to a challenge init: a fresh server nonce, signed with the client's."""
+    """The answer to a challenge init: a fresh server nonce, signed with the client's
+    (a nonce of 64 hex characters: ``is_nonce``, checked here too)."""
+    if not is_nonce(client_nonce):
+        raise ValueError("the client nonce must be 64 hex characters")
     server_nonce = new_nonce()
     payload = (client_nonce + server_nonce).encode()
     return Challenge(server_nonce, client_nonce, payload.hex(), sign_payload(registry_key, payload))
@@ -150,3 +198,26 @@ def signed_by_any(key_set: KeySet, client_nonce: str, server_nonce: str, signatu
     """True when any key of ``key_set`` signed ``client_nonce + server_nonce``."""
     payload = (client_nonce + server_nonce).encode()
     return any(verify_payload(key, payload, signature) for key in key_set.keys.values())
+
+
+# --- key chaining: which registrations a new prefix nests in or around ------------------------
+
+
+def ancestors(prefix: str) -> list[str]:
+    """The prefixes above ``prefix``, by path component, shortest first."""
+    parts = prefix.strip("/").split("/")
+    return ["/" + "/".join(parts[:length]) for length in range(1, len(parts))]
+
+
+def nearest_enclosing(prefix: str, registered: Iterable[str]) -> str | None:
+    """The longest of ``registered`` that ``prefix`` is inside, or None."""
+    above = set(ancestors(prefix))
+    inside_of = [other for other in registered if other in above]
+    return max(inside_of, key=len, default=None)
+
+
+def top_level_inside(prefix: str, registered: Iterable[str]) -> list[str]:
+    """The ``registered`` prefixes inside ``prefix`` with no other one of them between
+    them and ``prefix`` (the ones a registration of ``prefix`` would directly enclose)."""
+    below = {other for other in registered if other.startswith(prefix.rstrip("/") + "/")}
+    return sorted(other for other in below if not any(above in below for above in ancestors(other)))
