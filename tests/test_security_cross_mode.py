@@ -6,6 +6,7 @@ administrator deletes it; the legitimate re-advertisement in each mode keeps wor
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import pytest
@@ -15,7 +16,14 @@ from helpers import make_ad
 from pelican_peer import PelicanPeer, server_ad
 
 from director.federation.registry import decide
-from director.models import AuthMode, RegistrationStatus, RegistrationToken, Server
+from director.models import (
+    AuthMode,
+    NamespaceRegistration,
+    RegistrationStatus,
+    RegistrationToken,
+    Server,
+)
+from director.registry import registry_changed
 
 TOKEN_URL = "http://127.0.0.1:9201"
 PELICAN_URL = "http://127.0.0.1:9202"
@@ -41,6 +49,27 @@ def pelican_takes(live_director, *prefixes: str) -> PelicanPeer:
     return peer
 
 
+def pelican_holds_despite_the_registry(live_director, *prefixes: str) -> PelicanPeer:
+    """A Pelican peer approved for ``prefixes`` that a registration token already serves.
+    The registry refuses such a registration (tests/test_security_chaining.py); these rows
+    are the ones it cannot stop: made by hand in the admin, or older than the token. The
+    ads' own rule (a server keeps its first authentication mode) must hold on its own."""
+    peer = PelicanPeer(live_director.url, SITE)
+    refused = peer.register(prefixes[0])
+    assert refused.status_code == 403, refused.text
+    assert "registration token" in refused.json()["msg"]
+    for prefix in prefixes:
+        NamespaceRegistration.objects.create(
+            prefix=prefix,
+            pubkey=json.dumps(peer.jwks()),
+            status=RegistrationStatus.APPROVED,
+            site_name=SITE,
+            server_id="hand-made" if prefix.startswith("/origins/") else "",
+        )
+    registry_changed()
+    return peer
+
+
 def pelican_ad(name: str, data_url: str, namespace: str = "/test") -> dict[str, Any]:
     return server_ad(name, "origin", PREFIX, data_url, [namespace])
 
@@ -62,7 +91,7 @@ def test_a_pelican_registration_cannot_take_over_a_token_server(named):
     live_director = named
     live_director.register(SITE, "origin", TOKEN_URL)
     assert location(live_director) == f"{TOKEN_URL}/test/file"
-    attacker = pelican_takes(live_director, PREFIX, "/test")
+    attacker = pelican_holds_despite_the_registry(live_director, PREFIX, "/test")
 
     takeover = attacker.advertise(live_director.url, "origin", pelican_ad(SITE, EVIL_URL))
     beside = attacker.advertise(live_director.url, "origin", pelican_ad("other-name", EVIL_URL))
@@ -111,7 +140,7 @@ def test_a_registration_token_cannot_take_over_a_pelican_server(named):
 def test_deleting_the_server_in_the_admin_releases_its_mode(admin_client, named):
     live_director = named
     live_director.register(SITE, "origin", TOKEN_URL)
-    newcomer = pelican_takes(live_director, PREFIX, "/test")
+    newcomer = pelican_holds_despite_the_registry(live_director, PREFIX, "/test")
     assert newcomer.advertise(
         live_director.url, "origin", pelican_ad(SITE, PELICAN_URL)
     ).status_code == (403)
