@@ -24,9 +24,9 @@ from ninja.security import HttpBearer
 
 from director import presence, registry
 from director.ads import record_advertisement
-from director.federation.advertise import verify_advertisement
+from director.federation import advertise
 from director.federation.schemas import ApprovalErrorOut
-from director.locate import external_url
+from director.locate import client_ip, external_url
 from director.models import Downtime, RegistrationToken, Server, Source
 from director.ops.directors import live_directors, this_director
 from director.ops.health import assess
@@ -45,9 +45,10 @@ from director.schemas import (
     UiNamespaceOut,
 )
 from director.snapshot import NamespaceView
-from director.trust.tokens import TokenRejected, looks_like_jwt, unverified_kid
+from director.trust.refusals import RefusalCounter
+from director.trust.tokens import looks_like_jwt
 from director.wire.ads import AdvertisementIn
-from director.wire.errors import Refusal
+from director.wire.errors import ApprovalRefusal, Refusal
 from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import PathError, clean_path
 from director.wire.tokens import bearer_token
@@ -66,6 +67,8 @@ TOKEN_MODE_OFF = (
     "register the server's namespace and sign its advertisements"
 )
 DEPRECATED_V1_LISTING = "Deprecated API: use GET /api/v2.0/director/listNamespaces"
+# Refused advertisements per client address (DIRECTOR_REFUSED_ADS_PER_MINUTE).
+refused_ads = RefusalCounter()
 
 # by_alias: the schemas' wire names (``token-issuer``, ``class``) in bodies and document.
 director_router = Router(tags=["director"], by_alias=True)
@@ -79,23 +82,33 @@ health_router = Router(tags=["health"], by_alias=True)
 
 @dataclass(frozen=True)
 class AdvertiseToken:
-    """A Pelican advertise token (a JWT), verified once the ad names its prefixes."""
+    """A Pelican advertise token (a JWT) whose signature a registered key verified and
+    that is bound to this director; which prefixes it may advertise is checked once the
+    ad names them."""
 
     token: str
+    binding: advertise.Binding
 
 
 def _register(request: HttpRequest, kind: ServerKind, ad: AdvertisementIn) -> SuccessOut:
     auth: RegistrationToken | AdvertiseToken = request.auth  # type: ignore[attr-defined]
     token = auth if isinstance(auth, RegistrationToken) else None
     if isinstance(auth, AdvertiseToken):
-        verify_advertisement(
-            kind,
-            ad.registry_prefix,
-            ad.name,
-            [namespace.path for namespace in ad.namespaces],
-            auth.token,
-            external_url(request),
-        )
+        try:
+            advertise.verify_advertisement(
+                kind,
+                ad.registry_prefix,
+                ad.name,
+                [namespace.path for namespace in ad.namespaces],
+                auth.token,
+                external_url(request),
+                auth.binding,
+            )
+        except ApprovalRefusal:
+            raise  # a key holder waiting for approval: not counted
+        except Refusal:
+            refused_ads.note(client_ip(request))
+            raise
     record_advertisement(kind, ad, token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     return SuccessOut(msg="Successful registration")
 
@@ -104,15 +117,32 @@ class RegistrationBearer(HttpBearer):
     """The registration endpoints' auth step, declared as Bearer in the OpenAPI document.
 
     It runs before the body is read or parsed: without a bearer token that is some live
-    registration token, or a JWT naming a key (a Pelican advertise token, verified
-    against the registry once the body names its prefixes), the answer is 403, and an
-    oversized body 413, whatever the body. So an anonymous caller can neither learn the
-    validation rules nor make the director parse megabytes. A registration token found
-    is the one the ad is checked against (its prefix and kind once the body is read):
-    the secret is looked up once, by its hash.
+    registration token, or a JWT signed by a registered key and bound to this director
+    (a Pelican advertise token; the prefixes it may advertise are checked once the body
+    names them), the answer is 403, and an oversized body 413, whatever the body. So an
+    anonymous caller can neither learn the validation rules nor make the director parse
+    megabytes. An address refused DIRECTOR_REFUSED_ADS_PER_MINUTE times in a minute is
+    answered 429 (Retry-After) before anything else. A registration token found is the
+    one the ad is checked against (its prefix and kind once the body is read): the
+    secret is looked up once, by its hash; a JWT's key once, by its ``kid``.
     """
 
     def __call__(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
+        address = client_ip(request)
+        wait = refused_ads.retry_after(address, settings.DIRECTOR_REFUSED_ADS_PER_MINUTE)
+        if wait:
+            raise Refusal(
+                429,
+                f"Too many refused advertisements from {address}; retry in {wait} s",
+                header_lines=(("Retry-After", str(wait)),),
+            )
+        try:
+            return self.checked(request)
+        except Refusal:
+            refused_ads.note(address)
+            raise
+
+    def checked(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
         authorization = str(request.META.get("HTTP_AUTHORIZATION", ""))
         if not authorization:
             raise Refusal(403, "Bearer token not present in the 'Authorization' header")
@@ -131,11 +161,9 @@ class RegistrationBearer(HttpBearer):
         if looks_like_jwt(token):
             if not settings.DIRECTOR_PELICAN_REGISTRATION:
                 raise Refusal(403, PELICAN_MODE_OFF)
-            try:
-                unverified_kid(token)
-            except TokenRejected as rejected:
-                raise Refusal(403, f"Authorization token verification failed {rejected}") from None
-            return AdvertiseToken(token)
+            bound = advertise.binding(external_url(request))
+            advertise.authenticate(token, bound)
+            return AdvertiseToken(token, bound)
         if not settings.DIRECTOR_TOKEN_REGISTRATION:
             raise Refusal(403, TOKEN_MODE_OFF)
         found = RegistrationToken.live_by_secret(token)
@@ -147,13 +175,14 @@ class RegistrationBearer(HttpBearer):
 registration_bearer = RegistrationBearer()
 # 400: a body that does not validate, or an ad refused (expired, duplicate paths, ...);
 # 403: the auth step, or a token that may not send this ad; 409: a concurrent first
-# registration of one name; 413: the auth step; 500: a too old Pelican version.
+# registration of one name; 413, 429: the auth step; 500: a too old Pelican version.
 REGISTRATION_RESPONSES = {
     200: SuccessOut,
     400: ErrorOut,
     403: ErrorOut | ApprovalErrorOut,
     409: ErrorOut,
     413: ErrorOut,
+    429: ErrorOut,
     500: ErrorOut,
 }
 

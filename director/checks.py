@@ -10,6 +10,7 @@ from django.apps import AppConfig
 from django.conf import settings
 from django.core import checks
 
+from director.trust.tokens import wlcg_audience
 from director.wire.types import ServerKind
 
 
@@ -34,6 +35,16 @@ def check_director_settings(
                 id="director.E002",
             )
         )
+    for audience in settings.DIRECTOR_ADVERTISE_AUDIENCES:
+        if not wlcg_audience(audience):
+            messages.append(
+                checks.Error(
+                    f"DIRECTOR_ADVERTISE_AUDIENCES: {audience!r} is not an http(s) URL.",
+                    hint="Comma-separated URLs this director is reached by, e.g. "
+                    "https://director.example.org,https://osdf-director.example.org:8443",
+                    id="director.E005",
+                )
+            )
     from director.locate import parse_networks, parse_region
 
     try:
@@ -149,16 +160,27 @@ def _sqlite_file_missing(database: dict[str, Any]) -> bool:
 def check_deployment(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
-    """Only with ``manage.py check --deploy``: a laptop needs no secret key."""
+    """Only with ``manage.py check --deploy``: a laptop needs no secret key, nor a name."""
+    messages: list[checks.CheckMessage] = []
     if settings.SECRET_KEY == settings.INSECURE_DEFAULT_SECRET_KEY:
-        return [
+        messages.append(
             checks.Warning(
                 "DJANGO_SECRET_KEY is not set: admin sessions are signed with a public key.",
                 hint="Set DJANGO_SECRET_KEY to a long random value in production.",
                 id="director.W001",
             )
-        ]
-    return []
+        )
+    if not settings.DIRECTOR_EXTERNAL_URL:
+        messages.append(
+            checks.Warning(
+                "DIRECTOR_EXTERNAL_URL is not set: getFedToken mints no tokens (503), and "
+                "advertise tokens are checked against the Host each request names.",
+                hint="Set DIRECTOR_EXTERNAL_URL to this director's public URL, e.g. "
+                "https://director.example.org (DIRECTOR_ADVERTISE_AUDIENCES for more names).",
+                id="director.W002",
+            )
+        )
+    return messages
 
 
 def register() -> None:

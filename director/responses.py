@@ -85,6 +85,7 @@ def refusal_response(refusal: Refusal) -> PelicanResponse:
     return PelicanResponse(
         json_bytes(refusal.body()),
         status=refusal.status,
+        header_lines=refusal.header_lines,
         content_type=JSON_CONTENT_TYPE,
         cors=False,
     )

@@ -184,8 +184,10 @@ LOGGING = {
 }
 
 # --- Director ------------------------------------------------------------------------------
-# Public URL of this director (discovery, its own ad, messages). Empty: taken from each
-# request's scheme and Host.
+# Public URL of this director (discovery, its own ad, messages, the issuer of the tokens
+# it mints, the audience of the advertise tokens it accepts). Empty: taken from each
+# request's scheme and Host, and getFedToken mints nothing (503; system check
+# director.W002 under --deploy, and a warning line of `manage.py serve`).
 DIRECTOR_EXTERNAL_URL = env_str("DIRECTOR_EXTERNAL_URL", "").rstrip("/")
 DIRECTOR_NAME = env_str("DIRECTOR_NAME", socket.gethostname())
 # Lifetime of an advertisement that carries no expiry (Pelican's Director.AdvertisementTTL).
@@ -256,6 +258,18 @@ DIRECTOR_INACTIVE_REGISTRATION_TIMEOUT = env_float(
 DIRECTOR_INACTIVE_REGISTRATION_CHECK_INTERVAL = env_float(
     "DIRECTOR_INACTIVE_REGISTRATION_CHECK_INTERVAL", 300.0, minimum=1.0
 )
+# Advertise tokens must name this director in "aud" (its external URL, http or https);
+# these URLs too (comma-separated), for a director reached under other names.
+DIRECTOR_ADVERTISE_AUDIENCES = env_list("DIRECTOR_ADVERTISE_AUDIENCES")
+# The longest lifetime (exp - iat, and exp - now) of an advertise token accepted, seconds
+# (Pelican's servers mint 1 minute ones; 60 s leeway on top).
+DIRECTOR_ADVERTISE_TOKEN_MAX_LIFETIME = env_float(
+    "DIRECTOR_ADVERTISE_TOKEN_MAX_LIFETIME", 300.0, minimum=60.0
+)
+# An address whose advertisements were refused this many times in a minute (a token
+# that does not verify, an ad it may not send) is answered 429 with Retry-After until
+# the minute ends, before its requests are read; 0: no limit.
+DIRECTOR_REFUSED_ADS_PER_MINUTE = env_int("DIRECTOR_REFUSED_ADS_PER_MINUTE", 60, minimum=0)
 # Lifetime of the tokens getFedToken mints (Pelican's Director.FedTokenLifetime).
 DIRECTOR_FED_TOKEN_LIFETIME = env_float("DIRECTOR_FED_TOKEN_LIFETIME", 900.0, minimum=60.0)
 # The federation issuer's private keys are stored encrypted with this passphrase, given

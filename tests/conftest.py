@@ -26,6 +26,7 @@ from openapi_support import JSONDict
 from processes import origin_server, postgres_url, spawn  # noqa: F401  (fixtures)
 
 from director import geo, locate, registry
+from director.api import refused_ads
 from director.demo.fileserver import FileServer
 from director.federation import issuer
 from director.geo import OnceLog
@@ -43,13 +44,15 @@ def pytest_collection_finish(session: pytest.Session) -> None:
 
 @pytest.fixture(autouse=True)
 def _fresh_registry_snapshot() -> Iterator[None]:
-    """Each test starts without a snapshot (nor the issuer keys read before): the database
-    was flushed or rolled back."""
+    """Each test starts without a snapshot (nor the issuer keys read before, nor the
+    refused advertisements counted per address): the database was flushed or rolled back."""
     registry.reset()
     issuer.forget()
+    refused_ads.clear()
     yield
     registry.reset()
     issuer.forget()
+    refused_ads.clear()
 
 
 @pytest.fixture
@@ -159,12 +162,16 @@ class LiveDirector:
 
 
 @pytest.fixture
-def live_director(transactional_db: None) -> Iterator[LiveDirector]:
+def live_director(transactional_db: None, settings: Any) -> Iterator[LiveDirector]:
+    """Named by its URL (DIRECTOR_EXTERNAL_URL), as a deployment is: it mints tokens
+    with that issuer and accepts advertise tokens for that audience."""
     configure_director()
     server = WSGIServer(("127.0.0.1", 0), get_wsgi_application(), spawn=Pool(500), log=None)
     server.start()
+    url = f"http://127.0.0.1:{server.server_port}"
+    settings.DIRECTOR_EXTERNAL_URL = url
     try:
-        yield LiveDirector(url=f"http://127.0.0.1:{server.server_port}", server=server)
+        yield LiveDirector(url=url, server=server)
     finally:
         server.stop(timeout=1)
 

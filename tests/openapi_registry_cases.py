@@ -24,6 +24,7 @@ from director.models import RegistrationStatus
 # --- the registry and the federation issuer (director.federation) ----------------------------
 
 REGISTRY = "/api/v1.0/registry"
+TESTSERVER = "http://testserver"  # the Django test client's Host
 WELL_KNOWN = "/api/v1.0/registry/{prefix}/.well-known"
 
 
@@ -67,7 +68,8 @@ def joined(env: Env, site: str, *prefixes: str, approve: bool = True) -> ec.Elli
 
 def advertise_token(key: ec.EllipticCurvePrivateKey) -> str:
     now = int(time.time())
-    claims = {"iss": "https://x", "sub": "x", "aud": ["x"], "scope": "pelican.advertise"}
+    # aud: the director as the test client names it (http://testserver)
+    claims = {"iss": "https://x", "sub": "x", "aud": [TESTSERVER], "scope": "pelican.advertise"}
     claims |= {"iat": now, "nbf": now, "exp": now + 60}
     return jwt.encode(claims, key, algorithm="ES256", headers={"kid": public_jwk(key)["kid"]})
 
@@ -135,11 +137,31 @@ def challenges_capped(path: str) -> Callable[[Env], HttpResponse]:
 
 
 def fed_token_for_a_cache(env: Env) -> HttpResponse:
+    with override_settings(DIRECTOR_EXTERNAL_URL=TESTSERVER):
+        return fed_token_unnamed(env)
+
+
+def fed_token_unnamed(env: Env) -> HttpResponse:
+    """getFedToken of a director without DIRECTOR_EXTERNAL_URL: it mints nothing (503)."""
     key = joined(env, "cache-f", "/caches/cache-f")
     return env.client.get(
         "/api/v1.0/director/getFedToken?host=cache-f&sType=Cache",
         HTTP_AUTHORIZATION=f"Bearer {advertise_token(key)}",
     )
+
+
+def refused_twice(endpoint: str) -> Callable[[Env], HttpResponse]:
+    """An ad with a token no registered key signed, twice, with one refusal allowed a
+    minute: the second is answered 429 before its token is looked at."""
+
+    def send(env: Env) -> HttpResponse:
+        key = ec.generate_private_key(ec.SECP256R1())
+        with override_settings(DIRECTOR_REFUSED_ADS_PER_MINUTE=1):
+            first = env.advertise(endpoint, secret=advertise_token(key))
+            assert first.status_code == 403, first.content
+            return env.advertise(endpoint, secret=advertise_token(key))
+
+    return send
 
 
 def discovered_servers(env: Env) -> HttpResponse:
@@ -274,6 +296,9 @@ def registry_cases() -> list[Case]:
             lambda env: env.get(f"{REGISTRY}/nope/.well-known/openid-configuration"),
         ),
         get("/api/v1.0/director/getFedToken", 200, "a cache's token", fed_token_for_a_cache),
+        get("/api/v1.0/director/getFedToken", 503, "no external URL", fed_token_unnamed),
+        post("/api/v1.0/director/registerOrigin", 429, "refused", refused_twice("registerOrigin")),
+        post("/api/v1.0/director/registerCache", 429, "refused", refused_twice("registerCache")),
         get(
             "/api/v1.0/director/getFedToken",
             403,

@@ -273,11 +273,22 @@ def test_check_deploy_is_clean_in_production_mode_and_says_what_is_missing_other
         "--deploy",
         "--fail-level",
         "WARNING",
-        env=manage_env(database, DJANGO_SECURE="1", DJANGO_SECRET_KEY=key, DJANGO_DEBUG=None),
+        env=manage_env(
+            database,
+            DJANGO_SECURE="1",
+            DJANGO_SECRET_KEY=key,
+            DJANGO_DEBUG=None,
+            DIRECTOR_EXTERNAL_URL="https://director.example.org",
+        ),
     )
     assert production.returncode == 0, production.stdout + production.stderr
     laptop = run_manage(
-        "check", "--deploy", env=manage_env(database, DJANGO_SECURE=None, DJANGO_SECRET_KEY=None)
+        "check",
+        "--deploy",
+        env=manage_env(
+            database, DJANGO_SECURE=None, DJANGO_SECRET_KEY=None, DIRECTOR_EXTERNAL_URL=None
+        ),
     )
-    for warning in ("security.W004", "security.W008", "security.W012", "director.W001"):
+    warnings = ("security.W004", "security.W008", "security.W012", "director.W001", "director.W002")
+    for warning in warnings:
         assert warning in laptop.stderr + laptop.stdout

@@ -17,8 +17,10 @@ PROXY_HEADERS = {"X-Forwarded-Proto": "https", "X-Forwarded-Host": "director.exa
 
 @pytest.fixture
 def proxied(settings) -> Iterator[object]:
-    """Settings whose trusted proxies the cached helper re-reads; none trusted at first."""
+    """Settings whose trusted proxies the cached helper re-reads; none trusted at first,
+    and no DIRECTOR_EXTERNAL_URL (live_director's), so that the request names the director."""
     settings.DIRECTOR_TRUSTED_PROXIES = []
+    settings.DIRECTOR_EXTERNAL_URL = ""
     locate.trusted_proxies.cache_clear()
     yield settings
     locate.trusted_proxies.cache_clear()

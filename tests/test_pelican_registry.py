@@ -11,6 +11,7 @@ One director process serves the whole module (each test uses names of its own).
 from __future__ import annotations
 
 import secrets
+import socket
 import subprocess
 import sys
 import time
@@ -69,12 +70,17 @@ class Director:
 @pytest.fixture(scope="module")
 def director(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Director]:
     workdir = tmp_path_factory.mktemp("pelican-registry")
-    env = manage_env(sqlite_url(workdir))
+    # Named by its URL, as a deployment is (it mints getFedToken's tokens with that issuer
+    # only then): a port chosen before it starts.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    env = manage_env(sqlite_url(workdir), DIRECTOR_EXTERNAL_URL=f"http://127.0.0.1:{port}")
     run_manage_ok("migrate", "--noinput", "-v0", env=env)
     stderr_path = workdir / "serve.stderr"
     with stderr_path.open("w") as stderr:
         popen = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", "0"],
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
             cwd=REPO_ROOT,
             env=env,
             stdin=subprocess.DEVNULL,
@@ -86,7 +92,8 @@ def director(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Director]:
     process.start_reader()
     try:
         url = process.wait_for_line(SERVING_LINE, START_TIMEOUT).group(1)
-        yield Director(url, {**env, "DIRECTOR_EXTERNAL_URL": url})
+        assert url == env["DIRECTOR_EXTERNAL_URL"]
+        yield Director(url, env)
     finally:
         process.stop()
 

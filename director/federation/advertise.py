@@ -3,18 +3,22 @@ must be signed by a key registered for its ``registry-prefix``, and for an origi
 key of every namespace it serves, each registration accepted (approved), with the
 ``pelican.advertise`` scope.
 
-Keys come from our own tables, one query per ad; each registration's key set is parsed
-once (cached by its content) and the token's signature is checked once per distinct key,
-however many namespaces share it. Unlike Pelican, the signature is checked before the
-approval (an unsigned request learns nothing about approval), and a missing key is
-never a stale cache: the tables are read for every ad.
+Keys come from our own tables: the server prefix's registration first, the namespaces'
+only once it verified; each registration's key set is parsed once (cached by its
+content) and the token's signature is checked once per distinct key, however many
+namespaces share it. Unlike Pelican, the signature is checked before the approval (an
+unsigned request learns nothing about approval), a missing key is never a stale cache
+(the tables are read for every ad), and the token must be bound to this director
+(``Binding``: its ``aud``, its lifetime, its ``iss``). ``authenticate`` is the auth
+step's check, before the body is read: the token's ``kid`` names a registered key and
+its signature verifies with it.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
@@ -23,12 +27,16 @@ from django.conf import settings
 from director.models import NamespaceRegistration
 from director.trust import keys, tokens
 from director.trust import registry as protocol
-from director.wire.documents import error_json
+from director.wire.documents import error_json, federation_url
 from director.wire.errors import ApprovalRefusal, Refusal
 from director.wire.types import SERVER_TYPE_NAMES, ServerKind
 
 PARSED_KEY_SETS: LRUCache[str, keys.KeySet | None] = LRUCache(maxsize=10_000)
 MISSING_SCOPE = "Authorization token verification failed. Token missing required scope"
+REGISTRY_ISSUER_PATH = "/api/v1.0/registry"
+# Registrations whose key set names one kid that the auth step tries (keys are shared by
+# an origin's server prefix and its namespaces; the signature is checked once per key).
+KID_LOOKUP_LIMIT = 50
 
 
 def _quoted(value: str) -> str:
@@ -60,6 +68,86 @@ def parsed_key_set(pubkey: str) -> keys.KeySet | None:
     return PARSED_KEY_SETS[pubkey]
 
 
+@dataclass(frozen=True)
+class Binding:
+    """What an advertise token must be bound to (reference pelican-trust 5.1): ``names``,
+    this director's audiences (``tokens.audience_names``: its external URL, the extra
+    DIRECTOR_ADVERTISE_AUDIENCES); a lifetime of at most ``max_lifetime`` seconds; an
+    ``iss`` that is no issuer of this director's other than the registry's issuer of
+    the server prefix the token speaks for. ``now``: the clock (None: the wall clock)."""
+
+    names: frozenset[str]
+    max_lifetime: float
+    now: float | None = None
+    hosts: frozenset[str] = field(default=frozenset(), init=False)
+
+    def __post_init__(self) -> None:
+        hosts = frozenset(name.split("://", 1)[1] for name in self.names)
+        object.__setattr__(self, "hosts", hosts)
+
+    def problem(self, claims: dict[str, Any], prefix: str = "") -> str:
+        """ "" when ``claims`` are bound to this director (and, given ``prefix``, their
+        ``iss`` to its registration); else what is wrong, in Pelican's words."""
+        problem = tokens.bound_problem(
+            claims, audiences=self.names, max_lifetime=self.max_lifetime, now=self.now
+        )
+        if problem or not prefix:
+            return problem
+        issuer = str(claims["iss"])
+        audience = tokens.wlcg_audience(issuer)
+        if not audience or audience.split("://", 1)[1] not in self.hosts:
+            return ""  # the server's own issuer (its web URL, as Pelican's servers send)
+        # An issuer of this director: only the registry's issuer of this very prefix.
+        expected = federation_url(f"{audience}{REGISTRY_ISSUER_PATH}{prefix}")
+        if federation_url(issuer.rstrip("/")) != expected:
+            return (
+                f'failed to validate token claims: "iss" {issuer!r} is an issuer of this '
+                f"director but not the registry's issuer of {prefix}"
+            )
+        return ""
+
+
+def binding(base_url: str) -> Binding:
+    """The binding of advertise tokens sent to this director at ``base_url`` (its
+    external URL: DIRECTOR_EXTERNAL_URL, else the request's own, ``locate.external_url``)."""
+    urls = [base_url, *settings.DIRECTOR_ADVERTISE_AUDIENCES]
+    return Binding(
+        tokens.audience_names(urls), float(settings.DIRECTOR_ADVERTISE_TOKEN_MAX_LIFETIME)
+    )
+
+
+def authenticate(token: str, bound: Binding) -> dict[str, Any]:
+    """The auth step's check of a Pelican advertise token, before the ad is read: its
+    ``kid`` names a key of some registration (one query), its signature verifies with
+    that key, its times hold and it is bound to this director (audience, lifetime).
+    Returns its claims; raises Refusal 403. Which prefix it may advertise is decided
+    once the ad names it (``verify_advertisement``)."""
+    try:
+        kid = tokens.unverified_kid(token)
+    except tokens.TokenRejected as rejected:
+        raise Refusal(403, f"Authorization token verification failed {rejected}") from None
+    stored = NamespaceRegistration.objects.filter(pubkey__contains=f'"{kid}"').values_list(
+        "pubkey", flat=True
+    )[:KID_LOOKUP_LIMIT]
+    problem = f'failed to verify token signature: no key with kid "{kid}" is registered'
+    tried: set[str] = set()
+    for pubkey in stored:
+        key_set = parsed_key_set(pubkey)
+        if key_set is None or kid not in key_set.keys or key_set.prints[kid] in tried:
+            continue
+        tried.add(key_set.prints[kid])
+        try:
+            claims = tokens.verify(token, {kid: key_set.keys[kid]})
+        except tokens.TokenRejected as rejected:
+            problem = str(rejected)
+            continue
+        problem = bound.problem(claims)
+        if problem:
+            break
+        return claims
+    raise Refusal(403, f"Authorization token verification failed {problem}")
+
+
 @dataclass
 class Verdict:
     """How one token fares against one prefix: ``problem`` (a verification error),
@@ -74,21 +162,28 @@ class TokenCheck:
     """One advertise token checked against the registrations of several prefixes: one
     query, the header read once, the signature checked once per distinct key."""
 
-    def __init__(self, token: str, prefixes: Iterable[str]) -> None:
+    def __init__(self, token: str, prefixes: Iterable[str], bound: Binding) -> None:
         self.token = token
-        self.registrations = {
-            prefix: (pubkey, status)
-            for prefix, pubkey, status in NamespaceRegistration.objects.filter(
-                prefix__in=set(prefixes)
-            )
-            .order_by()
-            .values_list("prefix", "pubkey", "status")
-        }
+        self.bound = bound
+        self.registrations: dict[str, tuple[str, str]] = {}
+        self.load(prefixes)
         try:
             self.kid, self.kid_problem = tokens.unverified_kid(token), ""
         except tokens.TokenRejected as rejected:
             self.kid, self.kid_problem = "", str(rejected)
         self._by_key: dict[str, dict[str, Any] | str] = {}  # thumbprint -> claims or error
+
+    def load(self, prefixes: Iterable[str]) -> None:
+        """Read the registrations of ``prefixes`` (one query)."""
+        wanted = set(prefixes) - set(self.registrations)
+        if not wanted:
+            return
+        self.registrations |= {
+            prefix: (pubkey, status)
+            for prefix, pubkey, status in NamespaceRegistration.objects.filter(prefix__in=wanted)
+            .order_by()
+            .values_list("prefix", "pubkey", "status")
+        }
 
     def _claims(self, key_set: keys.KeySet) -> dict[str, Any] | str:
         key_print = key_set.prints.get(self.kid)
@@ -106,7 +201,9 @@ class TokenCheck:
                 self._by_key[key_print] = str(rejected)
         return self._by_key[key_print]
 
-    def verdict(self, prefix: str) -> Verdict:
+    def verdict(self, prefix: str, server_prefix: str = "") -> Verdict:
+        """How the token fares against ``prefix``'s registration; its ``iss`` is checked
+        against ``server_prefix`` (default ``prefix``), the server the token speaks for."""
         found = self.registrations.get(prefix)
         if found is None:
             return Verdict(
@@ -126,6 +223,9 @@ class TokenCheck:
         claims = self._claims(key_set)
         if isinstance(claims, str):
             return Verdict(problem=claims)
+        problem = self.bound.problem(claims, server_prefix or prefix)
+        if problem:
+            return Verdict(problem=problem)
         if not protocol.accepted(
             prefix,
             status,
@@ -143,9 +243,13 @@ def verify_advertisement(
     namespaces: list[str],
     token: str,
     base_url: str,
+    bound: Binding | None = None,
 ) -> str:
     """The verified registry prefix of an ad; else raises Refusal (ApprovalRefusal for want
-    of approval) with Pelican's answer (reference pelican-trust 2.4 rows 7-14)."""
+    of approval) with Pelican's answer (reference pelican-trust 2.4 rows 7-14).
+
+    The server prefix is checked first; the namespaces' registrations are read only once
+    it passed. ``bound``: the token's binding (default ``binding(base_url)``)."""
     type_name = SERVER_TYPE_NAMES[kind]
     prefix = registry_prefix.rstrip("/")
     if not prefix:
@@ -163,7 +267,7 @@ def verify_advertisement(
             f"a valid {type_name} registration prefix",
         )
     paths = namespaces if kind == ServerKind.ORIGIN else []
-    check = TokenCheck(token, [prefix, *paths])
+    check = TokenCheck(token, [prefix], bound or binding(base_url))
     verdict = check.verdict(prefix)
     help_text = approval_help(base_url)
     if verdict.problem:
@@ -174,8 +278,9 @@ def verify_advertisement(
         )
     if not verdict.scoped:
         raise Refusal(403, MISSING_SCOPE)
+    check.load(paths)
     for path in paths:
-        verdict = check.verdict(path)
+        verdict = check.verdict(path, prefix)
         if verdict.problem:
             raise Refusal(403, f"Authorization token verification failed: {verdict.problem}")
         if verdict.unapproved:
@@ -187,6 +292,7 @@ def verify_advertisement(
     return prefix
 
 
-def verify_membership(token: str, registry_prefix: str) -> Verdict:
-    """getFedToken's check (reference 3.3): the advertise token of a registered server."""
-    return TokenCheck(token, [registry_prefix]).verdict(registry_prefix)
+def verify_membership(token: str, registry_prefix: str, bound: Binding) -> Verdict:
+    """getFedToken's check (reference 3.3): the advertise token of a registered server,
+    bound to this director."""
+    return TokenCheck(token, [registry_prefix], bound).verdict(registry_prefix)

@@ -186,7 +186,7 @@ def prefix_openid_configuration(request: HttpRequest, prefix: str) -> Status[Any
 @issuer_router.get(
     "/getFedToken",
     summary="A federation token for a registered server (Pelican's getFedToken)",
-    response={200: TokenOut, 403: ErrorOut},
+    response={200: TokenOut, 403: ErrorOut, 503: ErrorOut},
 )
 def get_fed_token(request: HttpRequest, host: str = "", sType: str = "") -> Status[Any]:  # noqa: N803
     # The parameters declare the query in the OpenAPI document; fedtoken reads every value

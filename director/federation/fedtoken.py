@@ -40,7 +40,9 @@ def fed_token(
     """``getFedToken`` (reference 3.3): a federation token for the server ``host`` of
     type ``sType``, proven with its advertise token (the Bearer header, else ``authz``).
 
-    ``url`` is the request's path and query as Pelican quotes it in its refusals.
+    ``url`` is the request's path and query as Pelican quotes it in its refusals;
+    ``base_url`` this director's public URL, whose names the advertise token's ``aud``
+    must carry. The token minted names DIRECTOR_EXTERNAL_URL's issuer (503 without it).
     """
     about = "the 'host' url parameter"
     host = _single(
@@ -71,7 +73,7 @@ def fed_token(
         )
     prefix = f"/{kind}s/{host}"
     # Checked now, at minting: the registration's status and keys as they are this moment.
-    verdict = advertise.verify_membership(token, prefix)
+    verdict = advertise.verify_membership(token, prefix, advertise.binding(base_url))
     if verdict.problem:
         # Pelican answers 500 here; a token that does not verify is the caller's doing.
         raise Refusal(403, "Failed to verify advertise token")
@@ -87,7 +89,7 @@ def fed_token(
             "release it by deleting the server in the director's admin",
         )
     return issuer.signer().mint(
-        issuer=issuer.issuer_url(base_url),
+        issuer=issuer.minting_issuer(),
         subject=host,
         audience=[tokens.WLCG_AUDIENCE_ANY],
         scopes=[f"{tokens.STORAGE_READ}:/"],

@@ -26,6 +26,7 @@ from director.federation import keystore
 from director.models import IssuerKey
 from director.trust import keys, tokens
 from director.wire.documents import federation_url
+from director.wire.errors import Refusal
 
 logger = logging.getLogger(__name__)
 
@@ -75,11 +76,26 @@ _private: dict[str, ec.EllipticCurvePrivateKey] = {}
 _public: dict[str, jwt.PyJWK] = {}
 
 
+NO_EXTERNAL_URL = (
+    "This director mints no federation tokens until DIRECTOR_EXTERNAL_URL names it: the "
+    "issuer of its tokens is its public URL, which it does not take from a request's Host"
+)
+
+
 def issuer_url(base: str) -> str:
     """The federation issuer, the ``iss`` of every token this director signs: the
     ``discovery_endpoint`` of its discovery document for ``base`` (its public URL), byte
     for byte, as Pelican's verifiers compare them."""
     return federation_url(base.rstrip("/"))
+
+
+def minting_issuer() -> str:
+    """The ``iss`` of the tokens this director mints for its callers (getFedToken): the
+    issuer of DIRECTOR_EXTERNAL_URL, never one taken from a request's Host or forwarded
+    headers. Without it, Refusal 503 (the caller may ask another director)."""
+    if not settings.DIRECTOR_EXTERNAL_URL:
+        raise Refusal(503, NO_EXTERNAL_URL)
+    return issuer_url(settings.DIRECTOR_EXTERNAL_URL)
 
 
 def longest_automatic_lifetime() -> float:

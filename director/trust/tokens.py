@@ -1,13 +1,15 @@
 """WLCG tokens as every Pelican component mints them (reference pelican-trust 0.2), and
 their verification against a key set (0.3): ``kid`` required, 60 s leeway on the times,
-``iss`` and ``aud`` left to the caller."""
+``iss`` and ``aud`` left to the caller (``bound_problem`` checks an advertise token's
+audience and lifetime)."""
 
 from __future__ import annotations
 
 import secrets
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from typing import Any
+from urllib.parse import urlsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -16,6 +18,9 @@ LEEWAY_SECONDS = 60  # Pelican's ClockSkewLeeway
 WLCG_AUDIENCE_ANY = "https://wlcg.cern.ch/jwt/v1/any"
 WLCG_VERSION = "1.0"
 MAX_TOKEN_LENGTH = 16 * 1024
+MAX_KID_LENGTH = 128
+KID_CHARACTERS = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_=.")
+DEFAULT_PORTS = {"http": 80, "https": 443}
 
 # Scopes (token_scopes.go)
 ADVERTISE = "pelican.advertise"
@@ -69,6 +74,8 @@ def unverified_kid(token: str) -> str:
     kid = header.get("kid")
     if not isinstance(kid, str) or not kid:
         raise TokenRejected("failed to verify token signature: the token header has no kid")
+    if len(kid) > MAX_KID_LENGTH or not KID_CHARACTERS.issuperset(kid):
+        raise TokenRejected("failed to verify token signature: the token's kid is no key id")
     return kid
 
 
@@ -117,3 +124,87 @@ def scopes_of(claims: Mapping[str, Any]) -> list[str]:
 def has_scope(claims: Mapping[str, Any], wanted: str) -> bool:
     """True when the ``scope`` claim is a string with ``wanted`` as one of its words."""
     return wanted in scopes_of(claims)
+
+
+# --- binding an advertise token to this director (reference pelican-trust 5.1) -------------
+
+
+def wlcg_audience(url: str) -> str:
+    """``scheme://host[:port]`` of an http(s) URL, the default port dropped, as Pelican's
+    ``GetWLCGAudience`` writes a director's advertise URL into ``aud``; "" for anything
+    else. Scheme and host are lower-cased (URLs compare so)."""
+    try:
+        parts = urlsplit(url.strip())
+        port = parts.port
+    except ValueError:
+        return ""
+    scheme, host = parts.scheme.lower(), parts.hostname or ""
+    if scheme not in DEFAULT_PORTS or not host:
+        return ""
+    if ":" in host:
+        host = f"[{host}]"
+    if port is None or port == DEFAULT_PORTS[scheme]:
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+def audience_names(urls: Iterable[str]) -> frozenset[str]:
+    """The audiences a token for one of ``urls`` may carry: each URL's WLCG audience, in
+    http and https alike (discovery names a director in https, its own ad as configured)."""
+    names: set[str] = set()
+    for url in urls:
+        audience = wlcg_audience(url)
+        if audience:
+            rest = audience.split("://", 1)[1]
+            names.update(f"{scheme}://{rest}" for scheme in DEFAULT_PORTS)
+    return frozenset(names)
+
+
+def audiences_of(claims: Mapping[str, Any]) -> list[str]:
+    """``aud`` as a list: a string is one audience; anything but strings is none."""
+    aud = claims.get("aud")
+    if isinstance(aud, str):
+        return [aud]
+    if isinstance(aud, list):
+        return [item for item in aud if isinstance(item, str)]
+    return []
+
+
+def bound_problem(
+    claims: Mapping[str, Any],
+    *,
+    audiences: Collection[str],
+    max_lifetime: float,
+    now: float | None = None,
+) -> str:
+    """Why a verified advertise token is not one for this director, "" when it is:
+
+    1. one of its ``aud`` values, as a WLCG audience, is one of ``audiences`` (from
+       ``audience_names``);
+    2. it lives at most ``max_lifetime`` seconds: ``exp - iat``, and ``exp - now`` (with
+       the 60 s leeway) whether or not it has an ``iat``;
+    3. it names its issuer (``iss``, a string).
+    """
+    moment = time.time() if now is None else now
+    sent = audiences_of(claims)
+    if not any(wlcg_audience(audience) in audiences for audience in sent):
+        return (
+            f'failed to validate token claims: "aud" {sent!r} names no advertise URL of '
+            "this director"
+        )
+    expires, issued = claims.get("exp"), claims.get("iat")
+    if not isinstance(expires, int | float):
+        return 'failed to validate token claims: "exp" is not a number'
+    if isinstance(issued, int | float) and expires - issued > max_lifetime:
+        return (
+            f"failed to validate token claims: the token lives {int(expires - issued)} s, "
+            f"more than the {int(max_lifetime)} s an advertise token may"
+        )
+    if expires - moment > max_lifetime + LEEWAY_SECONDS:
+        return (
+            f"failed to validate token claims: the token expires in {int(expires - moment)} s, "
+            f"more than the {int(max_lifetime)} s an advertise token may live"
+        )
+    if not isinstance(claims.get("iss"), str) or not claims["iss"]:
+        return 'failed to validate token claims: "iss" is missing'
+    return ""

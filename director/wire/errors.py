@@ -15,10 +15,13 @@ class Refusal(Exception):
     Pelican answer has another shape is a subclass that overrides ``body``.
     """
 
-    def __init__(self, status: int, message: str) -> None:
+    def __init__(
+        self, status: int, message: str, *, header_lines: tuple[tuple[str, str], ...] = ()
+    ) -> None:
         super().__init__(message)
         self.status = status
         self.message = message
+        self.header_lines = header_lines  # e.g. Retry-After of a 429
 
     def body(self) -> dict[str, object]:
         return error_json(self.message)

@@ -17,6 +17,11 @@ from director.serving.tls import tls_context
 from director.serving.wsgiserver import Listener, make_servers
 
 DEMO_TLS_FOLDER = "demo-tls"  # git-ignored, beside demo-data/
+NO_EXTERNAL_URL_WARNING = (
+    "warning: DIRECTOR_EXTERNAL_URL is not set: getFedToken mints no tokens (503) and "
+    "advertise tokens are checked against the Host each request names; set it to this "
+    "director's public URL"
+)
 
 
 class Command(BaseCommand):
@@ -99,6 +104,10 @@ class Command(BaseCommand):
             f"{'https' if server.ssl_enabled else 'http'}://{bracketed}:{server.server_port}"
             for server in servers
         ]
+        if options["demo"]:
+            self._name_the_demo(urls)
+        elif not settings.DIRECTOR_EXTERNAL_URL:
+            self.stderr.write(NO_EXTERNAL_URL_WARNING)
         # Others reach this director by its HTTPS URL when it has one.
         runtime.start_background(urls[-1])
         also = f"; {urls[1]}" if len(urls) > 1 else ""
@@ -143,6 +152,14 @@ class Command(BaseCommand):
             return tls_context(cert, key), ca_file
         except OSError as error:  # ssl.SSLError too: unreadable, not PEM, key not the cert's
             raise CommandError(f"Cannot use --tls-cert {cert} --tls-key {key}: {error}") from None
+
+    def _name_the_demo(self, urls: list[str]) -> None:
+        """The demo names this director by the URLs it serves: the issuer of its tokens is
+        the last (HTTPS when served) unless DIRECTOR_EXTERNAL_URL says otherwise, and the
+        demo's servers' advertise tokens name the first (plain HTTP)."""
+        if not settings.DIRECTOR_EXTERNAL_URL:
+            settings.DIRECTOR_EXTERNAL_URL = urls[-1]
+        settings.DIRECTOR_ADVERTISE_AUDIENCES = [*settings.DIRECTOR_ADVERTISE_AUDIENCES, *urls]
 
     def _start_demo(self, urls: list[str], ca_file: Path | None) -> Any:
         from director.demo.federation import DemoFederation
