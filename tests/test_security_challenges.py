@@ -265,3 +265,20 @@ def test_the_table_of_unused_challenges_is_capped(live_director, peer, monkeypat
     ]
 
     assert [answer.status_code for answer in answers] == [200, 200, 429]
+
+
+def test_a_key_update_refused_for_one_prefix_changes_none(live_director, peer):
+    """All or nothing: a 403 for the second prefix leaves the first one's keys as they
+    were (a refused update used to keep the prefixes before the refused one updated)."""
+    other = PelicanPeer(live_director.url, "site-b")
+    assert peer.register("/origins/site-a").status_code == 201
+    assert other.register("/ns-of-b").status_code == 201
+    before = peer.jwks()
+
+    refused = peer.rotate(["/origins/site-a", "/ns-of-b"])
+
+    assert refused.status_code == 403, refused.text
+    assert "/ns-of-b" in refused.json()["msg"]
+    assert json.loads(NamespaceRegistration.objects.get(prefix="/origins/site-a").pubkey) == before
+    peer.keys.pop(0)  # the refused new key was never registered
+    assert peer.rotate(["/origins/site-a"]).status_code == 200  # alone, it goes through

@@ -33,7 +33,7 @@ from director.federation.schemas import (
     ServerRecordOut,
     TokenOut,
 )
-from director.locate import external_url
+from director.locate import client_ip, external_url
 from director.schemas import ErrorOut
 from director.wire.errors import Refusal
 
@@ -73,7 +73,10 @@ def _path_prefix(prefix: str) -> str:
 
 
 def _client_address(request: HttpRequest) -> str:
-    return str(request.META.get("REMOTE_ADDR", ""))
+    """The client's address as the rest of the director sees it: behind a trusted proxy,
+    the one it forwards (``locate.client_ip``), so challenge budgets are per client and
+    ``registered_from`` names the client, not the proxy."""
+    return client_ip(request)
 
 
 @registry_router.post(

@@ -78,9 +78,11 @@ def _update_commit(body: dict[str, Any], prefixes: list[str]) -> Answer:
         signature=str(body.get("key_update_authz_signature") or ""),
     )
     messages = []
-    refusal: Refusal | None = None
-    with transaction.atomic():
+    with transaction.atomic():  # a refused commit still uses up its challenge
         challenges.take(body, ChallengePurpose.KEY_UPDATE, UPDATE_DENIED)
+    # All or nothing: a prefix refused part-way rolls back the ones before it (a 403 must
+    # not leave half the keys replaced).
+    with transaction.atomic():
         registrations = {
             registration.prefix: registration
             for registration in NamespaceRegistration.objects.select_for_update().filter(
@@ -88,15 +90,7 @@ def _update_commit(body: dict[str, Any], prefixes: list[str]) -> Answer:
             )
         }
         for prefix in prefixes:
-            try:
-                messages.append(_update_one(prefix, registrations.get(prefix), new_set, proof))
-            except Refusal as refused:
-                # Raised once the transaction has committed: the prefixes before this one
-                # stay updated, as they always have been.
-                refusal = refused
-                break
-    if refusal is not None:
-        raise refusal
+            messages.append(_update_one(prefix, registrations.get(prefix), new_set, proof))
     return Answer(200, {"message": " ".join(messages)})
 
 
