@@ -5,6 +5,7 @@ reason."""
 
 from __future__ import annotations
 
+import io
 import json
 import socket
 import time
@@ -50,7 +51,9 @@ class Loopback:
         if environ.get("CONTENT_TYPE"):
             self.last_headers["Content-Type"] = environ["CONTENT_TYPE"]
         length = int(environ.get("CONTENT_LENGTH") or 0)
-        self.bodies.append(environ["wsgi.input"].read(length) if length else b"")
+        body = environ["wsgi.input"].read(length) if length else b""
+        self.bodies.append(body)
+        environ["wsgi.input"] = io.BytesIO(body)  # for the app to read again
         return self.app(environ, start_response)
 
     def start(self) -> Loopback:
