@@ -119,8 +119,15 @@ def test_the_last_good_value_is_served_while_the_remote_fails(clock):
     clock.advance(600)
     with pytest.raises(Down):
         cache.get("k", remote)
-    # Back: the next call fetches at once.
+    # A failing remote is asked again after a second, not once per caller.
+    calls = remote.calls
+    for _ in range(20):
+        with pytest.raises(Down):
+            cache.get("k", remote)
+    assert remote.calls == calls
+    # Back: the next call after that second fetches.
     remote.answer = "v2"
+    clock.advance(1)
     assert cache.get("k", remote) == "v2"
 
 

@@ -278,10 +278,26 @@ def test_a_cached_approval_is_served_while_the_registry_fails_and_a_new_one_is_5
     assert status.last_error is not None and "status 500" in status.last_error
     assert status.last_error_at == clock.now
     assert status.routes["checkNamespaceStatus"].errors == 2
-    # Recovery: the next ad is verified at once.
+    # Recovery: the registry is asked again within a second, and the ad is verified.
     fake.fault = ""
+    clock.advance(1)
     assert client.approved(NAMESPACES[0]) is True
     assert client.status().reachable
+
+
+def test_a_failing_registry_is_asked_again_after_a_second_not_once_per_ad(
+    registry, client, clock, origin
+):
+    fake, server = registry
+    fake.fault = "500"
+    for _ in range(50):  # 50 ads from servers never verified, or forged ones
+        with pytest.raises(RegistryUnavailable):
+            client.approved(ORIGIN)
+    assert server.requests[f"{REG}/checkNamespaceStatus"] == 1
+    fake.fault = ""
+    clock.advance(1)
+    assert client.approved(ORIGIN) is True
+    assert server.requests[f"{REG}/checkNamespaceStatus"] == 2
 
 
 @pytest.mark.parametrize("fault", ["hang", "slow", "garbage", "500"])
@@ -315,12 +331,13 @@ def test_a_registry_that_refuses_connections_is_a_503_at_once(clock):
 # --- the attacks and Pelican's quirks ------------------------------------------------------
 
 
-def test_a_check_namespace_status_404_is_not_approval(registry, client, origin):
+def test_a_check_namespace_status_404_is_not_approval(registry, client, clock, origin):
     fake, _ = registry
     fake.old_status_route = True
     with pytest.raises(RegistryUnavailable, match="a 404 is not approval"):
         client.approved(ORIGIN)
     fake.old_status_route = False
+    clock.advance(1)
     assert client.approved(ORIGIN) is True
 
 

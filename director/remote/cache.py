@@ -16,6 +16,9 @@
 4. ``force=True`` (a ``kid`` the cached key set lacks) refetches a fresh entry, but at
    most once per ``refetch_interval`` seconds per key: inside that interval the cached
    value is returned, so a stream of forged kids cannot hammer the remote.
+5. After a failed fetch, the key is not fetched again for ``retry_after_failure``
+   seconds (about 1 s: a breaker per key that half-opens at once): callers get step 3's
+   answer, so a failing remote is not asked once per caller.
 
 Times come from the injected ``now`` callable (tests move it instead of sleeping). At
 most ``capacity`` keys are kept (least recently used go first).
@@ -60,6 +63,7 @@ class KeyState:
     attempted_at: float | None = None  # the last fetch started
     last_error: str | None = None
     last_error_at: float | None = None
+    failure: BaseException | None = None  # the last fetch's failure, until one succeeds
 
 
 @dataclass
@@ -86,6 +90,7 @@ class RemoteCache(Generic[V]):
         failures: Errors = (),
         negative: Callable[[V], bool] | None = None,
         refetch_interval: float = 10.0,
+        retry_after_failure: float = 1.0,
         capacity: int = 10_000,
         max_fetches: int = 32,
     ) -> None:
@@ -95,6 +100,7 @@ class RemoteCache(Generic[V]):
         self.max_stale = max_stale
         self.wait = wait
         self.refetch_interval = refetch_interval
+        self.retry_after_failure = retry_after_failure
         self.counters = CacheCounters()
         self._now = now
         self._refusals = refusals
@@ -132,6 +138,15 @@ class RemoteCache(Generic[V]):
                 self.counters.hits += 1
                 return self._answer(entry)
         flight = self._flights.get(key)
+        state = self._states.get(key)
+        if (
+            flight is None
+            and state is not None
+            and state.failure is not None
+            and state.attempted_at is not None
+            and now - state.attempted_at < self.retry_after_failure
+        ):
+            return self._failed(key, state.failure)
         if flight is None:
             if self._fetchers.full():
                 return self._failed(key, CacheBusy(f"{self.name}: too many fetches at once"))
@@ -150,11 +165,11 @@ class RemoteCache(Generic[V]):
         assert isinstance(error, BaseException)
         if isinstance(error, self._failures):
             return self._failed(key, error)
-        raise error
+        raise error.with_traceback(None)
 
     def _answer(self, entry: _Entry[V]) -> V:
         if entry.refusal is not None:
-            raise entry.refusal
+            raise entry.refusal.with_traceback(None)  # one instance, raised many times
         assert entry.value is not None
         return entry.value
 
@@ -169,7 +184,7 @@ class RemoteCache(Generic[V]):
             self.counters.stale_served += 1
             assert entry.value is not None
             return entry.value
-        raise error
+        raise error.with_traceback(None)
 
     def _record(self, key: Hashable) -> KeyState:
         state = self._states.get(key)
@@ -186,11 +201,11 @@ class RemoteCache(Generic[V]):
             self._store(key, _Entry(None, refusal, self._now(), self._now() + self.negative_ttl))
             flight.set_exception(refusal)
         except self._failures as failure:
-            self._note_failure(key, str(failure))
+            self._note_failure(key, failure)
             flight.set_exception(failure)
         except Exception as error:  # a bug in fetch: the waiters must still be answered
             log.exception("%s: fetching %r failed", self.name, key)
-            self._note_failure(key, f"{type(error).__name__}: {error}")
+            self._note_failure(key, error)
             flight.set_exception(error)
         else:
             negative = self._negative is not None and self._negative(value)
@@ -205,13 +220,16 @@ class RemoteCache(Generic[V]):
 
     def _store(self, key: Hashable, entry: _Entry[V]) -> None:
         self._entries[key] = entry
-        self._record(key).fetched_at = entry.fetched_at
+        state = self._record(key)
+        state.fetched_at = entry.fetched_at
+        state.failure = None
 
-    def _note_failure(self, key: Hashable, reason: str) -> None:
+    def _note_failure(self, key: Hashable, failure: Exception) -> None:
         self.counters.failures += 1
         state = self._record(key)
-        state.last_error = reason
+        state.last_error = str(failure)
         state.last_error_at = self._now()
+        state.failure = failure
 
 
 @dataclass

@@ -16,7 +16,9 @@ method                 request(s)                                      cache
 =====================  ==============================================  ======================
 
 Negative answers (unknown prefix, ``approved:false``, an unusable key set) are kept a
-few seconds only. Two kinds of failure, for the caller to answer differently:
+few seconds only; a failed call is not repeated for the same prefix within a second (the
+last good value, or the failure, is answered meanwhile). Two kinds of failure, for the
+caller to answer differently:
 
 - ``RegistryRefused``: the registry said no (unknown prefix, not approved by the
   registry's key route, an unusable key set): a 403 to the advertiser.
@@ -87,6 +89,7 @@ class RegistryTiming:
     server_name_ttl: float = 10 * 60
     negative_ttl: float = 5.0
     max_stale: float = 15 * 60  # the oldest good value served while the registry fails
+    retry_after_failure: float = 1.0  # a failed call is not repeated sooner, per prefix
     capacity: int = 10_000
 
 
@@ -171,6 +174,7 @@ class RegistryClient:
             "refusals": (RegistryRefused,),
             "failures": (RegistryUnavailable,),
             "capacity": t.capacity,
+            "retry_after_failure": t.retry_after_failure,
         }
         self._keys: RemoteCache[KeySet] = RemoteCache(
             "registry keys",
