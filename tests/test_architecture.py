@@ -21,6 +21,11 @@ PLAIN_CORES = [
     "director.geo",
     "director.presence",
     *sorted(
+        f"director.remote.{path.stem}"
+        for path in (PACKAGE / "remote").glob("*.py")
+        if path.stem != "__init__"
+    ),
+    *sorted(
         f"director.trust.{path.stem}"
         for path in (PACKAGE / "trust").glob("*.py")
         if path.stem != "__init__"
@@ -246,6 +251,7 @@ def test_director_has_at_most_20_top_level_modules_besides_its_packages() -> Non
         "migrations",
         "models",
         "ops",
+        "remote",
         "routing",
         "serving",
         "snapshot",
