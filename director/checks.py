@@ -35,6 +35,16 @@ def check_director_settings(
                 id="director.E002",
             )
         )
+    for name in ("DIRECTOR_REGISTRY_URL", "DIRECTOR_FEDERATION_DISCOVERY_URL"):
+        value = getattr(settings, name)
+        if value and not value.startswith(("http://", "https://")):
+            messages.append(
+                checks.Error(
+                    f"{name}={value!r} is not an http(s) URL.",
+                    hint="For example https://registry.example.org (Pelican's base URL).",
+                    id="director.E006",
+                )
+            )
     for audience in settings.DIRECTOR_ADVERTISE_AUDIENCES:
         if not wlcg_audience(audience):
             messages.append(

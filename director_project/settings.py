@@ -227,6 +227,17 @@ DIRECTOR_CONSOLE_PUBLIC = env_bool("DIRECTOR_CONSOLE_PUBLIC", False)
 # Seconds between the console pages' refreshes (each polls its JSON).
 DIRECTOR_CONSOLE_REFRESH = env_float("DIRECTOR_CONSOLE_REFRESH", 5.0, minimum=1.0)
 
+# --- An external Pelican registry (director.federation.external) ----------------------------
+# Pelican's Federation.RegistryUrl: the base URL of a Pelican registry this director uses
+# instead of its own registry tables (advertise tokens verified with the keys it serves,
+# approval asked of it, cache allowed prefixes and downtimes polled from it). Empty: this
+# director is its own registry. When only DIRECTOR_FEDERATION_DISCOVERY_URL is set, the
+# registry is that document's namespace_registration_endpoint.
+DIRECTOR_REGISTRY_URL = env_str("DIRECTOR_REGISTRY_URL", "").rstrip("/")
+# Pelican's Federation.DiscoveryUrl: the federation's discovery document when it lives
+# elsewhere (OSDF: a static document on another host). Empty: this director's own.
+DIRECTOR_FEDERATION_DISCOVERY_URL = env_str("DIRECTOR_FEDERATION_DISCOVERY_URL", "").rstrip("/")
+
 # --- Pelican registry and federation issuer (director.federation) ----------------------------
 # The two ways a server may advertise: Pelican's (a namespace registered here with its
 # public keys, approved, and ads signed with those keys) and this director's own bearer

@@ -1,0 +1,95 @@
+"""External registry mode (issue 19): this director beside a Pelican registry it does not
+serve. ``registry_client()`` is the one way the rest of the director reaches it; ``None``
+means this director is its own registry (its tables, ``director.federation.registry``).
+
+The registry's URL is ``DIRECTOR_REGISTRY_URL``, else the ``namespace_registration_endpoint``
+of the federation's discovery document (``DIRECTOR_FEDERATION_DISCOVERY_URL``), looked up
+with the same bounded client and retried on later calls until it answers. The client is
+made once per process: its caches are what make a re-advertisement cost no registry
+request (``director.remote.registry``).
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+
+from django.conf import settings
+
+from director.remote.http import HttpClient, RemoteError
+from director.remote.registry import RegistryClient
+
+logger = logging.getLogger(__name__)
+
+_lock = threading.Lock()
+_client: RegistryClient | None = None
+_discovery_error: str | None = None
+
+
+def configured() -> bool:
+    """Whether this director uses an external registry (the mode's one switch)."""
+    return bool(settings.DIRECTOR_REGISTRY_URL or settings.DIRECTOR_FEDERATION_DISCOVERY_URL)
+
+
+def registry_url() -> str:
+    """The external registry's base URL; "" when not configured or not known yet (the
+    discovery document has not answered: ``discovery_error()`` says why)."""
+    if settings.DIRECTOR_REGISTRY_URL:
+        return str(settings.DIRECTOR_REGISTRY_URL)
+    if not settings.DIRECTOR_FEDERATION_DISCOVERY_URL:
+        return ""
+    return _from_discovery(str(settings.DIRECTOR_FEDERATION_DISCOVERY_URL))
+
+
+def _from_discovery(discovery_url: str) -> str:
+    global _discovery_error
+    url = discovery_url
+    if not url.endswith("/.well-known/pelican-configuration"):
+        url += "/.well-known/pelican-configuration"
+    client = HttpClient()
+    try:
+        answer = client.request("GET", url)
+        document = answer.json() if answer.status == 200 else None
+    except RemoteError as error:
+        _discovery_error = f"discovery document {url}: {error}"
+        return ""
+    finally:
+        client.close()
+    endpoint = (
+        document.get("namespace_registration_endpoint") if isinstance(document, dict) else None
+    )
+    if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
+        _discovery_error = f"discovery document {url} names no namespace_registration_endpoint"
+        return ""
+    _discovery_error = None
+    return endpoint.rstrip("/")
+
+
+def discovery_error() -> str | None:
+    """Why the registry's URL could not be had from the discovery document, if it could not."""
+    return _discovery_error
+
+
+def registry_client() -> RegistryClient | None:
+    """This process's client of the external registry, or None (not configured, or its
+    URL not known yet)."""
+    global _client
+    if _client is not None or not configured():
+        return _client
+    with _lock:
+        if _client is None:
+            url = registry_url()
+            if url:
+                _client = RegistryClient(url)
+                logger.info("external registry: %s", url)
+    return _client
+
+
+def forget() -> None:
+    """Drop this process's client (tests; a changed setting)."""
+    global _client, _discovery_error
+    with _lock:
+        if _client is not None:
+            _client.close()
+        _client = None
+        _discovery_error = None
