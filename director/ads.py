@@ -21,6 +21,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from director import models, registry
+from director.federation import polls
 from director.registry import change_generation
 from director.selection import ewma_status_weight
 from director.serving import database
@@ -190,6 +191,8 @@ def record_advertisement(
             f"The token for {ad.registry_prefix} may not advertise {', '.join(refused)} "
             f"(allowed: {', '.join(token.allowed_namespaces() if token else [])})",
         )
+    if kind == ServerKind.CACHE:
+        ad = _without_disallowed_namespaces(ad)
     for downtime in ad.downtimes:
         if downtime.endTime != -1 and downtime.endTime < downtime.startTime:
             raise Refusal(
@@ -201,6 +204,26 @@ def record_advertisement(
     except IntegrityError:
         # Two first advertisements of one name at once: the row did not exist to lock.
         raise Refusal(409, f"Server {ad.name!r} was registered concurrently; retry") from None
+
+
+def _without_disallowed_namespaces(ad: AdvertisementIn) -> AdvertisementIn:
+    """A cache ad without the namespaces the external registry's allowed prefixes do not
+    give it (``director.federation.polls``; ``/pelican/...`` kept): the same rule as a
+    registration token's. Before the first map: 503 with Retry-After (NotPolledYet)."""
+    dropped = set(
+        polls.cache_namespaces(
+            ad.registry_prefix, ad.data_url, [namespace.path for namespace in ad.namespaces]
+        )
+    )
+    if not dropped:
+        return ad
+    logger.info(
+        "cache %r may not serve %s (registry allowed prefixes): left out",
+        ad.name,
+        ", ".join(sorted(dropped)),
+    )
+    kept = [namespace for namespace in ad.namespaces if namespace.path not in dropped]
+    return ad.model_copy(update={"namespaces": kept})
 
 
 # The token's last use is recorded to within this: a re-advertisement every minute need

@@ -78,7 +78,28 @@ def check_director_settings(
             )
         )
     messages.extend(_registry_lifetimes())
+    messages.extend(_registry_query_interval())
     return messages
+
+
+# The registry client serves its cached keys and approvals this long while the registry
+# fails (director.remote.registry.RegistryTiming.max_stale); polls should be more frequent.
+MAX_QUERY_INTERVAL = 900.0
+
+
+def _registry_query_interval() -> list[checks.CheckMessage]:
+    interval = settings.DIRECTOR_REGISTRY_QUERY_INTERVAL
+    if interval <= MAX_QUERY_INTERVAL:
+        return []
+    return [
+        checks.Warning(
+            f"DIRECTOR_REGISTRY_QUERY_INTERVAL={interval:g}: a registry downtime or a change "
+            "of a cache's allowed prefixes would take effect only after that many seconds.",
+            hint="Pelican's director polls every 60 s (the default); use at most "
+            f"{MAX_QUERY_INTERVAL:g}.",
+            id="director.W019",
+        )
+    ]
 
 
 # A server polling its record every minute refreshes last_seen_at every 10 minutes

@@ -234,6 +234,10 @@ DIRECTOR_CONSOLE_REFRESH = env_float("DIRECTOR_CONSOLE_REFRESH", 5.0, minimum=1.
 # director is its own registry. When only DIRECTOR_FEDERATION_DISCOVERY_URL is set, the
 # registry is that document's namespace_registration_endpoint.
 DIRECTOR_REGISTRY_URL = env_str("DIRECTOR_REGISTRY_URL", "").rstrip("/")
+# Pelican's Director.RegistryQueryInterval: seconds between polls of the external
+# registry's cache allowed prefixes and downtimes (director.ops.registrypolls); polled data
+# older than three intervals is reported in health.
+DIRECTOR_REGISTRY_QUERY_INTERVAL = env_float("DIRECTOR_REGISTRY_QUERY_INTERVAL", 60.0, minimum=1.0)
 # Pelican's Federation.DiscoveryUrl: the federation's discovery document when it lives
 # elsewhere (OSDF: a static document on another host). Empty: this director's own.
 DIRECTOR_FEDERATION_DISCOVERY_URL = env_str("DIRECTOR_FEDERATION_DISCOVERY_URL", "").rstrip("/")

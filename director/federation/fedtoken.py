@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from director import registry as routing_registry
-from director.federation import advertise, issuer, standing
+from director.federation import advertise, issuer, polls, standing
 from director.trust import tokens
 from director.wire.errors import Refusal
 from director.wire.tokens import bearer_token
@@ -92,9 +92,26 @@ def fed_token(
         issuer=issuer.minting_issuer(),
         subject=host,
         audience=[tokens.WLCG_AUDIENCE_ANY],
-        scopes=[f"{tokens.STORAGE_READ}:/"],
+        scopes=fed_token_scopes(host),
         lifetime=settings.DIRECTOR_FED_TOKEN_LIFETIME,
     )
+
+
+def fed_token_scopes(host: str) -> list[str]:
+    """The read scopes of ``host``'s federation token: ``storage.read:/``, or in external
+    registry mode one per prefix the registry's cache allowed prefixes give ``host``
+    (the name of its verified registry prefix; ``director.federation.polls``). Refused
+    when that list is empty (a token would grant nothing); 503 before the first map."""
+    prefixes = polls.read_prefixes(host)
+    if prefixes is None:
+        return [f"{tokens.STORAGE_READ}:/"]
+    if not prefixes:
+        raise Refusal(
+            403,
+            f"Host '{host}' may serve no namespace (its AllowedPrefixes at the registry is "
+            "empty): no federation token is issued for it",
+        )
+    return [f"{tokens.STORAGE_READ}:{prefix}" for prefix in prefixes]
 
 
 def discovered_targets(authorization: str, base_url: str) -> list[dict[str, object]]:

@@ -49,6 +49,15 @@ class Source(models.TextChoices):
     ADMIN = "admin", "defined in admin"
 
 
+class DowntimeSource(models.TextChoices):
+    """Who set a downtime: an ad, the admin, or the external registry (polled by
+    ``director.ops.registrypolls``; read-only here, replaced by each poll)."""
+
+    ADVERTISED = "advertised", "advertised"
+    ADMIN = "admin", "defined in admin"
+    REGISTRY = "registry", "polled from the registry"
+
+
 class AuthMode(models.TextChoices):
     """How an advertised server's ads are authenticated. A server keeps the mode of its
     first ad: the other mode may not advertise it until an administrator deletes it."""
@@ -316,9 +325,13 @@ class Downtime(models.Model):
         UNSCHEDULED = "UNSCHEDULED", "unscheduled"
 
     server = models.ForeignKey(Server, on_delete=models.CASCADE, related_name="downtimes")
-    source = models.CharField(max_length=20, choices=Source.choices, default=Source.ADMIN)
+    source = models.CharField(
+        max_length=20, choices=DowntimeSource.choices, default=DowntimeSource.ADMIN
+    )
     external_id = models.CharField(
-        max_length=MAX_DOWNTIME_ID_LENGTH, blank=True, help_text="The id in the server's ad."
+        max_length=MAX_DOWNTIME_ID_LENGTH,
+        blank=True,
+        help_text="The id in the server's ad, or in the registry's downtime list.",
     )
     downtime_class = models.CharField(
         "class", max_length=20, choices=DowntimeClass.choices, default=DowntimeClass.SCHEDULED
@@ -335,6 +348,12 @@ class Downtime(models.Model):
             models.CheckConstraint(
                 condition=Q(ends_at__isnull=True) | Q(ends_at__gte=models.F("starts_at")),
                 name="director_downtime_ends_after_start",
+            ),
+            # Processes that poll the registry at once insert each of its downtimes once.
+            models.UniqueConstraint(
+                fields=["server", "external_id"],
+                condition=Q(source="registry"),
+                name="director_downtime_unique_registry_id",
             ),
         ]
 

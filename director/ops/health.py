@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 
 from director import presence
+from director.federation import polls
 from director.ops.metrics import INFLIGHT, live_greenlets
 from director.serving import database
 from director.serving.health import Health, Verdict
@@ -43,9 +44,10 @@ def assess(max_inflight: int) -> Health:
     since = (
         go_time(dt.datetime.fromtimestamp(unreachable, dt.UTC)) if unreachable is not None else None
     )
+    polled = registry_poll_reasons()
     if reasons:
         status = Verdict.OVERLOADED
-    elif saturated or ejected or since is not None:
+    elif saturated or ejected or since is not None or polled:
         status = Verdict.DEGRADED
         reasons.extend(f"server {name} saturated" for name in saturated)
         reasons.extend(f"server {name} ejected" for name in ejected)
@@ -53,6 +55,7 @@ def assess(max_inflight: int) -> Health:
             reasons.append(
                 f"registry database unreachable since {since} ({database.health.last_error})"
             )
+        reasons.extend(polled)
     else:
         status = Verdict.OK
     return Health(
@@ -66,3 +69,10 @@ def assess(max_inflight: int) -> Health:
         reasons=reasons,
         database_unreachable_since=since,
     )
+
+
+def registry_poll_reasons() -> list[str]:
+    """Degraded reasons of the external registry's polled data: a dataset never polled
+    after a failed attempt, or older than three query intervals (its age and last error);
+    none while this process polls nothing (``director.federation.polls``)."""
+    return polls.state.stale()

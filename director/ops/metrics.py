@@ -28,6 +28,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from director import presence, registry
+from director.federation import polls
 from director.ops import healthtests
 from director.serving.loopmonitor import monitor
 from director.serving.shedding import shedder
@@ -176,11 +177,44 @@ def health_test_metrics() -> Iterator[Metric]:
     yield from (runs, durations)
 
 
+def registry_poll_metrics() -> Iterator[Metric]:
+    """The external registry's polled data (``director.federation.polls``), in a process
+    that polls it: each dataset's age, whether its last poll failed, its entries."""
+    state = polls.state
+    if not state.started:
+        return
+    age = GaugeMetricFamily(
+        "director_registry_polled_age_seconds",
+        "Seconds since the dataset was last polled from the external registry with success "
+        "(absent: never).",
+        labels=["dataset"],
+    )
+    failing = GaugeMetricFamily(
+        "director_registry_poll_failing",
+        "1 when the dataset's last poll failed (its last good value is kept), else 0.",
+        labels=["dataset"],
+    )
+    entries = GaugeMetricFamily(
+        "director_registry_polled_entries",
+        "Entries in the dataset's last good value (caches with allowed prefixes, downtimes).",
+        labels=["dataset"],
+    )
+    now = state.now()
+    for name, polled in state.datasets().items():
+        seconds = polled.age(now)
+        if seconds is not None:
+            age.add_metric([name], seconds)
+        failing.add_metric([name], 1.0 if polled.last_error else 0.0)
+        entries.add_metric([name], len(polled.value) if polled.value is not None else 0)
+    yield from (age, failing, entries)
+
+
 class DirectorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from answer_metrics()
         yield from server_metrics()
         yield from health_test_metrics()
+        yield from registry_poll_metrics()
         states = presence.engine.states()
         stat_total = CounterMetricFamily(
             "pelican_director_stat",

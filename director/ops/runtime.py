@@ -13,7 +13,8 @@ import time
 from django.conf import settings
 
 from director import presence, registry
-from director.ops import directors, followers, healthtests, watcher
+from director.federation import external
+from director.ops import directors, followers, healthtests, registrypolls, watcher
 from director.serving.loopmonitor import monitor
 from director.serving.shedding import shedder
 from director.serving.traffic import PoolCounts, sampler, traffic
@@ -21,7 +22,8 @@ from director.serving.traffic import PoolCounts, sampler, traffic
 
 def start_background(serving_url: str = "") -> None:
     """Build the snapshot now, follow the registry and its settings, watch the loop lag,
-    run the health tests when this process holds their lease (idempotent)."""
+    run the health tests when this process holds their lease, poll the external registry
+    when there is one (idempotent)."""
     followers.follow_while_serving()
     # What is alive now (modules, Django, the first snapshot) lives as long as the
     # process: frozen, a full collection no longer walks it. Unfrozen, each one held the
@@ -36,6 +38,8 @@ def start_background(serving_url: str = "") -> None:
     sampler.start(sample_traffic)
     url = settings.DIRECTOR_EXTERNAL_URL or serving_url
     healthtests.start(settings.DIRECTOR_NAME, url)
+    if external.configured():  # the poller waits for the registry's URL if need be
+        registrypolls.start(settings.DIRECTOR_REGISTRY_QUERY_INTERVAL)
     if url:  # where others reach this director: its own ad in the shared registry
         directors.start(
             settings.DIRECTOR_NAME,
@@ -64,3 +68,4 @@ def stop_background() -> None:
         healthtests.tester.stop()
     if directors.advertiser is not None:
         directors.advertiser.stop()
+    registrypolls.stop()
