@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from django.contrib import admin, messages
 from django.core.exceptions import ValidationError
@@ -15,15 +16,18 @@ from django.utils import timezone
 
 from director import presence
 from director.console.schemas import health_word
+from director.federation import external, polls
 from director.models import (
     CapabilityFields,
     Downtime,
+    DowntimeSource,
     GeoIPOverride,
     Namespace,
     Server,
     Source,
 )
 from director.registry import registry_changed
+from director.wire.types import ServerKind
 
 if TYPE_CHECKING:
     from django.contrib.admin.options import _FieldsetSpec
@@ -109,6 +113,29 @@ class AdvertisedDowntimeInline(admin.TabularInline[Downtime, Server]):
         return False
 
 
+class RegistryDowntimeInline(AdvertisedDowntimeInline):
+    """Downtimes polled from the external registry, read-only: each poll replaces them."""
+
+    verbose_name_plural = "downtimes from the external registry (read-only)"
+
+    def get_queryset(self, request: HttpRequest) -> QuerySet[Downtime]:
+        queryset: QuerySet[Downtime] = admin.TabularInline.get_queryset(self, request)
+        return queryset.filter(source=DowntimeSource.REGISTRY)
+
+
+def registry_allowed_prefixes(obj: Server) -> str:
+    """What the external registry's polled allowed prefixes give this cache."""
+    allowed_map = polls.state.allowed.value
+    if allowed_map is None:
+        return "not polled yet"
+    name = polls.prefix_name(obj.registry_prefix) if obj.registry_prefix else obj.name
+    host = urlsplit(obj.data_url).hostname or ""
+    allowed = polls.allowed_for(allowed_map, name, host)
+    if allowed is None:
+        return "any namespace (no entry, or *)"
+    return ", ".join(sorted(allowed)) or "none (an empty list): only /pelican/..."
+
+
 @admin.register(Server)
 class ServerAdmin(RegistryAdmin[Server]):
     list_display = (
@@ -129,19 +156,31 @@ class ServerAdmin(RegistryAdmin[Server]):
     def get_inlines(
         self, request: HttpRequest, obj: Server | None
     ) -> list[type[admin.options.InlineModelAdmin[Any, Any]]]:
+        inlines: list[type[admin.options.InlineModelAdmin[Any, Any]]] = [
+            NamespaceInline,
+            DowntimeInline,
+        ]
         if obj is not None and obj.source == Source.ADVERTISED:
-            return [NamespaceInline, DowntimeInline, AdvertisedDowntimeInline]
-        return [NamespaceInline, DowntimeInline]
+            inlines.append(AdvertisedDowntimeInline)
+        if obj is not None and obj.downtimes.filter(source=DowntimeSource.REGISTRY).exists():
+            inlines.append(RegistryDowntimeInline)
+        return inlines
 
     def get_fieldsets(self, request: HttpRequest, obj: Server | None = None) -> _FieldsetSpec:
         advertised = obj is not None and obj.source == Source.ADVERTISED
         tests = "health_tests" if advertised else "director_test_disabled"
+        polled: _FieldsetSpec = (
+            [("External registry", {"fields": ("allowed_prefixes",)})]
+            if obj is not None and obj.kind == ServerKind.CACHE and external.configured()
+            else []
+        )
         return [
             (None, {"fields": ("name", "kind", "enabled", "routing_state", "status", "source")}),
             (
                 "URLs",
                 {"fields": ("data_url", "auth_url", "web_url", "broker_url", "registry_prefix")},
             ),
+            *polled,
             ("Capabilities", {"fields": CAPABILITY_FIELDS}),
             ("Location", {"fields": ("latitude", "longitude")}),
             (
@@ -195,6 +234,7 @@ class ServerAdmin(RegistryAdmin[Server]):
         self, request: HttpRequest, obj: Server | None = None
     ) -> tuple[str, ...]:
         always = (
+            "allowed_prefixes",
             "source",
             "routing_state",
             "last_advertised",
@@ -211,6 +251,10 @@ class ServerAdmin(RegistryAdmin[Server]):
         return always
 
     deleting_is_full = True
+
+    @admin.display(description="allowed prefixes (polled)")
+    def allowed_prefixes(self, obj: Server) -> str:
+        return registry_allowed_prefixes(obj)
 
     def servers_of(self, obj: Server) -> list[int]:
         return [obj.pk]

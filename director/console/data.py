@@ -20,16 +20,19 @@ from director.console.schemas import (
     ConsoleServerOut,
     CountsOut,
     DowntimeWindowOut,
+    ExternalRegistryOut,
     MapOut,
     MapPointOut,
     NamespaceServerOut,
     NamespacesPageOut,
     OverviewOut,
+    PolledDatasetOut,
     SeriesOut,
     ServerPageOut,
     ServerSeriesOut,
     WorkerOut,
 )
+from director.federation import external, polls
 from director.models import Downtime, Namespace
 from director.ops.health import assess
 from director.schemas import HealthOut
@@ -98,6 +101,32 @@ def overview(now: float | None = None) -> OverviewOut:
             stat=stat,
             loopLag=_complete(process["loop_lag"], slots),
         ),
+        externalRegistry=external_registry(),
+    )
+
+
+def external_registry() -> ExternalRegistryOut | None:
+    """The external registry's URL, reachability and polled data (None: own registry)."""
+    if not external.configured():
+        return None
+    client = external.registry_client()
+    status = client.status() if client is not None else None
+    datasets = [
+        PolledDatasetOut(
+            name=name,
+            fetchedAt=_time(polled.fetched_at) if polled.fetched_at is not None else None,
+            ageSeconds=polled.age(polls.state.now()),
+            entries=len(polled.value) if polled.value is not None else 0,
+            lastError=polled.last_error,
+            lastErrorAt=_time(polled.last_error_at) if polled.last_error_at is not None else None,
+        )
+        for name, polled in polls.state.datasets().items()
+    ]
+    return ExternalRegistryOut(
+        url=status.url if status is not None else "",
+        reachable=status is not None and status.reachable,
+        lastError=status.last_error if status is not None else external.discovery_error(),
+        datasets=datasets,
     )
 
 

@@ -159,6 +159,26 @@ class SeriesOut(WireOut):
     loopLag: list[float] = Field(description="The worst loop lag in each slot (seconds).")
 
 
+class PolledDatasetOut(WireOut):
+    """One dataset this process polls from the external registry."""
+
+    name: str = Field(description="allowedPrefixes or downtime")
+    fetchedAt: GoTime | None = Field(description="The last good poll; null: never.")
+    ageSeconds: float | None
+    entries: int = Field(description="Entries in the last good value.")
+    lastError: str | None = Field(description="The last poll's failure, until one succeeds.")
+    lastErrorAt: GoTime | None
+
+
+class ExternalRegistryOut(WireOut):
+    """The external registry as this process sees it (README, "External registry")."""
+
+    url: str = Field(description="Its base URL; empty while the discovery document is unread.")
+    reachable: bool = Field(description="The last exchange got an answer that was not a 5xx.")
+    lastError: str | None
+    datasets: list[PolledDatasetOut]
+
+
 class OverviewOut(WireOut):
     now: GoTime
     worker: WorkerOut
@@ -172,6 +192,9 @@ class OverviewOut(WireOut):
     answersPerSecond: float
     statPerSecond: float
     series: SeriesOut
+    externalRegistry: ExternalRegistryOut | None = Field(
+        None, description="Null when this director is its own registry."
+    )
 
 
 class NamespaceServerOut(WireOut):

@@ -111,6 +111,13 @@ def allowed_for(
     return found
 
 
+def prefix_name(registry_prefix: str) -> str:
+    """``/caches/<name>`` -> name, the registry's key; a legacy ``host:port`` loses its
+    port (Pelican's registry names such a server by its host)."""
+    tail = registry_prefix.rstrip("/").rsplit("/", 1)[-1]
+    return tail.split(":", 1)[0] if "." in tail else tail
+
+
 def _current_map(what: str) -> AllowedMap | None:
     """The map in external mode (None outside it); NotPolledYet before the first one."""
     if not external.configured():
@@ -127,8 +134,9 @@ def cache_namespaces(registry_prefix: str, data_url: str, paths: Iterable[str]) 
     allowed_map = _current_map(f"the cache {registry_prefix}")
     if allowed_map is None:
         return []
-    name = registry_prefix.rstrip("/").rsplit("/", 1)[-1]
-    allowed = allowed_for(allowed_map, name, urlsplit(data_url).hostname or "")
+    allowed = allowed_for(
+        allowed_map, prefix_name(registry_prefix), urlsplit(data_url).hostname or ""
+    )
     if allowed is None:
         return []
     return [path for path in paths if not path.startswith(ALWAYS_SERVED) and path not in allowed]

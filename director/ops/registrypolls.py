@@ -118,13 +118,6 @@ def window(entry: dict[str, Any]) -> Window | None:
     )
 
 
-def prefix_name(registry_prefix: str) -> str:
-    """``/caches/<name>`` -> name; a legacy ``host:port`` loses its port (Pelican's
-    registry names such a server by its host)."""
-    tail = registry_prefix.rstrip("/").rsplit("/", 1)[-1]
-    return tail.split(":", 1)[0] if "." in tail else tail
-
-
 def registered_names(
     servers: Iterable[ServerRef], client: RegistryClient | None, budget: float = LOOKUP_BUDGET
 ) -> dict[int, str]:
@@ -133,7 +126,7 @@ def registered_names(
     names: dict[int, str] = {}
     ends = time.monotonic() + budget
     for server in servers:
-        name = prefix_name(server.registry_prefix)
+        name = polls.prefix_name(server.registry_prefix)
         if client is not None and time.monotonic() < ends:
             try:
                 name = client.server_name(server.registry_prefix)

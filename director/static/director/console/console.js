@@ -162,6 +162,19 @@
   const ANSWER_ORDER = ["redirect", "404", "429", "5xx", "other"];
   const SHARE_COLOURS = { redirect: "var(--ok)", "404": "var(--accent)", "429": "var(--warn)", "5xx": "var(--ejected)", other: "#6a4c93" };
 
+  /* The external registry (null: this director is its own): URL, reachability, and
+     the age of each dataset polled from it. */
+  function externalRegistryCards(registry) {
+    if (!registry) return "";
+    const state = registry.reachable ? "reachable" : "unreachable" +
+      (registry.lastError ? ": " + esc(registry.lastError) : "");
+    return card("external registry", esc(registry.url || "not known yet") + "<br>" + state, true) +
+      registry.datasets.map((set) => card("registry " + set.name,
+        (set.ageSeconds === null ? "never polled" : "polled " + age(set.ageSeconds) + ", " +
+          set.entries + " entries") +
+        (set.lastError ? "<br>last poll failed: " + esc(set.lastError) : ""), true)).join("");
+  }
+
   function overviewPage() {
     poll(async () => {
       const data = await getJSON("/overview");
@@ -186,7 +199,8 @@
         card("greenlets", health.greenlets) +
         card("loop lag", (1000 * health.loopLagSeconds).toFixed(1) + " ms") +
         card("registry database", data.databaseReachable ? "reachable" :
-          "unreachable since " + esc(health.databaseUnreachableSince), !data.databaseReachable);
+          "unreachable since " + esc(health.databaseUnreachableSince), !data.databaseReachable) +
+        externalRegistryCards(data.externalRegistry);
       chart($("#chart-answers"), data.series.answers, { span: "15 min", labels: ANSWER_LABELS, order: ANSWER_ORDER });
       $("#shares").innerHTML = ANSWER_ORDER.map((name) =>
         '<span title="' + esc(ANSWER_LABELS[name]) + '" style="width:' + 100 * data.shares[name] +
