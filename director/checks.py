@@ -188,6 +188,41 @@ def _sqlite_file_missing(database: dict[str, Any]) -> bool:
     )
 
 
+def check_federation_identity(
+    app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
+) -> list[checks.CheckMessage]:
+    """The federation's names (director.federation.issuer): its discovery URL is the
+    ``iss`` of every token minted here, so it must be a bare URL, as Pelican requires."""
+    from urllib.parse import urlsplit
+
+    messages: list[checks.CheckMessage] = []
+    jwks = settings.DIRECTOR_FEDERATION_JWKS_URL
+    if jwks and not jwks.startswith(("http://", "https://")):
+        messages.append(
+            checks.Error(
+                f"DIRECTOR_FEDERATION_JWKS_URL={jwks!r} is not an http(s) URL.",
+                hint="The jwks_uri of the federation's discovery document, e.g. "
+                "https://osg-htc.org/osdf/public_signing_key.jwks",
+                id="director.E071",
+            )
+        )
+    discovery = settings.DIRECTOR_FEDERATION_DISCOVERY_URL
+    if discovery.startswith(("http://", "https://")):  # else director.E006
+        parts = urlsplit(discovery)
+        path = parts.path.removesuffix("/.well-known/pelican-configuration")
+        if path.strip("/") or parts.query or parts.fragment or not parts.hostname:
+            messages.append(
+                checks.Error(
+                    f"DIRECTOR_FEDERATION_DISCOVERY_URL={discovery!r} is not a bare URL: "
+                    "it is the issuer of every token this director mints, and Pelican's "
+                    "servers refuse a discovery URL with a path.",
+                    hint="Give scheme, host and port only, e.g. https://osg-htc.org",
+                    id="director.E072",
+                )
+            )
+    return messages
+
+
 def check_deployment(
     app_configs: Sequence[AppConfig] | None = None, **kwargs: Any
 ) -> list[checks.CheckMessage]:
@@ -218,3 +253,4 @@ def register() -> None:
     checks.register(check_director_settings, "director")
     checks.register(check_deployment, "director", deploy=True)
     checks.register(check_issuer_keys, "director")
+    checks.register(check_federation_identity, "director")

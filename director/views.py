@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
+from director.federation import issuer
 from director.locate import client_coordinate, client_ip, external_url, first_forwarded
 from director.ops import directors
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
@@ -230,8 +231,14 @@ def pelican_configuration(request: HttpRequest) -> HttpResponse:
     base = external_url(request)
     itself = directors.this_director(base, settings.DIRECTOR_AD_TTL)
     endpoints = [info.url for info in directors.live_directors(itself)]
+    document = discovery_document(base, endpoints)
+    # The federation's identity: its discovery URL (the iss of the tokens minted here)
+    # and the key set it publishes, when its discovery lives elsewhere.
+    if issuer.discovery_url():
+        document["discovery_endpoint"] = issuer.discovery_url()
+    document["jwks_uri"] = issuer.jwks_url(base)
     response = HttpResponse(
-        discovery_bytes(discovery_document(base, endpoints)),
+        discovery_bytes(document),
         content_type="application/json",
         status=200,
     )

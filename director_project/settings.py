@@ -292,6 +292,10 @@ DIRECTOR_FED_TOKEN_LIFETIME = env_float("DIRECTOR_FED_TOKEN_LIFETIME", 900.0, mi
 # stored in plaintext (director.federation.keystore; checks director.E061/E062/W061).
 DIRECTOR_ISSUER_KEY_PASSPHRASE = env_str("DIRECTOR_ISSUER_KEY_PASSPHRASE", "")
 DIRECTOR_ISSUER_KEY_PASSPHRASE_FILE = env_str("DIRECTOR_ISSUER_KEY_PASSPHRASE_FILE", "")
+# Pelican's Federation.JwkUrl: the federation's published key set, named as jwks_uri by
+# discovery (and openid-configuration) when DIRECTOR_FEDERATION_DISCOVERY_URL names the
+# federation; empty: this director's own /.well-known/issuer.jwks (check director.E071).
+DIRECTOR_FEDERATION_JWKS_URL = env_str("DIRECTOR_FEDERATION_JWKS_URL", "")
 # Named in the approval_error answer (Pelican's Director.SupportContactEmail / Url).
 DIRECTOR_SUPPORT_CONTACT_EMAIL = env_str("DIRECTOR_SUPPORT_CONTACT_EMAIL", "")
 DIRECTOR_SUPPORT_CONTACT_URL = env_str("DIRECTOR_SUPPORT_CONTACT_URL", "")

@@ -42,7 +42,8 @@ def fed_token(
 
     ``url`` is the request's path and query as Pelican quotes it in its refusals;
     ``base_url`` this director's public URL, whose names the advertise token's ``aud``
-    must carry. The token minted names DIRECTOR_EXTERNAL_URL's issuer (503 without it).
+    must carry. The token minted names the federation's issuer (``issuer.minting_issuer``:
+    its discovery URL, else DIRECTOR_EXTERNAL_URL's; 503 without either).
     """
     about = "the 'host' url parameter"
     host = _single(
@@ -122,7 +123,9 @@ def discovered_targets(authorization: str, base_url: str) -> list[dict[str, obje
     if not token:
         raise Refusal(403, "Authentication is required but no token is present.")
     try:
-        issuer.verify_federation_token(token, issuer.issuer_url(base_url), tokens.SERVICE_DISCOVERY)
+        issuer.verify_federation_token(
+            token, issuer.federation_issuer(base_url), tokens.SERVICE_DISCOVERY
+        )
     except tokens.TokenRejected as rejected:
         raise Refusal(403, f"Failed to verify the token: {rejected}") from None
     snapshot = routing_registry.current()

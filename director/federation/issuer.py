@@ -3,9 +3,15 @@
 
 Keys live in the database (``IssuerKey``), so every process and host of one federation
 signs with the same key and publishes the same JWKS. The first key is made on first use;
-``manage.py rotatekey`` adds the next one. Each process reads the key rows at most every
-``KEY_REFRESH_SECONDS`` (and at once when a token names a ``kid`` it does not know) and
-parses each key once.
+``manage.py rotatekey`` adds the next one; ``manage.py importissuerkey`` brings in the keys
+a Pelican federation already signs with (``import_keys``). Each process reads the key rows
+at most every ``KEY_REFRESH_SECONDS`` (and at once when a token names a ``kid`` it does not
+know) and parses each key once.
+
+The issuer's name, the ``iss`` of every token minted here, is the federation's discovery
+URL: DIRECTOR_FEDERATION_DISCOVERY_URL when the federation's discovery lives elsewhere
+(``discovery_url``), else this director's public URL as its discovery document gives it
+(``issuer_url``); never a request's Host.
 """
 
 from __future__ import annotations
@@ -15,6 +21,7 @@ import logging
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
@@ -77,25 +84,67 @@ _public: dict[str, jwt.PyJWK] = {}
 
 
 NO_EXTERNAL_URL = (
-    "This director mints no federation tokens until DIRECTOR_EXTERNAL_URL names it: the "
-    "issuer of its tokens is its public URL, which it does not take from a request's Host"
+    "This director mints no federation tokens until DIRECTOR_EXTERNAL_URL names it (or "
+    "DIRECTOR_FEDERATION_DISCOVERY_URL the federation): the issuer of its tokens is a "
+    "configured URL, never one taken from a request's Host"
 )
 
 
+DISCOVERY_DOCUMENT = "/.well-known/pelican-configuration"
+
+
 def issuer_url(base: str) -> str:
-    """The federation issuer, the ``iss`` of every token this director signs: the
-    ``discovery_endpoint`` of its discovery document for ``base`` (its public URL), byte
-    for byte, as Pelican's verifiers compare them."""
+    """This director as the federation issuer: the ``discovery_endpoint`` its own
+    discovery document gives for ``base`` (its public URL: https, no ``:443``)."""
     return federation_url(base.rstrip("/"))
+
+
+def configured_url(value: str) -> str:
+    """A federation URL as Pelican's servers resolve their configuration of it
+    (``config.GetFederation``): https when it names no scheme, ``:443`` dropped, no
+    trailing slash; an http URL stays http (a test federation's)."""
+    value = value.strip().rstrip("/")
+    if not value:
+        return ""
+    if not value.startswith(("http://", "https://")):
+        value = f"https://{value}"
+    parts = urlsplit(value)
+    netloc = parts.netloc.removesuffix(":443") if parts.port == 443 else parts.netloc
+    return urlunsplit((parts.scheme, netloc, parts.path, parts.query, parts.fragment))
+
+
+def discovery_url() -> str:
+    """DIRECTOR_FEDERATION_DISCOVERY_URL as the federation's servers know it (the URL of
+    its document given, the document's base), or "" when the federation's discovery is
+    this director's own."""
+    url = configured_url(str(settings.DIRECTOR_FEDERATION_DISCOVERY_URL))
+    return url.removesuffix(DISCOVERY_DOCUMENT)
+
+
+def federation_issuer(base: str) -> str:
+    """The ``iss`` of the tokens this director mints and accepts as the federation's: the
+    federation's discovery URL when it lives elsewhere, else ``issuer_url(base)``
+    ("" without a ``base``)."""
+    return discovery_url() or (issuer_url(base) if base else "")
+
+
+def jwks_url(base: str) -> str:
+    """The ``jwks_uri`` discovery names: DIRECTOR_FEDERATION_JWKS_URL (the key set the
+    federation publishes), else this director's own, which holds every key it signs
+    with."""
+    configured = configured_url(str(settings.DIRECTOR_FEDERATION_JWKS_URL))
+    return configured or f"{issuer_url(base)}/.well-known/issuer.jwks"
 
 
 def minting_issuer() -> str:
     """The ``iss`` of the tokens this director mints for its callers (getFedToken): the
-    issuer of DIRECTOR_EXTERNAL_URL, never one taken from a request's Host or forwarded
-    headers. Without it, Refusal 503 (the caller may ask another director)."""
-    if not settings.DIRECTOR_EXTERNAL_URL:
+    federation's discovery URL, else the issuer of DIRECTOR_EXTERNAL_URL, never one taken
+    from a request's Host or forwarded headers. Without either, Refusal 503 (the caller
+    may ask another director)."""
+    issuer = federation_issuer(str(settings.DIRECTOR_EXTERNAL_URL))
+    if not issuer:
         raise Refusal(503, NO_EXTERNAL_URL)
-    return issuer_url(settings.DIRECTOR_EXTERNAL_URL)
+    return issuer
 
 
 def longest_automatic_lifetime() -> float:
@@ -236,3 +285,47 @@ def note_signed_until(kid: str, expires_at: dt.datetime) -> None:
     IssuerKey.objects.filter(kid=kid).exclude(signed_until__gte=expires_at).update(
         signed_until=expires_at
     )
+
+
+@dataclass(frozen=True)
+class Imported:
+    added: list[str]  # kids stored now
+    present: list[str]  # kids already stored: left as they were
+    signing: str  # the kid that signs from now on ("" when nothing was added)
+    withdrawn: list[str]  # kids that were waiting to sign, removed
+
+
+def import_keys(
+    private_keys: Sequence[ec.EllipticCurvePrivateKey], now: dt.datetime | None = None
+) -> Imported:
+    """Store a federation's existing issuer keys (sealed as every key is: ``keystore``),
+    so that what this director signs verifies against the key set the federation
+    already publishes. The first key not stored yet signs from ``now``; the other new
+    ones are published behind it; keys that were waiting to sign (``rotatekey``) are
+    removed, as the federation does not publish them. Keys already stored change
+    nothing. All or nothing; KeyStoreError when a key cannot be sealed."""
+    moment = now or timezone.now()
+    unique: dict[str, ec.EllipticCurvePrivateKey] = {}
+    for key in private_keys:
+        unique.setdefault(keys.public_jwk(key)["kid"], key)
+    sealed = {kid: keystore.seal(key) for kid, key in unique.items()}
+    with transaction.atomic():
+        stored = set(IssuerKey.objects.filter(kid__in=list(unique)).values_list("kid", flat=True))
+        added = [kid for kid in unique if kid not in stored]
+        withdrawn: list[str] = []
+        if added:
+            waiting = IssuerKey.objects.filter(activates_at__gt=moment)
+            withdrawn = list(waiting.order_by("activates_at").values_list("kid", flat=True))
+            waiting.delete()
+            # The signing key activates last; the others just before it, in their order.
+            for position, kid in enumerate(added):
+                IssuerKey.objects.create(
+                    kid=kid,
+                    private_pem=sealed[kid],
+                    activates_at=moment - dt.timedelta(milliseconds=position),
+                )
+    if added:
+        logger.info("federation issuer: imported keys %s; %s signs", added, added[0])
+        forget()
+    present = [kid for kid in unique if kid in stored]
+    return Imported(added, present, added[0] if added else "", withdrawn)

@@ -19,10 +19,13 @@ def _document(body: str, filename: str) -> HttpResponse:
 
 
 def openid_configuration(request: HttpRequest) -> HttpResponse:
-    """``{"issuer": <this director, as discovery names it>, "jwks_uri": <its JWKS>}``, as
-    a plain Pelican director serves it."""
-    name = issuer.issuer_url(external_url(request))
-    body = json.dumps({"issuer": name, "jwks_uri": f"{name}/.well-known/issuer.jwks"}, indent=2)
+    """``{"issuer": <the iss of the tokens minted here>, "jwks_uri": <their key set>}``:
+    the names discovery gives (``discovery_endpoint``, ``jwks_uri``), as a plain Pelican
+    director serves it, and the federation's when its discovery lives elsewhere."""
+    base = external_url(request)
+    body = json.dumps(
+        {"issuer": issuer.federation_issuer(base), "jwks_uri": issuer.jwks_url(base)}, indent=2
+    )
     return _document(body, "pelican-oidc-configuration.json")
 
 

@@ -21,8 +21,10 @@ storage.modify:/``, audience the data URL twice, one minute), so an origin that 
 tokens for writes accepts it; after each test the result is POSTed to the server's
 ``/api/v1.0/origin|cache/directorTest`` with a ``pelican.director_test_report`` token, as
 Pelican's director does. The tokens are minted by the loop greenlet (which may read the
-keys from the database), never by a test greenlet. Without an issuer URL (no
-DIRECTOR_EXTERNAL_URL and no serving address) tests run without tokens and nothing is
+keys from the database), never by a test greenlet. Their ``iss`` is the federation's
+(``issuer.federation_issuer``: DIRECTOR_FEDERATION_DISCOVERY_URL, else this director's
+URL). Without an issuer URL (none of DIRECTOR_FEDERATION_DISCOVERY_URL,
+DIRECTOR_EXTERNAL_URL and a serving address) tests run without tokens and nothing is
 reported.
 """
 
@@ -224,7 +226,8 @@ class HealthTester:
 
     def __init__(self, director_name: str, issuer_url: str = "") -> None:
         self.director_name = director_name
-        self.issuer_url = issuer.issuer_url(issuer_url) if issuer_url else ""
+        # The federation's discovery URL when it lives elsewhere, else this director's.
+        self.issuer_url = issuer.federation_issuer(issuer_url)
         self.holder = f"{socket.gethostname()}:{os.getpid()}:{uuid.uuid4().hex[:8]}"
         self.session = requests.Session()
         adapter = HTTPAdapter(pool_maxsize=MAX_CONCURRENT_TESTS, max_retries=0)

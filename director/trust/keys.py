@@ -11,12 +11,13 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 import jwt
-from cryptography.exceptions import InvalidSignature
+from cryptography.exceptions import InvalidSignature, UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm
@@ -29,6 +30,12 @@ ACCEPTED_ALGORITHMS = frozenset({*ALG_BY_CURVE.values(), "RS256"})
 THUMBPRINT_MEMBERS = {"EC": ("crv", "kty", "x", "y"), "RSA": ("e", "kty", "n")}
 MAX_KEYS_PER_SET = 20
 PUBLIC_MEMBERS = ("alg", "crv", "e", "kid", "kty", "n", "use", "x", "y")
+# An issuer key file as Pelican writes it (IssuerKeysDirectory): one EC P-256 private key,
+# PKCS#8 ("PRIVATE KEY", what Pelican generates) or SEC1 ("EC PRIVATE KEY", what
+# ``openssl ecparam -genkey`` writes, possibly after an "EC PARAMETERS" block).
+MAX_KEY_FILE_BYTES = 64 * 1024
+PRIVATE_KEY_LABELS = frozenset({"PRIVATE KEY", "EC PRIVATE KEY"})
+_PEM_BLOCK = re.compile(rb"-----BEGIN ([A-Z0-9 ]+)-----.*?-----END \1-----", re.DOTALL)
 
 
 class KeySetError(ValueError):
@@ -65,6 +72,42 @@ def load_private_key(pem: str) -> ec.EllipticCurvePrivateKey:
     key = serialization.load_pem_private_key(pem.encode(), password=None)
     if not isinstance(key, ec.EllipticCurvePrivateKey):
         raise KeySetError("an issuer key must be an EC key")
+    return key
+
+
+def load_issuer_key_file(data: bytes) -> ec.EllipticCurvePrivateKey:
+    """The EC P-256 private key of an issuer key file (PEM, PKCS#8 or SEC1, unencrypted).
+    Raises KeySetError saying what the file holds instead: nothing PEM, a public key or
+    certificate, an encrypted, RSA or other-curve key, several keys."""
+    if len(data) > MAX_KEY_FILE_BYTES:
+        raise KeySetError(f"is over {MAX_KEY_FILE_BYTES // 1024} KiB: not a key file")
+    blocks = [(match.group(1).decode(), match.group(0)) for match in _PEM_BLOCK.finditer(data)]
+    labels = [label for label, _ in blocks]
+    private = [block for label, block in blocks if label in PRIVATE_KEY_LABELS]
+    if not blocks:
+        raise KeySetError("holds no PEM block: not a PEM key file")
+    if not private:
+        if "ENCRYPTED PRIVATE KEY" in labels:
+            problem = "holds an encrypted private key; give it decrypted, as Pelican stores it"
+        elif "RSA PRIVATE KEY" in labels:
+            problem = "holds an RSA key; the federation's issuer keys are EC P-256"
+        elif any("PUBLIC KEY" in label or "CERTIFICATE" in label for label in labels):
+            problem = "holds a public key or certificate, not a private key"
+        else:
+            problem = "holds no private key"
+        raise KeySetError(f"{problem} (PEM blocks: {', '.join(labels)})")
+    if len(private) > 1:
+        raise KeySetError(f"holds {len(private)} private keys; give each in a file of its own")
+    try:
+        key = serialization.load_pem_private_key(private[0], password=None)
+    except (ValueError, TypeError, UnsupportedAlgorithm):
+        raise KeySetError("holds a private key block that is not a valid key") from None
+    if isinstance(key, rsa.RSAPrivateKey):
+        raise KeySetError("holds an RSA key; the federation's issuer keys are EC P-256")
+    if not isinstance(key, ec.EllipticCurvePrivateKey):
+        raise KeySetError(f"holds a {type(key).__name__}; the issuer keys are EC P-256")
+    if not isinstance(key.curve, ec.SECP256R1):
+        raise KeySetError(f"holds an EC key on {key.curve.name}; the issuer keys are EC P-256")
     return key
 
 

@@ -16,7 +16,8 @@ MAX_LIFETIME = 365 * 24 * 3600.0
 
 class Command(BaseCommand):
     help = (
-        "Mint a token signed by the federation issuer (this director) and print it alone "
+        "Mint a token signed by the federation issuer (this director's current key) and "
+        "print it alone "
         "on stdout, e.g. for an external Prometheus reading discoverServers: "
         "--scope pelican.director_service_discovery. The signing key stays published "
         "until the token expires."
@@ -36,29 +37,29 @@ class Command(BaseCommand):
             "--issuer",
             default="",
             help="The iss claim: the federation's discovery URL as servers know it "
-            "(default: DIRECTOR_EXTERNAL_URL as discovery gives it: https, no :443).",
+            "(default: DIRECTOR_FEDERATION_DISCOVERY_URL, else DIRECTOR_EXTERNAL_URL as "
+            "discovery gives it: https, no :443).",
         )
 
     def handle(self, *args: Any, **options: Any) -> None:
         lifetime: float = options["lifetime"]
         if not 0 < lifetime <= MAX_LIFETIME:
             raise CommandError(f"--lifetime must be between 0 and {MAX_LIFETIME:g} seconds")
-        issuer_url = options["issuer"] or (
-            issuer.issuer_url(settings.DIRECTOR_EXTERNAL_URL)
-            if settings.DIRECTOR_EXTERNAL_URL
-            else ""
-        )
+        external = str(settings.DIRECTOR_EXTERNAL_URL)
+        issuer_url = options["issuer"] or issuer.federation_issuer(external)
         if not issuer_url:
             raise CommandError(
-                "the issuer is this director's public URL: set DIRECTOR_EXTERNAL_URL or "
+                "the issuer is the federation's discovery URL or this director's public "
+                "URL: set DIRECTOR_FEDERATION_DISCOVERY_URL or DIRECTOR_EXTERNAL_URL, or "
                 "give --issuer"
             )
+        director_url = issuer.issuer_url(external) if external else issuer_url
         signer = issuer.signer()
         now = timezone.now()
         token = signer.mint(
             issuer=issuer_url,
             subject=options["subject"],
-            audience=options["audience"] or [issuer_url],
+            audience=options["audience"] or [director_url],
             scopes=options["scope"],
             lifetime=lifetime,
             now=now.timestamp(),
