@@ -239,8 +239,9 @@ def check_deployment(
     if not settings.DIRECTOR_EXTERNAL_URL:
         messages.append(
             checks.Warning(
-                "DIRECTOR_EXTERNAL_URL is not set: getFedToken mints no tokens (503), and "
-                "advertise tokens are checked against the Host each request names.",
+                "DIRECTOR_EXTERNAL_URL is not set: advertise tokens are checked against the "
+                "Host each request names, and getFedToken mints no tokens (503) unless "
+                "DIRECTOR_FEDERATION_DISCOVERY_URL names the federation's issuer.",
                 hint="Set DIRECTOR_EXTERNAL_URL to this director's public URL, e.g. "
                 "https://director.example.org (DIRECTOR_ADVERTISE_AUDIENCES for more names).",
                 id="director.W002",

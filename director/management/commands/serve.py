@@ -18,8 +18,9 @@ from director.serving.wsgiserver import Listener, make_servers
 
 DEMO_TLS_FOLDER = "demo-tls"  # git-ignored, beside demo-data/
 NO_EXTERNAL_URL_WARNING = (
-    "warning: DIRECTOR_EXTERNAL_URL is not set: getFedToken mints no tokens (503) and "
-    "advertise tokens are checked against the Host each request names; set it to this "
+    "warning: DIRECTOR_EXTERNAL_URL is not set: advertise tokens are checked against the "
+    "Host each request names, and getFedToken mints no tokens (503) unless "
+    "DIRECTOR_FEDERATION_DISCOVERY_URL names the federation's issuer; set it to this "
     "director's public URL"
 )
 
