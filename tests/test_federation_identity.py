@@ -13,6 +13,7 @@ flow works whether this director asks its own tables or the external registry.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -28,7 +29,7 @@ from test_remote_http import Loopback
 from test_remote_registry import FakeRegistry
 
 from director import checks
-from director.federation import external, issuer
+from director.federation import external, issuer, polls
 from director.federation.registry import decide
 from director.models import RegistrationStatus
 from director.ops.healthtests import HealthTester
@@ -73,6 +74,7 @@ def pelican_registry() -> Iterator[FakeRegistry]:
     finally:
         server.stop()
         external.forget()
+        polls.reset()
 
 
 def in_federation(settings, registry: FakeRegistry, *, port: str = "") -> None:
@@ -80,6 +82,9 @@ def in_federation(settings, registry: FakeRegistry, *, port: str = "") -> None:
     settings.DIRECTOR_FEDERATION_DISCOVERY_URL = FEDERATION + port
     settings.DIRECTOR_REGISTRY_URL = registry.url
     external.forget()
+    # As after the first poll of the registry's cache allowed prefixes: none restricted
+    # (before it, getFedToken answers 503: tests/test_registry_polls.py).
+    polls.reset().allowed.refresh(dict, time.time, ())
 
 
 def federation_verified(
