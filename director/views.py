@@ -18,6 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
+from director.federation import external
 from director.locate import client_coordinate, client_ip, external_url, first_forwarded
 from director.ops import directors
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
@@ -230,8 +231,17 @@ def pelican_configuration(request: HttpRequest) -> HttpResponse:
     base = external_url(request)
     itself = directors.this_director(base, settings.DIRECTOR_AD_TTL)
     endpoints = [info.url for info in directors.live_directors(itself)]
+    document = discovery_document(base, endpoints)
+    if external.configured():
+        # Servers register at the federation's registry (issue 19); omitted while its URL
+        # is not known yet (the discovery document it comes from has not answered).
+        client = external.registry_client()
+        if client is None:
+            del document["namespace_registration_endpoint"]
+        else:
+            document["namespace_registration_endpoint"] = client.base_url
     response = HttpResponse(
-        discovery_bytes(discovery_document(base, endpoints)),
+        discovery_bytes(document),
         content_type="application/json",
         status=200,
     )
