@@ -143,6 +143,20 @@ def check_auth_mode(
         )
 
 
+def without_name_authority(ad: AdvertisementIn) -> AdvertisementIn:
+    """The ad of a server whose ``name`` is not the one registered under its prefix
+    (external registry mode, reference pelican-registry-swap 3.4): recorded, but its
+    downtimes and its ``shutting down`` status are ignored, as Pelican ignores them."""
+    if ad.downtimes:
+        logger.info(
+            "%r is not the registered name of %s: its downtimes are ignored",
+            ad.name,
+            ad.registry_prefix,
+        )
+    status = "" if parse_status(ad.status) is ServerStatus.SHUTTING_DOWN else ad.status
+    return ad.model_copy(update={"downtimes": [], "status": status})
+
+
 def record_advertisement(
     kind: ServerKind,
     ad: AdvertisementIn,

@@ -11,9 +11,10 @@ which runs before the body is read) and ``director_project.api`` turns it, and n
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass
-from typing import NoReturn
+from typing import Any, NoReturn
 
 from django.conf import settings
 from django.db.models import QuerySet
@@ -23,8 +24,8 @@ from ninja import Router, Status
 from ninja.security import HttpBearer
 
 from director import presence, registry
-from director.ads import record_advertisement
-from director.federation import advertise
+from director.ads import record_advertisement, without_name_authority
+from director.federation import advertise, external, remote_check
 from director.federation.schemas import ApprovalErrorOut
 from director.locate import client_ip, external_url
 from director.models import Downtime, RegistrationToken, Server, Source
@@ -106,11 +107,27 @@ def _register(request: HttpRequest, kind: ServerKind, ad: AdvertisementIn) -> Su
             )
         except ApprovalRefusal:
             raise  # a key holder waiting for approval: not counted
-        except Refusal:
-            refused_ads.note(client_ip(request))
+        except Refusal as refused:
+            if refused.status != 503:  # the registry could not be asked: not the sender's
+                refused_ads.note(client_ip(request))
             raise
+        client = external.registry_client()
+        if client is not None and not remote_check.name_authorized(
+            client, ad.registry_prefix.rstrip("/"), ad.name
+        ):
+            ad = without_name_authority(ad)
     record_advertisement(kind, ad, token=token, user_agent=request.META.get("HTTP_USER_AGENT", ""))
     return SuccessOut(msg="Successful registration")
+
+
+def _peeked_json(request: HttpRequest) -> dict[str, Any]:
+    """The body as JSON, not validated (the auth step's look at what an ad names, in
+    external registry mode); {} when it is no JSON object."""
+    try:
+        value = json.loads(request.body)
+    except ValueError:
+        return {}
+    return value if isinstance(value, dict) else {}
 
 
 class RegistrationBearer(HttpBearer):
@@ -138,8 +155,9 @@ class RegistrationBearer(HttpBearer):
             )
         try:
             return self.checked(request)
-        except Refusal:
-            refused_ads.note(address)
+        except Refusal as refused:
+            if refused.status != 503:  # the registry could not be asked: not the sender's
+                refused_ads.note(address)
             raise
 
     def checked(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
@@ -161,8 +179,16 @@ class RegistrationBearer(HttpBearer):
         if looks_like_jwt(token):
             if not settings.DIRECTOR_PELICAN_REGISTRATION:
                 raise Refusal(403, PELICAN_MODE_OFF)
-            bound = advertise.binding(external_url(request))
-            advertise.authenticate(token, bound)
+            base_url = external_url(request)
+            bound = advertise.binding(base_url)
+            client = external.registry_client()
+            if client is None:
+                advertise.authenticate(token, bound)
+            else:
+                kind = ServerKind.CACHE if request.path.endswith("Cache") else ServerKind.ORIGIN
+                advertise.authenticate_remote(
+                    client, token, bound, kind, base_url, lambda: _peeked_json(request)
+                )
             return AdvertiseToken(token, bound)
         if not settings.DIRECTOR_TOKEN_REGISTRATION:
             raise Refusal(403, TOKEN_MODE_OFF)

@@ -448,6 +448,15 @@ class PoolOut(WireOut):
         )
 
 
+class RegistryHealthOut(WireOut):
+    """The external registry's reachability (external registry mode)."""
+
+    url: str
+    reachable: bool
+    lastError: str | None
+    lastErrorAt: str | None = Field(description="RFC 3339 time of the last failed call.")
+
+
 class HealthOut(WireOut):
     """The health verdict; ``overloaded`` is answered with 503, the others with 200."""
 
@@ -462,6 +471,9 @@ class HealthOut(WireOut):
     databaseUnreachableSince: str | None = Field(
         description="RFC 3339 time since when the registry database has not answered."
     )
+    registry: RegistryHealthOut | None = Field(
+        default=None, description="The external registry (DIRECTOR_REGISTRY_URL), if used."
+    )
 
     @classmethod
     def from_verdict(cls, verdict: Health) -> HealthOut:
@@ -475,4 +487,12 @@ class HealthOut(WireOut):
             ejectedServers=verdict.ejected_servers,
             reasons=verdict.reasons,
             databaseUnreachableSince=verdict.database_unreachable_since,
+            registry=None
+            if verdict.registry is None
+            else RegistryHealthOut(
+                url=verdict.registry.url,
+                reachable=verdict.registry.reachable,
+                lastError=verdict.registry.last_error,
+                lastErrorAt=verdict.registry.last_error_at,
+            ),
         )

@@ -18,7 +18,7 @@ from django.views.decorators.csrf import csrf_exempt
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
 from director import redirects, registry, routing
-from director.federation import issuer
+from director.federation import external, issuer
 from director.locate import client_coordinate, client_ip, external_url, first_forwarded
 from director.ops import directors
 from director.responses import JSON_CONTENT_TYPE, PelicanResponse, error_response
@@ -237,6 +237,14 @@ def pelican_configuration(request: HttpRequest) -> HttpResponse:
     if issuer.discovery_url():
         document["discovery_endpoint"] = issuer.discovery_url()
     document["jwks_uri"] = issuer.jwks_url(base)
+    if external.configured():
+        # Servers register at the federation's registry (issue 19); omitted while its URL
+        # is not known yet (the discovery document it comes from has not answered).
+        client = external.registry_client()
+        if client is None:
+            del document["namespace_registration_endpoint"]
+        else:
+            document["namespace_registration_endpoint"] = client.base_url
     response = HttpResponse(
         discovery_bytes(document),
         content_type="application/json",

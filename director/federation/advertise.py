@@ -3,10 +3,11 @@ must be signed by a key registered for its ``registry-prefix``, and for an origi
 key of every namespace it serves, each registration accepted (approved), with the
 ``pelican.advertise`` scope.
 
-Keys come from our own tables: the server prefix's registration first, the namespaces'
-only once it verified; each registration's key set is parsed once (cached by its
-content) and the token's signature is checked once per distinct key, however many
-namespaces share it. Unlike Pelican, the signature is checked before the approval (an
+Keys come from our own tables (in external registry mode from the registry, with the
+same answers: ``director.federation.remote_check``): the server prefix's registration
+first, the namespaces' only once it verified; each registration's key set is parsed
+once (cached by its content) and the token's signature is checked once per distinct key,
+however many namespaces share it. Unlike Pelican, the signature is checked before the approval (an
 unsigned request learns nothing about approval), a missing key is never a stale cache
 (the tables are read for every ad), and the token must be bound to this director
 (``Binding``: its ``aud``, its lifetime, its ``iss``). ``authenticate`` is the auth
@@ -17,14 +18,17 @@ its signature verifies with it.
 from __future__ import annotations
 
 import json
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
 from cachetools import LRUCache
 from django.conf import settings
 
+from director.federation import external, remote_check
+from director.federation.remote_check import RemoteCheck, Verdict, bounded
 from director.models import NamespaceRegistration
+from director.remote.registry import RegistryClient
 from director.trust import keys, tokens
 from director.trust import registry as protocol
 from director.wire.documents import error_json, federation_url
@@ -148,16 +152,6 @@ def authenticate(token: str, bound: Binding) -> dict[str, Any]:
     raise Refusal(403, f"Authorization token verification failed {problem}")
 
 
-@dataclass
-class Verdict:
-    """How one token fares against one prefix: ``problem`` (a verification error),
-    ``unapproved`` or ``scoped`` (has pelican.advertise)."""
-
-    problem: str = ""
-    unapproved: bool = False
-    scoped: bool = False
-
-
 class TokenCheck:
     """One advertise token checked against the registrations of several prefixes: one
     query, the header read once, the signature checked once per distinct key."""
@@ -267,7 +261,27 @@ def verify_advertisement(
             f"a valid {type_name} registration prefix",
         )
     paths = namespaces if kind == ServerKind.ORIGIN else []
-    check = TokenCheck(token, [prefix], bound or binding(base_url))
+    bound = bound or binding(base_url)
+    client = external.registry_client()
+    if client is None:
+        _verify(TokenCheck(token, [prefix], bound), kind, prefix, name, paths, base_url)
+        return prefix
+    with bounded(client):  # 503 + Retry-After when the registry cannot be asked in time
+        _verify(RemoteCheck(client, token, bound), kind, prefix, name, paths, base_url)
+    return prefix
+
+
+def _verify(
+    check: TokenCheck | RemoteCheck,
+    kind: ServerKind,
+    prefix: str,
+    name: str,
+    paths: list[str],
+    base_url: str,
+) -> None:
+    """Pelican's order (reference pelican-trust 2.4 rows 9-14): the server prefix, then
+    each namespace of an origin."""
+    type_name = SERVER_TYPE_NAMES[kind]
     verdict = check.verdict(prefix)
     help_text = approval_help(base_url)
     if verdict.problem:
@@ -289,10 +303,47 @@ def verify_advertisement(
             )
         if not verdict.scoped:
             raise Refusal(403, MISSING_SCOPE)
-    return prefix
+
+
+def authenticate_remote(
+    client: RegistryClient,
+    token: str,
+    bound: Binding,
+    kind: ServerKind,
+    base_url: str,
+    peek: Callable[[], dict[str, Any]],
+) -> None:
+    """``authenticate`` in external registry mode (``remote_check.authenticate``): a
+    token whose kid the registry has not served yet is verified against what the body
+    names (``peek``: the JSON not yet validated), in ``verify_advertisement``'s order."""
+
+    def verify_peeked(ad: dict[str, Any]) -> None:
+        prefix, name = ad.get("registry-prefix"), ad.get("name")
+        listed = ad.get("namespaces")
+        paths = [
+            item["path"]
+            for item in (listed if isinstance(listed, list) else [])
+            if isinstance(item, dict) and isinstance(item.get("path"), str)
+        ]
+        verify_advertisement(
+            kind,
+            prefix if isinstance(prefix, str) else "",
+            name if isinstance(name, str) else "",
+            paths,
+            token,
+            base_url,
+            bound,
+        )
+
+    remote_check.authenticate(client, token, bound, verify_peeked, peek)
 
 
 def verify_membership(token: str, registry_prefix: str, bound: Binding) -> Verdict:
     """getFedToken's check (reference 3.3): the advertise token of a registered server,
-    bound to this director."""
+    bound to this director (in external mode, at the registry: 503 when it cannot be
+    asked)."""
+    client = external.registry_client()
+    if client is not None:
+        with bounded(client):
+            return RemoteCheck(client, token, bound).verdict(registry_prefix)
     return TokenCheck(token, [registry_prefix], bound).verdict(registry_prefix)

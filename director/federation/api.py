@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from director.federation import fedtoken, keyupdates
+from director.federation import external, fedtoken, keyupdates
 from director.federation import registry as service
 from director.federation.schemas import (
     ApprovalOut,
@@ -46,6 +46,18 @@ REGISTRY_OFF = (
 )
 
 
+def external_registry_message() -> str:
+    """The 404 of a registry route in external registry mode: where to register instead
+    (the configured URL; no request is made to find it)."""
+    where = settings.DIRECTOR_REGISTRY_URL or (
+        f"the namespace_registration_endpoint of {settings.DIRECTOR_FEDERATION_DISCOVERY_URL}"
+    )
+    return (
+        f"This director uses the federation's registry at {where} (DIRECTOR_REGISTRY_URL): "
+        "register namespaces and servers there"
+    )
+
+
 def _answer(answer: service.Answer) -> Status[Any]:
     return Status(answer.status, answer.body)
 
@@ -54,11 +66,14 @@ P = ParamSpec("P")
 
 
 def registry_served(handler: Callable[P, Status[Any]]) -> Callable[P, Status[Any]]:
-    """A registry route, refused with 404 (``REGISTRY_OFF``) while this director does not
-    serve Pelican's registry; checked after ninja has read the request, as before."""
+    """A registry route, refused with 404 while this director does not serve Pelican's
+    registry (``REGISTRY_OFF``), or uses an external one (``external_registry_message``:
+    servers register there); checked after ninja has read the request, as before."""
 
     @functools.wraps(handler)
     def served(*args: P.args, **kwargs: P.kwargs) -> Status[Any]:
+        if external.configured():
+            raise Refusal(404, external_registry_message())
         if not settings.DIRECTOR_PELICAN_REGISTRATION:
             raise Refusal(404, REGISTRY_OFF)
         return handler(*args, **kwargs)

@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 import datetime as dt
+import time
 
 from director import presence
-from director.federation import polls
+from director.federation import external, polls
 from director.ops.metrics import INFLIGHT, live_greenlets
 from director.serving import database
-from director.serving.health import Health, Verdict
+from director.serving.health import Health, RegistryHealth, Verdict
 from director.serving.loopmonitor import monitor
 from director.serving.shedding import shedder
 from director.snapshot import server_labels
@@ -21,8 +22,9 @@ OVERLOAD_LOOP_LAG = 1.0
 def assess(max_inflight: int) -> Health:
     """1. overloaded (503) when this process cannot serve: in-flight above 90 % of the
     maximum, the loop lagging more than 1 s, or new requests being shed; 2. degraded
-    (200) when any server is saturated (recently) or ejected, or the registry database is
-    unreachable (redirects go on from the snapshot; registrations and the admin cannot);
+    (200) when any server is saturated (recently) or ejected, the registry database is
+    unreachable (redirects go on from the snapshot; registrations and the admin cannot),
+    or the external registry's last call failed (``registry_reachability``);
     3. ok otherwise."""
     states = presence.engine.states()
     labels = server_labels(state.key for state in states)  # "name (kind)" when shared
@@ -45,9 +47,10 @@ def assess(max_inflight: int) -> Health:
         go_time(dt.datetime.fromtimestamp(unreachable, dt.UTC)) if unreachable is not None else None
     )
     polled = registry_poll_reasons()
+    registry, registry_reason = registry_reachability()
     if reasons:
         status = Verdict.OVERLOADED
-    elif saturated or ejected or since is not None or polled:
+    elif saturated or ejected or since is not None or polled or registry_reason:
         status = Verdict.DEGRADED
         reasons.extend(f"server {name} saturated" for name in saturated)
         reasons.extend(f"server {name} ejected" for name in ejected)
@@ -56,6 +59,8 @@ def assess(max_inflight: int) -> Health:
                 f"registry database unreachable since {since} ({database.health.last_error})"
             )
         reasons.extend(polled)
+        if registry_reason:
+            reasons.append(registry_reason)
     else:
         status = Verdict.OK
     return Health(
@@ -68,6 +73,7 @@ def assess(max_inflight: int) -> Health:
         ejected_servers=ejected,
         reasons=reasons,
         database_unreachable_since=since,
+        registry=registry,
     )
 
 
@@ -76,3 +82,25 @@ def registry_poll_reasons() -> list[str]:
     after a failed attempt, or older than three query intervals (its age and last error);
     none while this process polls nothing (``director.federation.polls``)."""
     return polls.state.stale()
+
+
+def registry_reachability() -> tuple[RegistryHealth | None, str]:
+    """The external registry's reachability (None in this director's own registry mode)
+    and, while its last call failed, the reason health gives: degraded, never
+    overloaded (redirects go on; only new servers wait). Back to ok after the next
+    answer. The client's times are monotonic: shown as wall-clock times."""
+    if not external.configured():
+        return None, ""
+    client = external.registry_client()
+    if client is None:
+        why = external.discovery_error() or "the registry's URL is not known yet"
+        return RegistryHealth(url="", reachable=False, last_error=why), f"registry unknown: {why}"
+    status = client.status()
+    at = None
+    if status.last_error_at is not None:
+        wall = time.time() - (time.monotonic() - status.last_error_at)
+        at = go_time(dt.datetime.fromtimestamp(wall, dt.UTC))
+    found = RegistryHealth(status.url, status.reachable, status.last_error, at)
+    if status.reachable:
+        return found, ""
+    return found, f"registry {status.url} unreachable since {at} ({status.last_error})"

@@ -4,8 +4,9 @@ Nothing here is written by the request path: ``DirectorCollector`` reads every f
 from its owner at scrape time: answers, redirects per server and request durations from
 ``director.serving.traffic`` (counted without a lock), the stat pools from the stat engine,
 weights, downtimes and health-test verdicts from the routing snapshot, health-test runs
-from the health tester, in-flight requests, greenlets and loop lag from theirs. Pelican's
-metric names are kept where Pelican has the metric (reference section 6).
+from the health tester, the external registry's routes from its client, in-flight
+requests, greenlets and loop lag from theirs. Pelican's metric names are kept where
+Pelican has the metric (reference section 6).
 """
 
 from __future__ import annotations
@@ -28,7 +29,7 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from director import presence, registry
-from director.federation import polls
+from director.federation import external, polls
 from director.ops import healthtests
 from director.serving.loopmonitor import monitor
 from director.serving.shedding import shedder
@@ -209,9 +210,53 @@ def registry_poll_metrics() -> Iterator[Metric]:
     yield from (age, failing, entries)
 
 
+def registry_metrics() -> Iterator[Metric]:
+    """Per route of the external registry (external registry mode only): requests sent,
+    errors (no usable answer), cache hits, latency; and whether it is reachable."""
+    client = external.registry_client() if external.configured() else None
+    if client is None:
+        return
+    status = client.status()
+    labels = ["route"]
+    requests = CounterMetricFamily(
+        "pelican_director_registry_requests",
+        "Requests sent to the external registry, by route.",
+        labels=labels,
+    )
+    errors = CounterMetricFamily(
+        "pelican_director_registry_errors",
+        "Registry requests without a usable answer (timeout, refused, 5xx, garbage).",
+        labels=labels,
+    )
+    hits = CounterMetricFamily(
+        "pelican_director_registry_cache_hits",
+        "Registry questions answered from this director's cache, by route.",
+        labels=labels,
+    )
+    latency = SummaryMetricFamily(
+        "pelican_director_registry_latency_seconds",
+        "Time of the registry's answers, by route.",
+        labels=labels,
+    )
+    for route, counters in status.routes.items():
+        requests.add_metric([route], counters.requests)
+        errors.add_metric([route], counters.errors)
+        hits.add_metric([route], counters.cache_hits)
+        latency.add_metric(
+            [route], count_value=counters.latency_count, sum_value=counters.latency_sum
+        )
+    yield from (requests, errors, hits, latency)
+    yield GaugeMetricFamily(
+        "pelican_director_registry_reachable",
+        "1 while the external registry's last call got an answer.",
+        value=int(status.reachable),
+    )
+
+
 class DirectorCollector(Collector):
     def collect(self) -> Iterator[Metric]:
         yield from answer_metrics()
+        yield from registry_metrics()
         yield from server_metrics()
         yield from health_test_metrics()
         yield from registry_poll_metrics()

@@ -13,6 +13,16 @@ class Verdict(StrEnum):
     OVERLOADED = "overloaded"  # answered with 503: this process cannot serve
 
 
+@dataclass(frozen=True)
+class RegistryHealth:
+    """The external registry as health reports it (external registry mode only)."""
+
+    url: str
+    reachable: bool
+    last_error: str | None = None
+    last_error_at: str | None = None  # RFC 3339
+
+
 @dataclass
 class Health:
     status: Verdict
@@ -24,6 +34,7 @@ class Health:
     ejected_servers: list[str] = field(default_factory=list)
     reasons: list[str] = field(default_factory=list)
     database_unreachable_since: str | None = None  # RFC 3339, while it is
+    registry: RegistryHealth | None = None  # the external registry's reachability
 
     @property
     def http_status(self) -> int:

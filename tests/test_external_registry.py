@@ -1,0 +1,225 @@
+"""External registry mode (issue 19 items 1-4) on the advertisement path, in process: a
+live director (``DIRECTOR_REGISTRY_URL``) beside a loopback Pelican registry played as
+reference pelican-registry-swap.md 3 describes it (``test_remote_registry.FakeRegistry``),
+and Pelican servers played the Pelican way (``pelican_peer``).
+
+Each attack or fault sits beside the legitimate ad that still works: a verified origin
+with two namespaces is routed and its re-advertisements cost (almost) no registry
+request; a forged signature under a known kid is refused before the body is read, a
+foreign ``aud`` before any registry request; unapproved and unknown prefixes get
+Pelican's answers; a registry answering 500 keeps cached servers in and tells new ones
+503 + Retry-After within 5 s, health says degraded naming the registry and is ok again
+after the next answer; an ad whose name is not the registered one loses its downtimes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator
+from typing import Any
+
+import pytest
+import requests
+from pelican_peer import PelicanPeer, server_ad
+from test_remote_http import Loopback
+from test_remote_registry import NAMESPACES, ORIGIN, REG, FakeRegistry
+
+from director import api
+from director.federation import external, remote_check
+from director.models import Downtime, Server
+
+FAULT_LIMIT = 5.0  # seconds: a new server's answer while the registry fails (issue 19 item 3)
+DOWNTIME = {"id": "d1", "startTime": 1_700_000_000_000, "endTime": -1, "class": "UNSCHEDULED"}
+
+
+@pytest.fixture
+def registry(settings) -> Iterator[tuple[FakeRegistry, Loopback]]:
+    fake = FakeRegistry()
+    server = Loopback(fake.app).start()
+    fake.url = server.url
+    settings.DIRECTOR_REGISTRY_URL = server.url
+    external.forget()
+    remote_check.KNOWN_KIDS.clear()
+    try:
+        yield fake, server
+    finally:
+        external.forget()
+        server.stop()
+
+
+@pytest.fixture
+def origin(registry) -> PelicanPeer:
+    """An origin registered and approved at the registry with its two namespaces."""
+    peer = PelicanPeer(registry[0].url, "origin.example.org:8443")
+    registry[0].add(peer, ORIGIN, *NAMESPACES)
+    return peer
+
+
+def origin_ad(peer: PelicanPeer, prefix: str = ORIGIN, **changes: Any) -> dict[str, Any]:
+    ad = server_ad(peer.site_name, "origin", prefix, "http://127.0.0.1:9", list(NAMESPACES))
+    return {**ad, **changes}
+
+
+def health(director: Any) -> dict[str, Any]:
+    answer = director.get("/api/v1.0/health")
+    assert answer.status_code == 200, answer.text
+    return dict(answer.json())
+
+
+def test_an_origin_verified_at_the_registry_is_routed_and_its_readvertisements_are_cheap(
+    live_director, registry, origin
+):
+    fake, server = registry
+    first = origin.advertise(live_director.url, "origin", origin_ad(origin))
+    assert first.json() == {"status": "success", "msg": "Successful registration"}
+    after_first = server.total()
+    for _ in range(50):
+        answer = origin.advertise(live_director.url, "origin", origin_ad(origin))
+        assert answer.status_code == 200, answer.text
+    readvertised = server.total() - after_first
+    print(f"\nregistry requests: first ad {after_first}, 50 re-advertisements {readvertised}")
+    assert readvertised <= 5  # Pelican's director: 300 (two calls per prefix per ad)
+    redirect = live_director.get(f"/api/v1.0/director/origin{NAMESPACES[0]}/file.txt")
+    assert redirect.status_code == 307, redirect.text
+    assert redirect.headers["Location"] == f"http://127.0.0.1:9{NAMESPACES[0]}/file.txt"
+    assert health(live_director)["registry"] == {
+        "url": fake.url,
+        "reachable": True,
+        "lastError": None,
+        "lastErrorAt": None,
+    }
+
+
+def test_a_forged_signature_under_a_known_kid_is_refused_before_the_body_is_read(
+    live_director, registry, origin, monkeypatch
+):
+    fake, server = registry
+    assert origin.advertise(live_director.url, "origin", origin_ad(origin)).status_code == 200
+    parsed = []
+    monkeypatch.setattr(api, "_peeked_json", lambda request: parsed.append(1) or {})
+    token = origin.advertise_token(live_director.url)
+    head, claims, signature = token.split(".")
+    forged = f"{head}.{claims}.{signature[::-1]}"
+    before = server.total()
+
+    answer = requests.post(
+        f"{live_director.url}/api/v1.0/director/registerOrigin",
+        data=b"{not json",
+        headers={"Authorization": f"Bearer {forged}"},
+        timeout=10,
+    )
+
+    assert answer.status_code == 403, answer.text
+    assert answer.json()["msg"].startswith("Authorization token verification failed")
+    assert parsed == [] and server.total() == before
+    # the legitimate token, beside it, is still accepted
+    assert origin.advertise(live_director.url, "origin", origin_ad(origin)).status_code == 200
+
+
+def test_a_token_for_another_director_costs_no_registry_request(live_director, registry, origin):
+    fake, server = registry
+    token = origin.advertise_token("https://other-director.example.org")
+
+    answer = origin.advertise(live_director.url, "origin", origin_ad(origin), token)
+
+    assert answer.status_code == 403, answer.text
+    assert '"aud"' in answer.json()["msg"]
+    assert server.total() == 0
+    assert origin.advertise(live_director.url, "origin", origin_ad(origin)).status_code == 200
+
+
+def test_unapproved_and_unknown_prefixes_get_pelicans_answers(live_director, registry):
+    fake, _ = registry
+    pending = PelicanPeer(fake.url, "pending.example.org:8443")
+    fake.add(pending, "/origins/pending.example.org:8443", approved=False)
+    stranger = PelicanPeer(fake.url, "stranger.example.org:8443")
+
+    refused = pending.advertise(
+        live_director.url,
+        "origin",
+        origin_ad(pending, "/origins/pending.example.org:8443", namespaces=[]),
+    )
+    unknown = stranger.advertise(
+        live_director.url,
+        "origin",
+        origin_ad(stranger, "/origins/stranger.example.org:8443", namespaces=[]),
+    )
+
+    assert refused.status_code == 403
+    assert refused.json()["approval_error"] is True
+    assert refused.json()["error"].startswith('Origin "pending.example.org:8443" was not approved')
+    assert unknown.status_code == 403
+    assert "does not exist in the registry" in unknown.json()["msg"]
+    assert not Server.objects.exists()
+
+
+def test_a_registry_answering_500_keeps_cached_servers_and_tells_new_ones_to_retry(
+    live_director, registry, origin
+):
+    fake, _ = registry
+    newcomer = PelicanPeer(fake.url, "new.example.org:8443")
+    fake.add(newcomer, "/origins/new.example.org:8443")
+    new_ad = origin_ad(newcomer, "/origins/new.example.org:8443", namespaces=[])
+    assert origin.advertise(live_director.url, "origin", origin_ad(origin)).status_code == 200
+
+    fake.fault = "500"
+    cached = origin.advertise(live_director.url, "origin", origin_ad(origin))
+    started = time.monotonic()
+    refused = newcomer.advertise(live_director.url, "origin", new_ad)
+    took = time.monotonic() - started
+    degraded = health(live_director)
+
+    assert cached.status_code == 200, cached.text
+    assert refused.status_code == 503, refused.text
+    assert refused.headers["Retry-After"] == "2"
+    assert fake.url in refused.json()["msg"]
+    assert took < FAULT_LIMIT
+    print(f"\nnew server's answer while the registry answers 500: {took:.3f} s")
+    assert degraded["status"] == "degraded"
+    assert any(fake.url in reason for reason in degraded["reasons"]), degraded
+    assert degraded["registry"]["reachable"] is False
+    assert "500" in degraded["registry"]["lastError"]
+    metrics = live_director.get("/metrics").text
+    assert 'pelican_director_registry_errors_total{route="openid-configuration"}' in metrics
+
+    fake.fault = ""
+    deadline = time.monotonic() + 3.0  # the per-prefix breaker half-opens within 1 s
+    while (answer := newcomer.advertise(live_director.url, "origin", new_ad)).status_code != 200:
+        assert answer.status_code == 503 and time.monotonic() < deadline, answer.text
+        time.sleep(0.2)
+    assert health(live_director)["status"] == "ok"
+
+
+def test_downtimes_count_only_under_the_registered_name(live_director, registry, origin):
+    fake, _ = registry
+    impostor = origin_ad(
+        origin, name="impostor", downtimes=[DOWNTIME], status="shutting down", namespaces=[]
+    )
+    impostor["namespaces"] = [{"Caps": impostor["capabilities"], "path": NAMESPACES[0]}]
+
+    assert origin.advertise(live_director.url, "origin", impostor).status_code == 200
+    assert origin.advertise(live_director.url, "origin", origin_ad(origin, downtimes=[DOWNTIME]))
+
+    recorded = Server.objects.get(name="impostor")
+    assert recorded.status != "shutting down"
+    assert not Downtime.objects.filter(server=recorded).exists()
+    registered = Server.objects.get(name=origin.site_name)
+    assert Downtime.objects.filter(server=registered).count() == 1
+    assert fake.entries[ORIGIN].name == origin.site_name
+
+
+def test_this_directors_registry_routes_answer_404_and_discovery_names_the_registry(
+    live_director, registry, origin
+):
+    fake, _ = registry
+    ours = requests.post(
+        f"{live_director.url}{REG}/checkNamespaceStatus", json={"prefix": ORIGIN}, timeout=10
+    )
+    keys = live_director.get(f"{REG}{ORIGIN}/.well-known/issuer.jwks")
+    document = live_director.get("/.well-known/pelican-configuration").json()
+
+    for refused in (ours, keys):
+        assert refused.status_code == 404
+        assert fake.url in refused.json()["msg"]
+    assert document["namespace_registration_endpoint"] == fake.url
+    assert document["director_endpoint"].endswith(live_director.url.split("://")[1])
