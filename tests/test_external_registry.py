@@ -20,13 +20,14 @@ from typing import Any
 
 import pytest
 import requests
+from helpers import create_server
 from pelican_peer import PelicanPeer, server_ad
 from test_remote_http import Loopback
 from test_remote_registry import NAMESPACES, ORIGIN, REG, FakeRegistry
 
 from director import api
-from director.federation import external, remote_check
-from director.models import Downtime, Server
+from director.federation import external, remote_check, standing
+from director.models import AuthMode, Downtime, NamespaceRegistration, Server, Source
 
 FAULT_LIMIT = 5.0  # seconds: a new server's answer while the registry fails (issue 19 item 3)
 DOWNTIME = {"id": "d1", "startTime": 1_700_000_000_000, "endTime": -1, "class": "UNSCHEDULED"}
@@ -223,3 +224,34 @@ def test_this_directors_registry_routes_answer_404_and_discovery_names_the_regis
         assert fake.url in refused.json()["msg"]
     assert document["namespace_registration_endpoint"] == fake.url
     assert document["director_endpoint"].endswith(live_director.url.split("://")[1])
+
+
+def test_health_tests_and_discovery_ask_the_external_registry_who_still_stands(db, settings):
+    """In external registry mode a Pelican server stands on the registry's approval, not
+    on this director's own (empty) registration tables: an approved one is tested and
+    listed, one the registry no longer approves is left out."""
+    registry = FakeRegistry()
+    server = Loopback(registry.app).start()
+    registry.url = server.url
+    settings.DIRECTOR_REGISTRY_URL = server.url
+    external.forget()
+    try:
+        kept = PelicanPeer(server.url, "kept")
+        gone = PelicanPeer(server.url, "gone")
+        registry.add(kept, "/origins/kept")
+        registry.add(gone, "/origins/gone", approved=False)
+        for name in ("kept", "gone"):
+            row = create_server(name, "origin", f"http://127.0.0.1:{9300 + len(name)}", {})
+            Server.objects.filter(pk=row.pk).update(
+                source=Source.ADVERTISED,
+                auth_mode=AuthMode.PELICAN,
+                registry_prefix=f"/origins/{name}",
+            )
+        assert not NamespaceRegistration.objects.exists()
+
+        left_out = standing.withdrawn([("origin", "kept"), ("origin", "gone")])
+
+        assert left_out == {("origin", "gone")}
+    finally:
+        server.stop()
+        external.forget()

@@ -11,10 +11,7 @@ from collections.abc import Sequence
 from django.conf import settings
 
 from director import registry as routing_registry
-from director.federation import advertise, external, issuer, polls, remote_check, standing
-from director.models import AuthMode, Server, Source
-from director.remote.registry import RegistryClient
-from director.snapshot import ServerKey
+from director.federation import advertise, issuer, polls, standing
 from director.trust import tokens
 from director.wire.errors import Refusal
 from director.wire.tokens import bearer_token
@@ -118,19 +115,6 @@ def fed_token_scopes(host: str) -> list[str]:
     return [f"{tokens.STORAGE_READ}:{prefix}" for prefix in prefixes]
 
 
-def _unapproved(client: RegistryClient, servers: list[ServerKey]) -> set[ServerKey]:
-    """External registry mode: which of ``servers`` are Pelican servers whose registry
-    prefix the registry no longer approves (its cached answers; one query here)."""
-    names = sorted({name for _, name in servers})
-    rows = Server.objects.filter(
-        source=Source.ADVERTISED, auth_mode=AuthMode.PELICAN, name__in=names
-    ).values_list("kind", "name", "registry_prefix")
-    wanted = set(servers)
-    prefixes = {(kind, name): prefix for kind, name, prefix in rows if (kind, name) in wanted}
-    gone = remote_check.unapproved_prefixes(client, set(prefixes.values()))
-    return {key for key, prefix in prefixes.items() if prefix in gone}
-
-
 def discovered_targets(authorization: str, base_url: str) -> list[dict[str, object]]:
     """``discoverServers`` (reference 3.4): every routable server with a web URL, as a
     Prometheus HTTP service discovery target, for a federation token with the
@@ -151,9 +135,7 @@ def discovered_targets(authorization: str, base_url: str) -> list[dict[str, obje
     ]
     # One query: servers whose registration was withdrawn are left out even before
     # every process's snapshot has followed the change.
-    client = external.registry_client()
-    keys = [server.key for server in listed]
-    withdrawn = standing.unaccepted(keys) if client is None else _unapproved(client, keys)
+    withdrawn = standing.withdrawn([server.key for server in listed])
     targets: list[dict[str, object]] = []
     for server in listed:
         if server.key in withdrawn:

@@ -26,6 +26,7 @@ from django.db import transaction
 from django.db.models import Exists, OuterRef, Q
 from django.utils import timezone
 
+from director.federation import external, remote_check
 from director.models import (
     AuthMode,
     Namespace,
@@ -37,6 +38,7 @@ from director.models import (
     Source,
 )
 from director.registry import registry_changed
+from director.remote.registry import RegistryClient
 from director.snapshot import ServerKey
 from director.trust import keys
 
@@ -132,6 +134,30 @@ def unaccepted(servers: Iterable[ServerKey]) -> set[ServerKey]:
         .values_list("kind", "name")
     )
     return {(kind, name) for kind, name in found if (kind, name) in wanted}
+
+
+def withdrawn(servers: Iterable[ServerKey]) -> set[ServerKey]:
+    """Which of ``servers`` no longer stand on accepted registrations, wherever the
+    registry is: this director's tables (``unaccepted``, one query) or, in external
+    registry mode, the registry's approval of their registry prefixes (its cached
+    answers; a prefix it cannot be asked about now stays). The health tests and
+    ``discoverServers`` ask this before they test or list a server."""
+    wanted = list(servers)
+    client = external.registry_client()
+    return unaccepted(wanted) if client is None else _unapproved_at_registry(client, wanted)
+
+
+def _unapproved_at_registry(client: RegistryClient, servers: list[ServerKey]) -> set[ServerKey]:
+    """External registry mode: which of ``servers`` are Pelican servers whose registry
+    prefix the registry no longer approves (its cached answers; one query here)."""
+    names = sorted({name for _, name in servers})
+    rows = Server.objects.filter(
+        source=Source.ADVERTISED, auth_mode=AuthMode.PELICAN, name__in=names
+    ).values_list("kind", "name", "registry_prefix")
+    wanted = set(servers)
+    prefixes = {(kind, name): prefix for kind, name, prefix in rows if (kind, name) in wanted}
+    gone = remote_check.unapproved_prefixes(client, set(prefixes.values()))
+    return {key for key, prefix in prefixes.items() if prefix in gone}
 
 
 def token_server_holds(registry_prefix: str) -> bool:

@@ -284,7 +284,7 @@ class HealthTester:
         ]
         # One query a round, at the moment of testing: a server whose registration is
         # denied or deleted gets no test and no token, whatever the snapshot says.
-        withdrawn = standing.unaccepted(key for key, _ in due) if due else set()
+        withdrawn = standing.withdrawn(key for key, _ in due) if due else set()
         for key, server in due:
             if key in withdrawn:
                 self._last_started[key] = now  # asked again an interval later, not every tick
