@@ -17,7 +17,7 @@ from ninja.renderers import BaseRenderer
 
 from director.api import director_router, director_v2_router, health_router, ui_router
 from director.console.api import console_router
-from director.federation.api import issuer_router, registry_router
+from director.federation.api import issuer_router, registry_downtime_router, registry_router
 from director.responses import error_response, refusal_response
 from director.wire.documents import json_bytes
 from director.wire.errors import Refusal
@@ -47,6 +47,7 @@ api = NinjaAPI(
 api.add_router("/v1.0/director", director_router)
 api.add_router("/v1.0/director", issuer_router)
 api.add_router("/v1.0/registry", registry_router)
+api.add_router("/v1.0", registry_downtime_router)
 api.add_router("/v2.0/director", director_v2_router)
 api.add_router("/v1.0/director_ui", ui_router)
 api.add_router("/v1.0", health_router)

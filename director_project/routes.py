@@ -113,6 +113,7 @@ ROUTES = (
     Route("/api/v1.0/director_ui/downtimes", RouteLabel.API, database=True),
     # the Pelican registry and the federation issuer's keys (director.federation)
     Route("/api/v1.0/registry", RouteLabel.API, database=True),
+    Route("/api/v1.0/downtime", RouteLabel.API, database=True),
     Route(DIRECTOR_API + "getFedToken", RouteLabel.API, database=True),
     Route(DIRECTOR_API + "discoverServers", RouteLabel.API, database=True),
     Route("/api/v1.0/console/", RouteLabel.CONSOLE, database=True),

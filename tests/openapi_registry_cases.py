@@ -262,7 +262,14 @@ def registry_cases() -> list[Case]:
 
         return send
 
+    allowed = f"{REGISTRY}/caches/allowedPrefixes"
+    downtime = "/api/v1.0/downtime"
     cases += [
+        get(downtime, 200, "the registry's downtimes", lambda env: env.get(downtime)),
+        get(downtime, 400, "bad status", lambda env: env.get(f"{downtime}?status=soon")),
+        get(downtime, 404, "registry off", registry_off(lambda env: env.get(downtime))),
+        get(allowed, 200, "no cache restricted", lambda env: env.get(allowed)),
+        get(allowed, 404, "registry off", registry_off(lambda env: env.get(allowed))),
         get(server, 200, "a server", joined_then(f"{REGISTRY}/server/origins/site-j")),
         get(server, 404, "unknown", lambda env: env.get(f"{REGISTRY}/server/origins/nobody")),
         get(

@@ -27,6 +27,7 @@ from pelican_peer import PelicanPeer, public_jwk
 from test_remote_http import SLACK, Loopback, refused_url
 
 from director.remote.registry import (
+    KeysNotRefreshedYet,
     RegistryClient,
     RegistryRefused,
     RegistryTiming,
@@ -373,14 +374,19 @@ def test_a_rotated_key_is_fetched_at_once_and_forged_kids_do_not_hammer(
     fake.add(origin, ORIGIN)  # the registry now serves the old and the new key
     assert verified(client, origin, ORIGIN)  # the new kid: refetched at once
     assert key_requests(server, ORIGIN) == 4
-    # A stream of forged kids: at most one refetch per 10 s for the prefix.
+    # A stream of forged kids: at most one refetch per 10 s for the prefix; meanwhile
+    # each is told when the next one is (503 + Retry-After: a key rotated a moment ago
+    # is retried then, not refused).
     for index in range(200):
         clock.advance(0.01)
-        keys = client.key_set(ORIGIN, f"forged-{index}")
-        assert f"forged-{index}" not in keys.keys
+        with pytest.raises(KeysNotRefreshedYet) as waiting:
+            client.key_set(ORIGIN, f"forged-{index}")
+        assert 1 <= waiting.value.retry_after <= 10
+        assert waiting.value.status == 503
     assert key_requests(server, ORIGIN) == 4
     clock.advance(10)
-    client.key_set(ORIGIN, "forged-again")
+    keys = client.key_set(ORIGIN, "forged-again")  # fetched again: the kid is not there
+    assert "forged-again" not in keys.keys
     assert key_requests(server, ORIGIN) == 6
 
 

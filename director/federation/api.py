@@ -13,9 +13,10 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from director.federation import external, fedtoken, keyupdates
+from director.federation import downtimes, external, fedtoken, keyupdates
 from director.federation import registry as service
 from director.federation.schemas import (
+    AllowedPrefixesOut,
     ApprovalOut,
     ChallengeOut,
     CompletenessResultsOut,
@@ -30,6 +31,7 @@ from director.federation.schemas import (
     PrefixesIn,
     PrefixIn,
     RegistrationIn,
+    RegistryDowntimeOut,
     ServerRecordOut,
     TokenOut,
 )
@@ -38,6 +40,8 @@ from director.schemas import ErrorOut
 from director.wire.errors import Refusal
 
 registry_router = Router(tags=["registry"], by_alias=True)
+# Pelican serves the registry's downtimes beside, not under, /api/v1.0/registry.
+registry_downtime_router = Router(tags=["registry"], by_alias=True)
 issuer_router = Router(tags=["federation issuer"], by_alias=True)
 
 REGISTRY_OFF = (
@@ -169,6 +173,16 @@ def update_namespaces_pubkey(request: HttpRequest, body: KeyUpdateIn) -> Status[
 
 
 @registry_router.get(
+    "/caches/allowedPrefixes",
+    summary="The namespaces each cache may serve (Pelican's AllowedPrefixes), polled by directors",
+    response={200: AllowedPrefixesOut, 404: ErrorOut},
+)
+@registry_served
+def cache_allowed_prefixes(request: HttpRequest) -> Status[Any]:
+    return _answer(service.cache_allowed_prefixes())
+
+
+@registry_router.get(
     "/server/{path:prefix}",
     summary="A server's registry record (its ID and name), asked before each ad",
     response={200: ServerRecordOut, 404: ErrorOut},
@@ -196,6 +210,16 @@ def prefix_jwks(request: HttpRequest, prefix: str) -> Status[Any]:
 @registry_served
 def prefix_openid_configuration(request: HttpRequest, prefix: str) -> Status[Any]:
     return _answer(service.prefix_openid_configuration(_path_prefix(prefix), external_url(request)))
+
+
+@registry_downtime_router.get(
+    "/downtime",
+    summary="The registry's downtimes (active and future; ?status=all for every one)",
+    response={200: list[RegistryDowntimeOut], 400: ErrorOut, 404: ErrorOut},
+)
+@registry_served
+def registry_downtimes(request: HttpRequest, status: str = "", source: str = "") -> Status[Any]:
+    return Status(200, downtimes.downtime_list(status, source))
 
 
 # --- the federation issuer's API -------------------------------------------------------------

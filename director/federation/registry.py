@@ -366,6 +366,14 @@ def prefix_openid_configuration(prefix: str, base_url: str) -> Answer:
     )
 
 
+def cache_allowed_prefixes() -> Answer:
+    """``GET caches/allowedPrefixes``, which Pelican's director (and this one in external
+    registry mode) polls every minute: cache name -> the namespaces it may serve. This
+    registry stores no ``AllowedPrefixes`` custom field, so no cache is restricted: the
+    empty map, Pelican's "no entry = serve anything" for every cache."""
+    return Answer(200, {})
+
+
 def server_record(prefix: str) -> Answer:
     """``server/<prefix>`` (1.6): the server's registry ID and name, before each ad."""
     registration = NamespaceRegistration.objects.filter(prefix=prefix).exclude(server_id="").first()

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, RootModel, model_validator
 
 from director.schemas import WireOut
 from director.wire.ads import nul_path
@@ -116,6 +116,31 @@ class CompletenessOut(WireOut):
 
 class CompletenessResultsOut(WireOut):
     results: dict[str, CompletenessOut]
+
+
+class AllowedPrefixesOut(RootModel[dict[str, list[str]]]):
+    """``caches/allowedPrefixes``: a cache's registered name -> the namespaces it may
+    serve; a cache without an entry (or with ``["*"]``) may serve any."""
+
+
+class RegistryDowntimeOut(WireOut):
+    """One of the registry's downtimes (Pelican's ``server_structs.Downtime``): times in
+    epoch milliseconds, ``endTime`` -1 for none."""
+
+    id: str
+    serverName: str
+    serverId: str
+    createdBy: str
+    updatedBy: str
+    source: str
+    downtime_class: str = Field(validation_alias="class", serialization_alias="class")
+    description: str
+    severity: str
+    startTime: int
+    endTime: int
+    createdAt: int
+    updatedAt: int
+    deletedAt: int
 
 
 class JwksOut(WireOut):

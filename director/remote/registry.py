@@ -32,6 +32,7 @@ names the server). ``status()`` is what health and metrics read.
 
 from __future__ import annotations
 
+import math
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -74,6 +75,24 @@ class RegistryUnavailable(Refusal):
     def __init__(self, base_url: str, reason: str) -> None:
         super().__init__(503, f"The registry at {base_url} cannot be asked now: {reason}")
         self.reason = reason
+
+
+class KeysNotRefreshedYet(RegistryUnavailable):
+    """A token's ``kid`` is not in the prefix's cached key set, and the set was fetched
+    again too recently to fetch it once more (forged kids must not hammer the registry).
+    A key rotated at the registry a moment ago is the likely cause: 503 with the seconds
+    until the next refetch, so a Pelican server retries then (a 403 would make it wait a
+    whole advertisement interval)."""
+
+    def __init__(self, base_url: str, prefix: str, seconds: float) -> None:
+        Refusal.__init__(
+            self,
+            503,
+            f"The token's key is not among the keys the registry at {base_url} served for "
+            f"{prefix}; they are fetched again in {seconds:.0f} s",
+        )
+        self.reason = "key set refreshed recently"
+        self.retry_after = max(1, math.ceil(seconds))
 
 
 @dataclass(frozen=True)
@@ -221,11 +240,16 @@ class RegistryClient:
         issuer = self.issuer_url(prefix)
         cached = self._keys.peek(prefix)
         force = kid is not None and cached is not None and kid not in cached.keys
+        attempted = self._keys.state(prefix).attempted_at
         keys = self._cached(
             self._keys, "issuer.jwks", prefix, lambda: self._fetch_keys(issuer), force
         )
         if force and kid not in keys.keys:
             state = self._keys.state(prefix)
+            if state.attempted_at == attempted and attempted is not None:
+                # No refetch now: the last one was too recent.
+                wait = attempted + self.timing.kid_refetch_interval - self._now()
+                raise KeysNotRefreshedYet(self.base_url, prefix, wait)
             failed_last = (
                 state.last_error_at is not None
                 and state.attempted_at is not None
