@@ -181,7 +181,7 @@ class RegistrationBearer(HttpBearer):
                 raise Refusal(403, PELICAN_MODE_OFF)
             base_url = external_url(request)
             bound = advertise.binding(base_url)
-            client = external.registry_client()
+            client = external.required_client()
             if client is None:
                 advertise.authenticate(token, bound)
             else:

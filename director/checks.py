@@ -38,11 +38,12 @@ def check_director_settings(
     for name in ("DIRECTOR_REGISTRY_URL", "DIRECTOR_FEDERATION_DISCOVERY_URL"):
         value = getattr(settings, name)
         if value and not value.startswith(("http://", "https://")):
-            messages.append(
-                checks.Error(
-                    f"{name}={value!r} is not an http(s) URL.",
+            messages.append(  # a warning: the director still starts and serves redirects
+                checks.Warning(
+                    f"{name}={value!r} is not an http(s) URL: no advertisement can be "
+                    "verified (503) until it is.",
                     hint="For example https://registry.example.org (Pelican's base URL).",
-                    id="director.E006",
+                    id="director.W006",
                 )
             )
     for audience in settings.DIRECTOR_ADVERTISE_AUDIENCES:
@@ -207,7 +208,7 @@ def check_federation_identity(
             )
         )
     discovery = settings.DIRECTOR_FEDERATION_DISCOVERY_URL
-    if discovery.startswith(("http://", "https://")):  # else director.E006
+    if discovery.startswith(("http://", "https://")):  # else director.W006
         parts = urlsplit(discovery)
         path = parts.path.removesuffix("/.well-known/pelican-configuration")
         if path.strip("/") or parts.query or parts.fragment or not parts.hostname:

@@ -50,6 +50,19 @@ FILES = [
     "tests/test_fuzz_inputs.py",
     "tests/test_registry_protocol.py",
     "tests/test_federation_issuer.py",
+    # the trust paths under attack (issue 24) and the external registry (issue 19)
+    "tests/test_security_challenges.py",
+    "tests/test_security_chaining.py",
+    "tests/test_security_denial.py",
+    "tests/test_security_cross_mode.py",
+    "tests/test_security_tokens.py",
+    "tests/test_security_published.py",
+    "tests/test_security_keys_at_rest.py",
+    "tests/test_external_registry.py",
+    "tests/test_registry_polls.py",
+    "tests/test_registry_downtime_route.py",
+    "tests/test_federation_identity.py",
+    "tests/test_importissuerkey.py",
 ]
 
 

@@ -255,3 +255,35 @@ def test_health_tests_and_discovery_ask_the_external_registry_who_still_stands(d
     finally:
         server.stop()
         external.forget()
+
+
+def test_a_registry_url_that_is_not_http_leaves_the_director_up_and_says_why(db, settings, client):
+    """Bad input: the director starts and serves redirects; ads get 503 (never this
+    director's own tables instead), health says why, the system check warns."""
+    from director import checks
+
+    settings.DIRECTOR_REGISTRY_URL = "ftp://registry.example.org"
+    external.forget()
+    try:
+        create_server("o1", "origin", "http://127.0.0.1:9", {"/test": {}})
+        redirect = client.get("/api/v1.0/director/origin/test/file")
+        peer = PelicanPeer("http://127.0.0.1:9", "site-x")
+        ad = client.post(
+            "/api/v1.0/director/registerOrigin",
+            data=server_ad("site-x", "origin", "/origins/site-x", "http://127.0.0.1:9", []),
+            content_type="application/json",
+            headers={"Authorization": f"Bearer {peer.advertise_token('http://testserver')}"},
+        )
+        health = client.get("/api/v1.0/health").json()
+
+        assert redirect.status_code == 307
+        assert ad.status_code == 503, ad.content
+        assert "registry cannot be asked now" in ad.json()["msg"]
+        assert ad["Retry-After"] == str(external.RETRY_SECONDS)
+        assert health["status"] == "degraded"
+        assert any(
+            "not an http(s) URL" in reason or "ftp" in reason for reason in health["reasons"]
+        )
+        assert "director.W006" in [message.id for message in checks.check_director_settings()]
+    finally:
+        external.forget()

@@ -262,7 +262,7 @@ def verify_advertisement(
         )
     paths = namespaces if kind == ServerKind.ORIGIN else []
     bound = bound or binding(base_url)
-    client = external.registry_client()
+    client = external.required_client()
     if client is None:
         _verify(TokenCheck(token, [prefix], bound), kind, prefix, name, paths, base_url)
         return prefix
@@ -342,7 +342,7 @@ def verify_membership(token: str, registry_prefix: str, bound: Binding) -> Verdi
     """getFedToken's check (reference 3.3): the advertise token of a registered server,
     bound to this director (in external mode, at the registry: 503 when it cannot be
     asked)."""
-    client = external.registry_client()
+    client = external.required_client()
     if client is not None:
         with bounded(client):
             return RemoteCheck(client, token, bound).verdict(registry_prefix)

@@ -18,9 +18,11 @@ from django.conf import settings
 
 from director.remote.http import HttpClient, RemoteError
 from director.remote.registry import RegistryClient
+from director.wire.errors import Refusal
 
 logger = logging.getLogger(__name__)
 
+RETRY_SECONDS = 5  # Retry-After while the registry's URL is not known
 _lock = threading.Lock()
 _client: RegistryClient | None = None
 _discovery_error: str | None = None
@@ -51,7 +53,7 @@ def _from_discovery(discovery_url: str) -> str:
         answer = client.request("GET", url)
         document = answer.json() if answer.status == 200 else None
     except RemoteError as error:
-        _discovery_error = f"discovery document {url}: {error}"
+        _remember(f"discovery document {url}: {error}")
         return ""
     finally:
         client.close()
@@ -59,14 +61,15 @@ def _from_discovery(discovery_url: str) -> str:
         document.get("namespace_registration_endpoint") if isinstance(document, dict) else None
     )
     if not isinstance(endpoint, str) or not endpoint.startswith(("http://", "https://")):
-        _discovery_error = f"discovery document {url} names no namespace_registration_endpoint"
+        _remember(f"discovery document {url} names no namespace_registration_endpoint")
         return ""
     _discovery_error = None
     return endpoint.rstrip("/")
 
 
 def discovery_error() -> str | None:
-    """Why the registry's URL could not be had from the discovery document, if it could not."""
+    """Why there is no registry client although one is configured: the discovery
+    document did not name the registry, or the URL is not http(s)."""
     return _discovery_error
 
 
@@ -80,9 +83,35 @@ def registry_client() -> RegistryClient | None:
         if _client is None:
             url = registry_url()
             if url:
-                _client = RegistryClient(url)
+                try:
+                    _client = RegistryClient(url)
+                except ValueError as problem:  # not an http(s) URL (system check W006)
+                    _remember(str(problem))
+                    return None
                 logger.info("external registry: %s", url)
     return _client
+
+
+def required_client() -> RegistryClient | None:
+    """For the advertisement path: None in this director's own registry mode; in
+    external mode the client, or 503 with Retry-After while the registry's URL is not
+    known (never this director's own tables instead)."""
+    client = registry_client()
+    if client is None and configured():
+        why = discovery_error() or "its URL is not known yet"
+        raise Refusal(
+            503,
+            f"The federation's registry cannot be asked now: {why}",
+            header_lines=(("Retry-After", str(RETRY_SECONDS)),),
+        )
+    return client
+
+
+def _remember(problem: str) -> None:
+    global _discovery_error
+    if problem != _discovery_error:
+        logger.warning("external registry: %s", problem)
+    _discovery_error = problem
 
 
 def forget() -> None:

@@ -143,8 +143,12 @@ def withdrawn(servers: Iterable[ServerKey]) -> set[ServerKey]:
     answers; a prefix it cannot be asked about now stays). The health tests and
     ``discoverServers`` ask this before they test or list a server."""
     wanted = list(servers)
+    if not external.configured():
+        return unaccepted(wanted)
     client = external.registry_client()
-    return unaccepted(wanted) if client is None else _unapproved_at_registry(client, wanted)
+    if client is None:  # its URL not known yet: nobody can be asked, so nobody is dropped
+        return set()
+    return _unapproved_at_registry(client, wanted)
 
 
 def _unapproved_at_registry(client: RegistryClient, servers: list[ServerKey]) -> set[ServerKey]:
