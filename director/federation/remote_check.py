@@ -17,13 +17,15 @@ A server whose keys and approval are cached is accepted meanwhile (the client se
 them stale).
 
 The auth step (``authenticate``) runs before the ad is parsed: the token's kid and its
-unverified binding (audience, lifetime, expiry) first, without asking anyone; then a kid
-seen in a key set the registry served (``KNOWN_KIDS``) is verified at once with that key,
-before the body is read; an unknown kid is verified against the keys of the prefix the
-body names (``peek``: the raw JSON's ``registry-prefix``, ``name`` and namespace paths,
-read but not validated), because nothing else names it: a Pelican server's ``iss`` is
-its own web URL, not the registry's issuer of its prefix, and the request path names
-only the kind.
+unverified binding (audience, lifetime, expiry) first, without asking anyone; then a
+token that verifies with a key it was verified with before (``KNOWN_KIDS``, written only
+after a signature verified) is taken before the body is read. Any other token is verified
+against the keys of the prefix the body names (``peek``: the raw JSON's
+``registry-prefix``, ``name`` and namespace paths, read but not validated), because
+nothing else names it: a Pelican server's ``iss`` is its own web URL, and the request
+path names only the kind. A token that fails with the remembered key is not refused on
+that alone: a kid is not bound to one key (another registration may hold a key with the
+same kid), and refusing there would let one registrant lock another out.
 """
 
 from __future__ import annotations
@@ -141,11 +143,10 @@ class RemoteCheck:
             return self._approval(prefix) or Verdict(
                 problem=f"the registry serves no keys for {prefix}: {refused.message}"
             )
-        if self.kid in key_set.keys:
-            KNOWN_KIDS[self.kid] = key_set
         claims = self._claims(key_set)
         if isinstance(claims, str):
             return Verdict(problem=claims)
+        KNOWN_KIDS[self.kid] = key_set  # its signature verified with this set's key
         problem = self.bound.problem(claims, server_prefix or prefix)
         if problem:
             return Verdict(problem=problem)
@@ -180,12 +181,13 @@ def authenticate(
     if known is not None and kid in known.keys:
         try:
             claims = tokens.verify(token, {kid: known.keys[kid]})
-        except tokens.TokenRejected as rejected:
-            raise _refused(str(rejected)) from None
-        problem = bound.problem(claims)
-        if problem:
-            raise _refused(problem)
-        return
+        except tokens.TokenRejected:
+            claims = None  # maybe another registration's key with this kid: the full check
+        if claims is not None:
+            problem = bound.problem(claims)
+            if problem:
+                raise _refused(problem)
+            return
     verify_ad(peek())  # bounded by the registry deadline itself (``bounded``)
 
 
