@@ -125,7 +125,7 @@ def _peeked_json(request: HttpRequest) -> dict[str, Any]:
     external registry mode); {} when it is no JSON object."""
     try:
         value = json.loads(request.body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a body nested past the stack
         return {}
     return value if isinstance(value, dict) else {}
 

@@ -344,3 +344,21 @@ def test_the_console_shows_no_external_registry_in_own_registry_mode(
     settings.DIRECTOR_CONSOLE_PUBLIC = True
     overview = requests_json(live_director, "/api/v1.0/console/overview")
     assert overview["externalRegistry"] is None
+
+
+def test_get_fed_token_and_cache_ads_read_one_entry_for_a_legacy_host_and_port(settings):
+    """A cache registered as /caches/<host>:<port> is named by its host at the registry:
+    its ads and its federation tokens must be restricted by the same entry."""
+    settings.DIRECTOR_REGISTRY_URL = "http://127.0.0.1:9"
+    state = polls.reset()
+    state.allowed.refresh(lambda: {"cache.example": frozenset({"/ns/a"})}, time.time, ())
+    try:
+        dropped = polls.cache_namespaces(
+            "/caches/cache.example:8443", "https://cache.example:8443", ["/ns/a", "/ns/b"]
+        )
+        scopes = polls.read_prefixes("cache.example:8443")
+    finally:
+        polls.reset()
+
+    assert dropped == ["/ns/b"]
+    assert scopes == ["/ns/a"]

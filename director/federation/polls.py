@@ -149,7 +149,9 @@ def read_prefixes(host: str) -> list[str] | None:
     allowed_map = _current_map(f"the tokens of host {host!r}")
     if allowed_map is None:
         return None
-    allowed = allowed_for(allowed_map, host)
+    # The name as a cache ad's is looked up (``prefix_name`` of /caches/<host>), so a
+    # legacy host:port is restricted here as its ads are.
+    allowed = allowed_for(allowed_map, prefix_name(f"/caches/{host}"))
     if allowed is None:
         return None
     return sorted(prefix for prefix in allowed if prefix.startswith("/"))
