@@ -271,10 +271,15 @@ def test_health_tests_and_discovery_ask_the_external_registry_who_still_stands(d
     try:
         kept = PelicanPeer(server.url, "kept")
         gone = PelicanPeer(server.url, "gone")
-        registry.add(kept, "/origins/kept")
+        registry.add(kept, "/origins/kept", "/kept-ns")
         registry.add(gone, "/origins/gone", approved=False)
-        for name in ("kept", "gone"):
-            row = create_server(name, "origin", f"http://127.0.0.1:{9300 + len(name)}", {})
+        denied_ns = PelicanPeer(server.url, "denied-ns")
+        registry.add(denied_ns, "/origins/denied-ns")
+        registry.add(denied_ns, "/denied-ns-ns", approved=False)  # its namespace denied
+        for name in ("kept", "gone", "denied-ns"):
+            row = create_server(
+                name, "origin", f"http://127.0.0.1:{9300 + len(name)}", {f"/{name}-ns": {}}
+            )
             Server.objects.filter(pk=row.pk).update(
                 source=Source.ADVERTISED,
                 auth_mode=AuthMode.PELICAN,
@@ -282,9 +287,11 @@ def test_health_tests_and_discovery_ask_the_external_registry_who_still_stands(d
             )
         assert not NamespaceRegistration.objects.exists()
 
-        left_out = standing.withdrawn([("origin", "kept"), ("origin", "gone")])
+        left_out = standing.withdrawn(
+            [("origin", "kept"), ("origin", "gone"), ("origin", "denied-ns")]
+        )
 
-        assert left_out == {("origin", "gone")}
+        assert left_out == {("origin", "gone"), ("origin", "denied-ns")}
     finally:
         server.stop()
         external.forget()

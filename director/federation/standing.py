@@ -153,15 +153,25 @@ def withdrawn(servers: Iterable[ServerKey]) -> set[ServerKey]:
 
 def _unapproved_at_registry(client: RegistryClient, servers: list[ServerKey]) -> set[ServerKey]:
     """External registry mode: which of ``servers`` are Pelican servers whose registry
-    prefix the registry no longer approves (its cached answers; one query here)."""
+    prefix, or (origins) one of whose namespaces, the registry no longer approves (its
+    cached answers; two queries here), as ``unaccepted`` says for this director's tables."""
     names = sorted({name for _, name in servers})
+    wanted = set(servers)
     rows = Server.objects.filter(
         source=Source.ADVERTISED, auth_mode=AuthMode.PELICAN, name__in=names
-    ).values_list("kind", "name", "registry_prefix")
-    wanted = set(servers)
-    prefixes = {(kind, name): prefix for kind, name, prefix in rows if (kind, name) in wanted}
-    gone = remote_check.unapproved_prefixes(client, set(prefixes.values()))
-    return {key for key, prefix in prefixes.items() if prefix in gone}
+    ).values_list("pk", "kind", "name", "registry_prefix")
+    needs: dict[ServerKey, set[str]] = {}
+    by_pk: dict[int, ServerKey] = {}
+    for pk, kind, name, prefix in rows:
+        if (kind, name) in wanted:
+            needs[(kind, name)] = {prefix.rstrip("/")} if prefix.strip("/") else set()
+            by_pk[pk] = (kind, name)
+    for server_id, path in Namespace.objects.filter(
+        server_id__in=list(by_pk), server__kind=ServerKind.ORIGIN
+    ).values_list("server_id", "path"):
+        needs[by_pk[server_id]].add(path)
+    gone = remote_check.unapproved_prefixes(client, set().union(*needs.values()))
+    return {key for key, prefixes in needs.items() if prefixes & gone}
 
 
 def token_server_holds(registry_prefix: str) -> bool:
