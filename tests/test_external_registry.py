@@ -327,3 +327,40 @@ def test_a_registry_url_that_is_not_http_leaves_the_director_up_and_says_why(db,
         assert "director.W006" in [message.id for message in checks.check_director_settings()]
     finally:
         external.forget()
+
+
+def test_a_hanging_discovery_document_is_asked_once_and_holds_no_caller(settings):
+    """Only DIRECTOR_FEDERATION_DISCOVERY_URL set, and its document hangs: one greenlet
+    looks the registry's URL up (within its deadline); the other callers (health,
+    metrics, discovery, ads) do not queue behind it, and a failed look-up is not
+    repeated at once."""
+    import gevent
+
+    hang = gevent.event.Event()
+
+    def hanging(environ: dict[str, Any], start_response: Any) -> list[bytes]:
+        hang.wait(30)
+        start_response("200 OK", [("Content-Type", "application/json")])
+        return [b"{}"]
+
+    discovery = Loopback(hanging).start()
+    settings.DIRECTOR_REGISTRY_URL = ""
+    settings.DIRECTOR_FEDERATION_DISCOVERY_URL = discovery.url
+    external.forget()
+    try:
+        callers = [gevent.spawn(external.registry_client) for _ in range(20)]
+        # the 19 others at once: well within the look-up's 2.5 s deadline that they would
+        # otherwise have queued behind, one after the other
+        returned = gevent.wait(callers[1:], timeout=2.0)
+        gevent.joinall(callers, timeout=30)
+        again = external.registry_client()
+
+        assert len(returned) == 19
+        assert all(caller.value is None for caller in callers)
+        assert again is None
+        assert discovery.requests["/.well-known/pelican-configuration"] == 1
+        assert "discovery document" in (external.discovery_error() or "")
+    finally:
+        hang.set()
+        discovery.stop()
+        external.forget()

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 
 from django.conf import settings
 
@@ -23,6 +24,8 @@ from director.wire.errors import Refusal
 logger = logging.getLogger(__name__)
 
 RETRY_SECONDS = 5  # Retry-After while the registry's URL is not known
+RESOLVE_RETRY = 5.0  # seconds between two look-ups of the registry's URL
+_next_attempt = 0.0
 _lock = threading.Lock()
 _client: RegistryClient | None = None
 _discovery_error: str | None = None
@@ -35,7 +38,14 @@ def configured() -> bool:
 
 def registry_url() -> str:
     """The external registry's base URL; "" when not configured or not known yet (the
-    discovery document has not answered: ``discovery_error()`` says why)."""
+    discovery document has not answered: ``discovery_error()`` says why). No I/O: the
+    discovery document is read by ``registry_client()`` only."""
+    if settings.DIRECTOR_REGISTRY_URL:
+        return str(settings.DIRECTOR_REGISTRY_URL)
+    return _client.base_url if _client is not None else ""
+
+
+def _resolve_url() -> str:
     if settings.DIRECTOR_REGISTRY_URL:
         return str(settings.DIRECTOR_REGISTRY_URL)
     if not settings.DIRECTOR_FEDERATION_DISCOVERY_URL:
@@ -77,18 +87,27 @@ def registry_client() -> RegistryClient | None:
     """This process's client of the external registry, or None (not configured, or its
     URL not known yet)."""
     global _client
+    global _next_attempt
     if _client is not None or not configured():
         return _client
-    with _lock:
+    # One greenlet looks the URL up (a discovery document's answer may take its whole
+    # deadline); the others do not wait for it, and a failed look-up is not repeated
+    # for RESOLVE_RETRY seconds (health, metrics and discovery call this on each request).
+    if time.monotonic() < _next_attempt or not _lock.acquire(blocking=False):
+        return None
+    try:
         if _client is None:
-            url = registry_url()
-            if url:
-                try:
+            url = _resolve_url()
+            try:
+                if url:
                     _client = RegistryClient(url)
-                except ValueError as problem:  # not an http(s) URL (system check W006)
-                    _remember(str(problem))
-                    return None
-                logger.info("external registry: %s", url)
+                    logger.info("external registry: %s", url)
+            except ValueError as problem:  # not an http(s) URL (system check W006)
+                _remember(str(problem))
+            if _client is None:
+                _next_attempt = time.monotonic() + RESOLVE_RETRY
+    finally:
+        _lock.release()
     return _client
 
 
@@ -116,7 +135,8 @@ def _remember(problem: str) -> None:
 
 def forget() -> None:
     """Drop this process's client (tests; a changed setting)."""
-    global _client, _discovery_error
+    global _client, _discovery_error, _next_attempt
+    _next_attempt = 0.0
     with _lock:
         if _client is not None:
             _client.close()
