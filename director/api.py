@@ -25,7 +25,7 @@ from ninja.security import HttpBearer
 
 from director import presence, registry
 from director.ads import record_advertisement, without_name_authority
-from director.federation import advertise, external, remote_check
+from director.federation import advertise, external, refusals, remote_check
 from director.federation.schemas import ApprovalErrorOut
 from director.locate import client_ip, external_url
 from director.models import Downtime, RegistrationToken, Server, Source
@@ -46,10 +46,9 @@ from director.schemas import (
     UiNamespaceOut,
 )
 from director.snapshot import NamespaceView
-from director.trust.refusals import RefusalCounter
 from director.trust.tokens import looks_like_jwt
 from director.wire.ads import AdvertisementIn
-from director.wire.errors import ApprovalRefusal, Refusal
+from director.wire.errors import Refusal
 from director.wire.healthfiles import MONITORING_NAMESPACE
 from director.wire.paths import PathError, clean_path
 from director.wire.tokens import bearer_token
@@ -68,8 +67,6 @@ TOKEN_MODE_OFF = (
     "register the server's namespace and sign its advertisements"
 )
 DEPRECATED_V1_LISTING = "Deprecated API: use GET /api/v2.0/director/listNamespaces"
-# Refused advertisements per client address (DIRECTOR_REFUSED_ADS_PER_MINUTE).
-refused_ads = RefusalCounter()
 
 # by_alias: the schemas' wire names (``token-issuer``, ``class``) in bodies and document.
 director_router = Router(tags=["director"], by_alias=True)
@@ -105,11 +102,9 @@ def _register(request: HttpRequest, kind: ServerKind, ad: AdvertisementIn) -> Su
                 external_url(request),
                 auth.binding,
             )
-        except ApprovalRefusal:
-            raise  # a key holder waiting for approval: not counted
         except Refusal as refused:
-            if refused.status != 503:  # the registry could not be asked: not the sender's
-                refused_ads.note(client_ip(request))
+            if refusals.sender_caused(refused):
+                refusals.refused_ads.note(client_ip(request))
             raise
         client = external.registry_client()
         if client is not None and not remote_check.name_authorized(
@@ -145,20 +140,8 @@ class RegistrationBearer(HttpBearer):
     """
 
     def __call__(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
-        address = client_ip(request)
-        wait = refused_ads.retry_after(address, settings.DIRECTOR_REFUSED_ADS_PER_MINUTE)
-        if wait:
-            raise Refusal(
-                429,
-                f"Too many refused advertisements from {address}; retry in {wait} s",
-                header_lines=(("Retry-After", str(wait)),),
-            )
-        try:
+        with refusals.counted(client_ip(request)):
             return self.checked(request)
-        except Refusal as refused:
-            if refused.status != 503:  # the registry could not be asked: not the sender's
-                refused_ads.note(address)
-            raise
 
     def checked(self, request: HttpRequest) -> RegistrationToken | AdvertiseToken:
         authorization = str(request.META.get("HTTP_AUTHORIZATION", ""))

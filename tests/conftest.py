@@ -26,9 +26,9 @@ from openapi_support import JSONDict
 from processes import origin_server, postgres_url, spawn  # noqa: F401  (fixtures)
 
 from director import geo, locate, registry
-from director.api import refused_ads
 from director.demo.fileserver import FileServer
 from director.federation import issuer
+from director.federation.refusals import refused_ads
 from director.geo import OnceLog
 from director.models import RegistrationToken, StatSettings
 from director_project.api import api

@@ -164,6 +164,14 @@ def refused_twice(endpoint: str) -> Callable[[Env], HttpResponse]:
     return send
 
 
+def fed_token_refused_twice(env: Env) -> HttpResponse:
+    """getFedToken without a token, twice, with one refusal allowed a minute: 429."""
+    with override_settings(DIRECTOR_REFUSED_ADS_PER_MINUTE=1):
+        first = env.get("/api/v1.0/director/getFedToken?host=cache-r&sType=Cache")
+        assert first.status_code == 403, first.content
+        return env.get("/api/v1.0/director/getFedToken?host=cache-r&sType=Cache")
+
+
 def discovered_servers(env: Env) -> HttpResponse:
     token = issuer.signer().mint(
         issuer="https://testserver",  # discovery's name for http://testserver
@@ -304,6 +312,7 @@ def registry_cases() -> list[Case]:
         ),
         get("/api/v1.0/director/getFedToken", 200, "a cache's token", fed_token_for_a_cache),
         get("/api/v1.0/director/getFedToken", 503, "no external URL", fed_token_unnamed),
+        get("/api/v1.0/director/getFedToken", 429, "refused", fed_token_refused_twice),
         post("/api/v1.0/director/registerOrigin", 429, "refused", refused_twice("registerOrigin")),
         post("/api/v1.0/director/registerCache", 429, "refused", refused_twice("registerCache")),
         get(

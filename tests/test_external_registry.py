@@ -364,3 +364,27 @@ def test_a_hanging_discovery_document_is_asked_once_and_holds_no_caller(settings
         hang.set()
         discovery.stop()
         external.forget()
+
+
+def test_get_fed_token_with_a_token_that_cannot_pass_asks_the_registry_nothing(
+    live_director, registry, origin, settings
+):
+    """Anonymous getFedToken calls for random hosts with a token for another director:
+    refused before any registry request, and counted per address (then 429)."""
+    fake, server = registry
+    settings.DIRECTOR_REFUSED_ADS_PER_MINUTE = 3
+    foreign = origin.advertise_token("https://other-director.example.org")
+
+    answers = [
+        requests.get(
+            f"{live_director.url}/api/v1.0/director/getFedToken",
+            params={"host": f"random-{index}", "sType": "Cache"},
+            headers={"Authorization": f"Bearer {foreign}"},
+            timeout=10,
+        )
+        for index in range(4)
+    ]
+
+    assert [answer.status_code for answer in answers] == [403, 403, 403, 429]
+    assert answers[3].headers["Retry-After"]
+    assert server.total() == 0

@@ -23,7 +23,7 @@ from helpers import make_ad, namespace_ad
 from pelican_peer import PelicanPeer, server_ad
 
 from director import api, locate
-from director.federation import advertise
+from director.federation import advertise, refusals
 from director.federation.registry import decide
 from director.models import RegistrationStatus
 from director.trust.refusals import RefusalCounter
@@ -172,7 +172,7 @@ def test_an_address_refused_too_often_gets_429_until_its_minute_ends(
 ):
     proxied.DIRECTOR_REFUSED_ADS_PER_MINUTE = 5
     now = [960.0]  # the start of a minute
-    monkeypatch.setattr(api, "refused_ads", RefusalCounter(clock=lambda: now[0]))
+    monkeypatch.setattr(refusals, "refused_ads", RefusalCounter(clock=lambda: now[0]))
     stranger = PelicanPeer(live_director.url, "stranger")
     token = bearer(stranger, live_director.url)
     body = flood_ad(0)

@@ -344,6 +344,9 @@ def verify_membership(token: str, registry_prefix: str, bound: Binding) -> Verdi
     asked)."""
     client = external.required_client()
     if client is not None:
+        problem = remote_check.unverified_problem(token, bound)
+        if problem:  # no registry request for a token that could never pass
+            return Verdict(problem=problem)
         with bounded(client):
             return RemoteCheck(client, token, bound).verdict(registry_prefix)
     return TokenCheck(token, [registry_prefix], bound).verdict(registry_prefix)

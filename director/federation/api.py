@@ -13,7 +13,7 @@ from django.conf import settings
 from django.http import HttpRequest
 from ninja import Router, Status
 
-from director.federation import downtimes, external, fedtoken, keyupdates
+from director.federation import downtimes, external, fedtoken, keyupdates, refusals
 from director.federation import registry as service
 from director.federation.schemas import (
     AllowedPrefixesOut,
@@ -228,19 +228,20 @@ def registry_downtimes(request: HttpRequest, status: str = "", source: str = "")
 @issuer_router.get(
     "/getFedToken",
     summary="A federation token for a registered server (Pelican's getFedToken)",
-    response={200: TokenOut, 403: ErrorOut, 503: ErrorOut},
+    response={200: TokenOut, 403: ErrorOut, 429: ErrorOut, 503: ErrorOut},
 )
 def get_fed_token(request: HttpRequest, host: str = "", sType: str = "") -> Status[Any]:  # noqa: N803
     # The parameters declare the query in the OpenAPI document; fedtoken reads every value
-    # given (a repeated one is refused).
-    token = fedtoken.fed_token(
-        hosts=request.GET.getlist("host"),
-        server_types=request.GET.getlist("sType"),
-        authorization=str(request.META.get("HTTP_AUTHORIZATION", "")),
-        authz=request.GET.get("authz", ""),
-        url=request.get_full_path(),
-        base_url=external_url(request),
-    )
+    # given (a repeated one is refused). Refusals count per address, as ads' do.
+    with refusals.counted(client_ip(request), "federation-token requests"):
+        token = fedtoken.fed_token(
+            hosts=request.GET.getlist("host"),
+            server_types=request.GET.getlist("sType"),
+            authorization=str(request.META.get("HTTP_AUTHORIZATION", "")),
+            authz=request.GET.get("authz", ""),
+            url=request.get_full_path(),
+            base_url=external_url(request),
+        )
     return Status(200, TokenOut(access_token=token, error=""))
 
 

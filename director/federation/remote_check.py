@@ -153,6 +153,20 @@ class RemoteCheck:
         return self._approval(prefix) or Verdict(scoped=tokens.has_scope(claims, tokens.ADVERTISE))
 
 
+def unverified_problem(token: str, bound: Bound) -> str:
+    """What is wrong with the token before any key is looked at (its kid; its ``aud``,
+    lifetime and expiry, unverified), or "": checked first, so that a token that could
+    never pass costs no registry request."""
+    try:
+        tokens.unverified_kid(token)
+        unverified = jwt.decode(token, options={"verify_signature": False})
+    except tokens.TokenRejected as rejected:
+        return str(rejected)
+    except jwt.PyJWTError as error:
+        return f"failed to verify token signature: {error}"
+    return bound.problem(unverified) if isinstance(unverified, dict) else "no claims"
+
+
 def _refused(problem: str) -> Refusal:
     return Refusal(403, f"Authorization token verification failed {problem}")
 
@@ -167,16 +181,10 @@ def authenticate(
     """The auth step in external mode (see the module doc). ``peek`` reads the request's
     JSON body without validating it; ``verify_ad`` verifies what it names (the server
     prefix, then an origin's namespaces). Raises Refusal (403, 503 + Retry-After)."""
-    try:
-        kid = tokens.unverified_kid(token)
-        unverified = jwt.decode(token, options={"verify_signature": False})
-    except tokens.TokenRejected as rejected:
-        raise _refused(str(rejected)) from None
-    except jwt.PyJWTError as error:
-        raise _refused(f"failed to verify token signature: {error}") from None
-    problem = bound.problem(unverified) if isinstance(unverified, dict) else "no claims"
+    problem = unverified_problem(token, bound)
     if problem:
         raise _refused(problem)
+    kid = tokens.unverified_kid(token)
     known = KNOWN_KIDS.get(kid)
     if known is not None and kid in known.keys:
         try:
