@@ -235,7 +235,13 @@ def _register(
                 description=description,
                 registered_from=client_address[:64],
             )
-    except IntegrityError:
+    except IntegrityError:  # another commit registered the prefix a moment before this one
+        winner = NamespaceRegistration.objects.filter(prefix=prefix).first()
+        stored = stored_key_set(winner) if winner is not None else None
+        if stored is None or not stored.has_key(key_set.first()):
+            raise Refusal(
+                403, f"{REGISTER_DENIED}The prefix {prefix} is registered with another key"
+            ) from None
         return Answer(
             200, {"message": f"The prefix {prefix} is already registered -- nothing else to do!"}
         )
