@@ -15,6 +15,7 @@ import json
 import os
 import re
 import subprocess
+import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
 from pathlib import Path
@@ -315,3 +316,18 @@ def test_make_runs_pelicanfs_line_reads_the_demo_over_https(tmp_path: Path, spaw
     assert data(results, "range") == DEMO_FILES["demo/data/numbers.csv"][:8]
     assert sorted(value(results, "find")) == ["/demo/data/numbers.csv", "/demo/hello.txt"]
     assert value(results, "exists-missing") is False
+    # The demo's caches pass their health tests: they fetch the test object through the
+    # director's HTTPS URL (its external URL), trusting the demo's CA.
+    plain = next(
+        match.group(1)
+        for line in director.lines
+        if (match := re.search(r"curl -L (http://\S+)/demo/hello\.txt", line))
+    )
+    deadline = time.monotonic() + 90
+    while True:
+        servers = requests.get(f"{plain}/api/v1.0/director_ui/servers", timeout=10).json()
+        statuses = {server["name"]: server["healthStatus"] for server in servers}
+        if all(status == "OK" for status in statuses.values()):
+            break
+        assert time.monotonic() < deadline, (statuses, director.describe())
+        time.sleep(1)

@@ -81,6 +81,9 @@ class DemoFederation:
 
     director_url: str
     data_dir: Path
+    # The demo's CA when the director also serves TLS: its caches follow redirects to
+    # the director's HTTPS URL (its external URL), e.g. for the health-test objects.
+    ca_file: Path | None = None
     members: list[DemoServer] = field(default_factory=list)
     token_pks: list[int] = field(default_factory=list)
     _advertiser: SupervisedLoop = field(
@@ -95,7 +98,11 @@ class DemoFederation:
             if kind is ServerKind.ORIGIN:
                 server = FileServer(root=self.data_dir, name=name)
             else:
-                server = FileServer(name=name, upstream_director=self.director_url)
+                server = FileServer(
+                    name=name,
+                    upstream_director=self.director_url,
+                    upstream_ca=str(self.ca_file) if self.ca_file is not None else None,
+                )
             member = DemoServer(
                 name, kind, latitude, longitude, server.start(), secrets_by_name.get(name, "")
             )

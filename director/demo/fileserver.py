@@ -119,6 +119,7 @@ class FileServer:
         host: str = "127.0.0.1",
         port: int = 0,
         upstream_director: str | None = None,
+        upstream_ca: str | None = None,
         max_connections: int = 2000,
     ) -> None:
         self.name = name
@@ -128,6 +129,7 @@ class FileServer:
         }
         self.behaviour = Behaviour()
         self.upstream_director = upstream_director
+        self.upstream_ca = upstream_ca  # a CA file trusted upstream besides the system's
         self.requests: Counter[str] = Counter()
         self.seen_headers: list[dict[str, str]] = []
         self.max_seen = 1000
@@ -228,6 +230,7 @@ class FileServer:
                 f"{self.upstream_director}/api/v1.0/director/origin{path}",
                 headers={"User-Agent": CACHE_UA, **(headers or {})},
                 timeout=UPSTREAM_TIMEOUT,
+                verify=self.upstream_ca or True,
             )
         except requests.RequestException as error:
             logger.warning("%s: %s of %s upstream failed: %s", self.name, method, path, error)

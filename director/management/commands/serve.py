@@ -166,7 +166,7 @@ class Command(BaseCommand):
         from director.demo.federation import DemoFederation
 
         # The demo's own servers talk to the director over plain HTTP when it is served.
-        demo = DemoFederation(urls[0], Path(settings.BASE_DIR) / "demo-data").start()
+        demo = DemoFederation(urls[0], Path(settings.BASE_DIR) / "demo-data", ca_file).start()
         url, secure = urls[0], urls[-1]
         lines = [
             "demo federation: " + ", ".join(f"{m.name} {m.server.url}" for m in demo.members),
