@@ -79,8 +79,10 @@ MIDDLEWARE = [
 ]
 
 # Admin logins are throttled (django-axes): after DIRECTOR_ADMIN_LOGIN_FAILURES failures
-# from one client address, or for one user name, logins from it or for it are refused
-# with 429 for DIRECTOR_ADMIN_LOCKOUT_SECONDS; a successful login clears the count.
+# from one client address (any user name), or for one user name from one address, logins
+# from it are refused with 429 for DIRECTOR_ADMIN_LOCKOUT_SECONDS; a successful login
+# clears the count. Never per user name alone: whoever reaches the login page could then
+# lock every administrator out, from everywhere.
 DIRECTOR_ADMIN_LOGIN_FAILURES = env_int("DIRECTOR_ADMIN_LOGIN_FAILURES", 5, minimum=1)
 DIRECTOR_ADMIN_LOCKOUT_SECONDS = env_float("DIRECTOR_ADMIN_LOCKOUT_SECONDS", 900.0, minimum=1.0)
 AUTHENTICATION_BACKENDS = [
@@ -89,7 +91,7 @@ AUTHENTICATION_BACKENDS = [
 ]
 AXES_FAILURE_LIMIT = DIRECTOR_ADMIN_LOGIN_FAILURES
 AXES_COOLOFF_TIME = dt.timedelta(seconds=DIRECTOR_ADMIN_LOCKOUT_SECONDS)
-AXES_LOCKOUT_PARAMETERS = ["ip_address", "username"]
+AXES_LOCKOUT_PARAMETERS = ["ip_address", ["username", "ip_address"]]
 AXES_RESET_ON_SUCCESS = True
 AXES_CLIENT_IP_CALLABLE = "director.locate.client_ip"  # trusted proxies as for redirects
 AXES_LOCKOUT_CALLABLE = "director.views.admin_locked_out"

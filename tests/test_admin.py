@@ -15,7 +15,7 @@ from django.urls import reverse
 from django.utils import timezone
 from helpers import create_server, make_ad
 
-from director import registry
+from director import locate, registry
 from director.federation import issuer
 from director.models import (
     Downtime,
@@ -366,7 +366,9 @@ def _login(client, username: str, password: str, address: str):
     )
 
 
-def test_admin_logins_are_throttled_per_address_and_per_user_name(client, admin_user, settings):
+def test_admin_logins_are_throttled_per_address_never_per_user_name_alone(
+    client, admin_user, settings
+):
     settings.AXES_FAILURE_LIMIT = 3
     for _ in range(2):  # the form says the password is wrong
         assert _login(client, "admin", "wrong", "192.0.2.10").status_code == 200
@@ -375,12 +377,42 @@ def test_admin_logins_are_throttled_per_address_and_per_user_name(client, admin_
     assert locked.status_code == 429
     assert locked.json()["status"] == "error" and "failed logins" in locked.json()["msg"]
     assert int(locked["Retry-After"]) == int(settings.DIRECTOR_ADMIN_LOCKOUT_SECONDS)
-    # the user name is locked from any address; the address for any user name
-    assert _login(client, "admin", "password", "198.51.100.7").status_code == 429
+    # the address is locked for any user name
     assert _login(client, "someone", "x", "192.0.2.10").status_code == 429
-    # others are not
+    # others are not: the real administrator, from another address, logs in
     other = _login(client, "someone", "x", "198.51.100.7")
     assert other.status_code == 200 and "Please enter the correct" in other.content.decode()
+    assert _login(client, "admin", "password", "198.51.100.7").status_code == 302
+
+
+def test_an_attack_from_one_address_behind_a_proxy_locks_out_only_that_address(
+    client, admin_user, settings
+):
+    """Through a trusted proxy the client's address is X-Forwarded-For's: 30 wrong
+    passwords for "admin" from one address lock that address, and the administrator
+    logging in from another address behind the same proxy gets in."""
+    settings.AXES_FAILURE_LIMIT = 30
+    settings.DIRECTOR_TRUSTED_PROXIES = ["10.0.0.1/32"]
+    locate.trusted_proxies.cache_clear()
+    try:
+
+        def through_proxy(password: str, client_address: str):
+            return client.post(
+                reverse("admin:login"),
+                {"username": "admin", "password": password, "next": "/admin/"},
+                REMOTE_ADDR="10.0.0.1",
+                HTTP_X_FORWARDED_FOR=client_address,
+            )
+
+        attack = [through_proxy("wrong", "203.0.113.66").status_code for _ in range(31)]
+        administrator = through_proxy("password", "198.51.100.20")
+        attacker_again = through_proxy("password", "203.0.113.66")
+    finally:
+        locate.trusted_proxies.cache_clear()
+
+    assert attack[:29] == [200] * 29 and attack[29:] == [429, 429]
+    assert administrator.status_code == 302
+    assert attacker_again.status_code == 429
 
 
 def test_a_successful_login_clears_the_failures(client, admin_user, settings):
