@@ -26,7 +26,7 @@ from cachetools import LRUCache
 from django.conf import settings
 
 from director.federation import external, remote_check
-from director.federation.remote_check import RemoteCheck, Verdict, bounded
+from director.federation.remote_check import RemoteCheck, SignedOnce, Verdict, bounded
 from director.models import NamespaceRegistration
 from director.remote.registry import RegistryClient
 from director.trust import keys, tokens
@@ -152,20 +152,17 @@ def authenticate(token: str, bound: Binding) -> dict[str, Any]:
     raise Refusal(403, f"Authorization token verification failed {problem}")
 
 
-class TokenCheck:
+class TokenCheck(SignedOnce):
     """One advertise token checked against the registrations of several prefixes: one
     query, the header read once, the signature checked once per distinct key."""
 
+    KEYS_OF = "the key set registered for this prefix"
+
     def __init__(self, token: str, prefixes: Iterable[str], bound: Binding) -> None:
-        self.token = token
+        super().__init__(token)
         self.bound = bound
         self.registrations: dict[str, tuple[str, str]] = {}
         self.load(prefixes)
-        try:
-            self.kid, self.kid_problem = tokens.unverified_kid(token), ""
-        except tokens.TokenRejected as rejected:
-            self.kid, self.kid_problem = "", str(rejected)
-        self._by_key: dict[str, dict[str, Any] | str] = {}  # thumbprint -> claims or error
 
     def load(self, prefixes: Iterable[str]) -> None:
         """Read the registrations of ``prefixes`` (one query)."""
@@ -178,22 +175,6 @@ class TokenCheck:
             .order_by()
             .values_list("prefix", "pubkey", "status")
         }
-
-    def _claims(self, key_set: keys.KeySet) -> dict[str, Any] | str:
-        key_print = key_set.prints.get(self.kid)
-        if key_print is None:
-            return (
-                f'failed to verify token signature: no key with kid "{self.kid}" in the key set '
-                "registered for this prefix"
-            )
-        if key_print not in self._by_key:
-            try:
-                self._by_key[key_print] = tokens.verify(
-                    self.token, {self.kid: key_set.keys[self.kid]}
-                )
-            except tokens.TokenRejected as rejected:
-                self._by_key[key_print] = str(rejected)
-        return self._by_key[key_print]
 
     def verdict(self, prefix: str, server_prefix: str = "") -> Verdict:
         """How the token fares against ``prefix``'s registration; its ``iss`` is checked

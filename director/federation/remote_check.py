@@ -89,29 +89,27 @@ def bounded(client: RegistryClient, seconds: float = AD_DEADLINE) -> Iterator[No
         timeout.close()
 
 
-class RemoteCheck:
-    """One advertise token against the registry's keys of several prefixes; the
-    signature is checked once per distinct key."""
+class SignedOnce:
+    """An advertise token whose signature is checked once per distinct key (a key set's
+    thumbprint), however many prefixes share that key: the one rule of both checks, this
+    director's tables (``advertise.TokenCheck``) and the external registry's
+    (``RemoteCheck``)."""
 
-    def __init__(self, client: RegistryClient, token: str, bound: Bound) -> None:
-        self.client = client
+    KEYS_OF = "the key set"  # how a refusal names where the kid was looked for
+
+    def __init__(self, token: str) -> None:
         self.token = token
-        self.bound = bound
         try:
             self.kid, self.kid_problem = tokens.unverified_kid(token), ""
         except tokens.TokenRejected as rejected:
             self.kid, self.kid_problem = "", str(rejected)
-        self._by_key: dict[str, dict[str, Any] | str] = {}
-
-    def load(self, prefixes: object) -> None:
-        """Nothing to preload: each prefix is asked of the client's caches."""
+        self._by_key: dict[str, dict[str, Any] | str] = {}  # thumbprint -> claims or error
 
     def _claims(self, key_set: keys.KeySet) -> dict[str, Any] | str:
         key_print = key_set.prints.get(self.kid)
         if key_print is None:
             return (
-                f'failed to verify token signature: no key with kid "{self.kid}" in the key set '
-                "the registry serves for this prefix"
+                f'failed to verify token signature: no key with kid "{self.kid}" in {self.KEYS_OF}'
             )
         if key_print not in self._by_key:
             try:
@@ -121,6 +119,21 @@ class RemoteCheck:
             except tokens.TokenRejected as rejected:
                 self._by_key[key_print] = str(rejected)
         return self._by_key[key_print]
+
+
+class RemoteCheck(SignedOnce):
+    """One advertise token against the registry's keys of several prefixes; the
+    signature is checked once per distinct key."""
+
+    KEYS_OF = "the key set the registry serves for this prefix"
+
+    def __init__(self, client: RegistryClient, token: str, bound: Bound) -> None:
+        super().__init__(token)
+        self.client = client
+        self.bound = bound
+
+    def load(self, prefixes: object) -> None:
+        """Nothing to preload: each prefix is asked of the client's caches."""
 
     def _approval(self, prefix: str) -> Verdict | None:
         """None when approved; else the verdict (unapproved, or unknown to the registry)."""
