@@ -12,6 +12,7 @@ import os
 import queue
 import re
 import secrets
+import socket
 import subprocess
 import sys
 import threading
@@ -222,6 +223,40 @@ def serve(spawn: Spawn, env: dict[str, str], *extra: str, name: str) -> tuple[Ma
     process = spawn("serve", "--port", "0", *extra, env=env, name=name)
     url = process.wait_for_line(SERVING_LINE, START_TIMEOUT).group(1)
     return process, url
+
+
+def serve_named(workdir: Path, **env: str) -> tuple[ManagedProcess, str, dict[str, str]]:
+    """A migrated ``manage.py serve`` on its own SQLite database in ``workdir``, named by
+    its URL as a deployment is (DIRECTOR_EXTERNAL_URL, on a port chosen before it
+    starts: only then does it mint tokens); its process, URL and environment. The caller
+    stops the process."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    environment = manage_env(
+        sqlite_url(workdir), DIRECTOR_EXTERNAL_URL=f"http://127.0.0.1:{port}", **env
+    )
+    run_manage_ok("migrate", "--noinput", "-v0", env=environment)
+    stderr_path = workdir / "serve.stderr"
+    with stderr_path.open("w") as stderr:
+        popen = subprocess.Popen(
+            [sys.executable, "manage.py", "serve", "--port", str(port)],
+            cwd=REPO_ROOT,
+            env=environment,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.PIPE,
+            stderr=stderr,
+            text=True,
+        )
+    process = ManagedProcess(workdir.name, popen, stderr_path)
+    process.start_reader()
+    url = ""
+    try:
+        url = process.wait_for_line(SERVING_LINE, START_TIMEOUT).group(1)
+    finally:
+        if not url:  # it never served: stopped here, the caller gets no process to stop
+            process.stop()
+    return process, url, environment
 
 
 def poll_until(

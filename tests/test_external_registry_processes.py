@@ -19,10 +19,7 @@ from __future__ import annotations
 import re
 import secrets
 import signal
-import socket
 import statistics
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -33,15 +30,7 @@ import gevent
 import pytest
 import requests
 from pelican_peer import PelicanPeer, server_ad
-from processes import (
-    REPO_ROOT,
-    SERVING_LINE,
-    START_TIMEOUT,
-    ManagedProcess,
-    manage_env,
-    run_manage_ok,
-    sqlite_url,
-)
+from processes import ManagedProcess, run_manage_ok, serve_named
 
 FAULT_LIMIT = 5.0  # seconds: a new server's answer while the registry fails
 API_COUNT = re.compile(
@@ -72,32 +61,8 @@ class Service:
         self.process.popen.send_signal(number)
 
 
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def serve(workdir: Path, **env: str) -> Service:
-    port = free_port()
-    environment = manage_env(
-        sqlite_url(workdir), DIRECTOR_EXTERNAL_URL=f"http://127.0.0.1:{port}", **env
-    )
-    run_manage_ok("migrate", "--noinput", "-v0", env=environment)
-    stderr_path = workdir / "serve.stderr"
-    with stderr_path.open("w") as stderr:
-        popen = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=environment,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    process = ManagedProcess(workdir.name, popen, stderr_path)
-    process.start_reader()
-    url = process.wait_for_line(SERVING_LINE, START_TIMEOUT).group(1)
+    process, url, environment = serve_named(workdir, **env)
     return Service(url, environment, process)
 
 

@@ -11,9 +11,6 @@ One director process serves the whole module (each test uses names of its own).
 from __future__ import annotations
 
 import secrets
-import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from typing import Any
@@ -22,15 +19,7 @@ import jwt
 import pytest
 import requests
 from pelican_peer import PelicanPeer, public_jwk, server_ad
-from processes import (
-    REPO_ROOT,
-    SERVING_LINE,
-    START_TIMEOUT,
-    ManagedProcess,
-    manage_env,
-    run_manage_ok,
-    sqlite_url,
-)
+from processes import run_manage_ok, serve_named
 
 HELP = "You may find more information on "
 
@@ -72,26 +61,8 @@ def director(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Director]:
     workdir = tmp_path_factory.mktemp("pelican-registry")
     # Named by its URL, as a deployment is (it mints getFedToken's tokens with that issuer
     # only then): a port chosen before it starts.
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
-    env = manage_env(sqlite_url(workdir), DIRECTOR_EXTERNAL_URL=f"http://127.0.0.1:{port}")
-    run_manage_ok("migrate", "--noinput", "-v0", env=env)
-    stderr_path = workdir / "serve.stderr"
-    with stderr_path.open("w") as stderr:
-        popen = subprocess.Popen(
-            [sys.executable, "manage.py", "serve", "--port", str(port)],
-            cwd=REPO_ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.PIPE,
-            stderr=stderr,
-            text=True,
-        )
-    process = ManagedProcess("serve", popen, stderr_path)
-    process.start_reader()
+    process, url, env = serve_named(workdir)
     try:
-        url = process.wait_for_line(SERVING_LINE, START_TIMEOUT).group(1)
         assert url == env["DIRECTOR_EXTERNAL_URL"]
         yield Director(url, env)
     finally:
